@@ -1,0 +1,169 @@
+//! Start-up order, serving, and the graceful stop.
+//!
+//! Ports `init()`, `create_ssl_context()` and `main()` of upstream `main.py`. Differences on
+//! purpose: the database schema is checked before serving (upstream failed on the first
+//! query), a certificate that cannot be loaded stops start-up (upstream carried on without
+//! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState};
+use crate::config::{AuthStrategy, Config, StoreData};
+use crate::db::Db;
+use crate::node_cache::NodeCache;
+
+/// Connects to the database, checks its schema and builds the shared state.
+pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
+    let db = Db::connect(&config.database).await?;
+    db.check_schema().await?;
+    let auth = crate::auth::from_config(&config)?;
+    Ok(AppState {
+        node_cache: NodeCache::new(db.clone()),
+        db,
+        auth,
+        config,
+        tasks: TaskTracker::new(),
+        shutdown: CancellationToken::new(),
+    })
+}
+
+/// Loads the TLS certificate and key when `[DEFAULT] use_ssl` is set. Any failure is fatal.
+pub async fn tls_config(config: &Config) -> anyhow::Result<Option<RustlsConfig>> {
+    if !config.default.use_ssl {
+        return Ok(None);
+    }
+    // Both rustls users (this server and reqwest) agree on the ring provider; installing it
+    // twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = &config.default.ssl_cert_path;
+    let key = &config.default.ssl_key_path;
+    let tls = RustlsConfig::from_pem_file(cert, key)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot load the TLS certificate [DEFAULT] ssl_cert_path = {cert} or key \
+             [DEFAULT] ssl_key_path = {key}"
+            )
+        })?;
+    Ok(Some(tls))
+}
+
+/// Logs what upstream's `init()` reported about the configuration.
+fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
+    if config.default.auth_strategy == AuthStrategy::Noauth {
+        tracing::warn!("starting without authentication: every API caller is trusted");
+    }
+    match config.processing.store_data {
+        StoreData::None => tracing::warn!(
+            "introspection data will not be stored; set [processing] store_data to keep it"
+        ),
+        StoreData::Swift => tracing::info!(
+            container = %config.swift.container,
+            "introspection data will be stored in Swift"
+        ),
+    }
+    if config.default.timeout <= 0 {
+        tracing::warn!("introspection timeout is disabled in the configuration");
+    }
+    tracing::info!(
+        listen = %addr,
+        scheme = if tls { "https" } else { "http" },
+        version = env!("CARGO_PKG_VERSION"),
+        "ironic-inspector is serving"
+    );
+}
+
+/// Serves the API on an already-bound listener until `shutdown` is cancelled, then drains
+/// open requests (at most [`api::SHUTDOWN_GRACE`]) and waits for background tasks.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<RustlsConfig>,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    log_start_up(&state.config, addr, tls.is_some());
+    let handle = Handle::new();
+    let shutdown = state.shutdown.clone();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(api::SHUTDOWN_GRACE));
+    });
+    let tasks = state.tasks.clone();
+    let service = api::router(state).into_make_service();
+    match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(service)
+                .await?
+        }
+    }
+    tasks.close();
+    if tokio::time::timeout(api::SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks still running at shutdown were abandoned");
+    }
+    tracing::info!("ironic-inspector stopped");
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or SIGINT).
+pub async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// The daemon: build everything from `config`, bind the configured address, serve until a
+/// stop signal.
+pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+    let tls = tls_config(&config).await?;
+    let state = build_state(config.clone()).await?;
+    let address = format!(
+        "{}:{}",
+        config.default.listen_address, config.default.listen_port
+    );
+    let listener = TcpListener::bind(&address).with_context(|| {
+        format!("cannot listen on {address} ([DEFAULT] listen_address, listen_port)")
+    })?;
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stop requested");
+        shutdown.cancel();
+    });
+    serve(state, listener, tls).await
+}

@@ -1,0 +1,1126 @@
+//! Configuration: oslo.config INI files into one typed [`Config`].
+//!
+//! Ports `ironic_inspector/conf.py` (and the options that `common/swift.py`, oslo.db,
+//! oslo.log and keystonemiddleware registered). Option names, sections, types, defaults and
+//! deprecated aliases are upstream's; every option is declared once in [`spec::OPTIONS`], which
+//! also drives the check that `example.conf` documents them all. This module only reads and
+//! validates: it never opens a database, a socket or a file other than the config files.
+
+pub mod oslo;
+pub mod spec;
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+/// How the API checks callers (`[DEFAULT] auth_strategy`, or the deprecated `authenticate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthStrategy {
+    /// Every request is accepted.
+    Noauth,
+    /// Requests to protected endpoints need a Keystone token with role `admin`.
+    Keystone,
+}
+
+/// `[processing] add_ports`: which NICs become Ironic ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddPorts {
+    /// Every valid interface.
+    All,
+    /// Interfaces that have an IP address.
+    Active,
+    /// Only the PXE boot interface (falls back to `active` without `boot_interface`).
+    Pxe,
+}
+
+/// `[processing] keep_ports`: which existing Ironic ports survive processing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepPorts {
+    /// Keep every port.
+    All,
+    /// Keep ports whose MAC the ramdisk saw.
+    Present,
+    /// Keep only the ports that processing added.
+    Added,
+}
+
+/// `[processing] store_data`: where processed introspection data goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreData {
+    /// Not stored.
+    None,
+    /// Stored as an object in Swift.
+    Swift,
+}
+
+/// The whole configuration, read once at start-up and shared as `Arc<Config>`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[DEFAULT]`.
+    pub default: DefaultSection,
+    /// `[firewall]`.
+    pub firewall: FirewallSection,
+    /// `[ironic]`.
+    pub ironic: IronicSection,
+    /// `[processing]`.
+    pub processing: ProcessingSection,
+    /// `[swift]`.
+    pub swift: SwiftSection,
+    /// `[database]` (oslo.db), with `[discoverd] database` already folded in.
+    pub database: DatabaseSection,
+    /// `[keystone_authtoken]`, with upstream's `[ironic]` overrides already applied.
+    pub keystone_authtoken: KeystoneAuthtoken,
+    /// `[oslo_middleware]`.
+    pub oslo_middleware: OsloMiddleware,
+}
+
+/// `[DEFAULT]`: the service itself and logging.
+#[derive(Clone, Debug)]
+pub struct DefaultSection {
+    /// IP address to listen on.
+    pub listen_address: String,
+    /// Port to listen on.
+    pub listen_port: u16,
+    /// Effective API authentication (the deprecated `authenticate` wins when set).
+    pub auth_strategy: AuthStrategy,
+    /// Seconds an introspection may run before it is failed; `<= 0` disables timeouts and
+    /// the whole clean-up loop, as upstream.
+    pub timeout: i64,
+    /// Seconds a finished node's status is kept.
+    pub node_status_keep_time: i64,
+    /// Seconds between clean-up runs.
+    pub clean_up_period: i64,
+    /// Serve HTTPS.
+    pub use_ssl: bool,
+    /// PEM certificate for HTTPS.
+    pub ssl_cert_path: String,
+    /// PEM private key for HTTPS.
+    pub ssl_key_path: String,
+    /// Upper bound on background introspection tasks.
+    pub max_concurrency: i64,
+    /// Minimum seconds between two reboots of nodes whose driver matches the regex below.
+    pub introspection_delay: i64,
+    /// Regular expression (anchored at the start) over the node's driver name.
+    pub introspection_delay_drivers: String,
+    /// `driver_info` keys read as the BMC address after `ipmi_address`.
+    pub ipmi_address_fields: Vec<String>,
+    /// Path given to `ironic-inspector-rootwrap`.
+    pub rootwrap_config: String,
+    /// Debug logging, and error details in 500 answers.
+    pub debug: bool,
+    /// Log to this file instead of standard error.
+    pub log_file: Option<PathBuf>,
+    /// Directory for `log_file` when that is relative.
+    pub log_dir: Option<PathBuf>,
+}
+
+/// `[firewall]`.
+#[derive(Clone, Debug)]
+pub struct FirewallSection {
+    /// Manage the iptables chain at all.
+    pub manage_firewall: bool,
+    /// Interface dnsmasq answers DHCP on.
+    pub dnsmasq_interface: String,
+    /// Seconds between periodic firewall refreshes.
+    pub firewall_update_period: i64,
+    /// Name of our iptables chain.
+    pub firewall_chain: String,
+}
+
+/// `[ironic]`: how we reach Ironic.
+#[derive(Clone, Debug)]
+pub struct IronicSection {
+    /// Keystone URL for the service credentials.
+    pub os_auth_url: String,
+    /// Service user name.
+    pub os_username: String,
+    /// Service password.
+    pub os_password: SecretString,
+    /// Service tenant (project) name.
+    pub os_tenant_name: String,
+    /// Deprecated Keystone admin endpoint.
+    pub identity_uri: String,
+    /// `noauth` (use `ironic_url`) or `keystone`.
+    pub auth_strategy: AuthStrategy,
+    /// Ironic endpoint when `auth_strategy = noauth`.
+    pub ironic_url: String,
+    /// Catalog service type of Ironic.
+    pub os_service_type: String,
+    /// Catalog endpoint interface of Ironic.
+    pub os_endpoint_type: String,
+    /// Seconds between retries of a failed Ironic call.
+    pub retry_interval: i64,
+    /// Retries of a failed Ironic call.
+    pub max_retries: i64,
+}
+
+/// `[processing]`.
+#[derive(Clone, Debug)]
+pub struct ProcessingSection {
+    /// Which NICs become ports.
+    pub add_ports: AddPorts,
+    /// Which ports are kept.
+    pub keep_ports: KeepPorts,
+    /// Scheduler hook overwrites properties that are already set.
+    pub overwrite_existing: bool,
+    /// Allow `new_ipmi_password` on introspection start.
+    pub enable_setting_ipmi_credentials: bool,
+    /// The base hook list, as written (comma-separated).
+    pub default_processing_hooks: String,
+    /// Enabled hooks in run order, after `$default_processing_hooks` expansion.
+    pub processing_hooks: Vec<String>,
+    /// Where ramdisk logs are written.
+    pub ramdisk_logs_dir: Option<PathBuf>,
+    /// Store ramdisk logs even when the ramdisk reports no error.
+    pub always_store_ramdisk_logs: bool,
+    /// Hook run when no node matches the ramdisk's data.
+    pub node_not_found_hook: Option<String>,
+    /// Where processed data is stored.
+    pub store_data: StoreData,
+    /// `extra` key of the node that receives the stored object's name.
+    pub store_data_location: Option<String>,
+    /// Leave 1 GiB for partitioning when `local_gb` comes from the root disk.
+    pub disk_partitioning_spacing: bool,
+}
+
+/// `[swift]`.
+#[derive(Clone, Debug)]
+pub struct SwiftSection {
+    /// Retries of a failed Swift request.
+    pub max_retries: i64,
+    /// Seconds after which Swift deletes stored objects; 0 keeps them.
+    pub delete_after: i64,
+    /// Container for stored objects.
+    pub container: String,
+    /// Swift user.
+    pub username: String,
+    /// Swift password.
+    pub password: SecretString,
+    /// Swift tenant.
+    pub tenant_name: String,
+    /// Keystone API version for Swift's credentials.
+    pub os_auth_version: String,
+    /// Keystone URL for Swift's credentials.
+    pub os_auth_url: String,
+    /// Catalog service type of Swift.
+    pub os_service_type: String,
+    /// Catalog endpoint interface of Swift.
+    pub os_endpoint_type: String,
+}
+
+/// `[database]` (oslo.db options the daemon honours; the rest are accepted and ignored).
+#[derive(Clone, Debug)]
+pub struct DatabaseSection {
+    /// SQLAlchemy URL (`sqlite:///x.db`, `mysql+pymysql://…`, `postgresql://…`). `None` when
+    /// neither `[database] connection` nor `[discoverd] database` is set.
+    pub connection: Option<SecretString>,
+    /// SQLite `synchronous` pragma: FULL when true, OFF when false.
+    pub sqlite_synchronous: bool,
+    /// Connection attempts at start-up; -1 retries forever.
+    pub max_retries: i64,
+    /// Seconds between start-up connection attempts.
+    pub retry_interval: i64,
+    /// Largest number of pooled connections (`None`: our default).
+    pub max_pool_size: Option<u32>,
+    /// Seconds an idle pooled connection is kept.
+    pub idle_timeout: i64,
+    /// Seconds to wait for a pooled connection (`None`: our default).
+    pub pool_timeout: Option<i64>,
+}
+
+/// `[keystone_authtoken]`, after upstream's overrides from `[ironic]`
+/// (`os_username` → `admin_user`, `os_password` → `admin_password`, `os_tenant_name` →
+/// `admin_tenant_name`, `os_auth_url` → `auth_uri`, `identity_uri` → `identity_uri`;
+/// the first non-empty wins).
+#[derive(Clone, Debug)]
+pub struct KeystoneAuthtoken {
+    /// Public Keystone endpoint (v2.0 or v3 URL, or the bare root).
+    pub auth_uri: Option<String>,
+    /// Admin Keystone endpoint; preferred over `auth_uri` for validating tokens.
+    pub identity_uri: Option<String>,
+    /// Service user that validates tokens.
+    pub admin_user: Option<String>,
+    /// Its password.
+    pub admin_password: Option<SecretString>,
+    /// Its tenant (project).
+    pub admin_tenant_name: String,
+    /// Seconds a validated token is cached; keystonemiddleware's default is 300, we cap the
+    /// cache at this value.
+    pub token_cache_time: i64,
+    /// Seconds to wait for Keystone to accept a connection (`None`: our default).
+    pub http_connect_timeout: Option<i64>,
+    /// Retries of a Keystone request that could not connect.
+    pub http_request_max_retries: i64,
+    /// CA bundle for Keystone's certificate.
+    pub cafile: Option<PathBuf>,
+    /// Skip verification of Keystone's certificate.
+    pub insecure: bool,
+    /// Region to pick endpoints from.
+    pub region_name: Option<String>,
+}
+
+/// `[oslo_middleware]`.
+#[derive(Clone, Debug)]
+pub struct OsloMiddleware {
+    /// Largest accepted request body, in bytes.
+    pub max_request_body_size: usize,
+}
+
+/// A configuration that cannot be used: the daemon refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or parsed.
+    #[error(transparent)]
+    Parse(#[from] oslo::ParseError),
+    /// An option has a value of the wrong type or outside its choices.
+    #[error("invalid value {value:?} for option [{section}] {name}: {reason}")]
+    Invalid {
+        /// Section of the option.
+        section: String,
+        /// Option name.
+        name: String,
+        /// The value as written (secrets are replaced by `***`).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A combination of options that cannot work.
+    #[error("option [{section}] {name}: {reason}")]
+    Unusable {
+        /// Section of the option.
+        section: String,
+        /// Option name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The files oslo.config would read for program `ironic-inspector` when none is given.
+pub fn default_config_files() -> Vec<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        let home = PathBuf::from(home);
+        candidates.push(home.join(".ironic-inspector/ironic-inspector.conf"));
+        candidates.push(home.join("ironic-inspector.conf"));
+    }
+    candidates.push(PathBuf::from("/etc/ironic-inspector/ironic-inspector.conf"));
+    candidates.push(PathBuf::from("/etc/ironic-inspector.conf"));
+    candidates
+        .into_iter()
+        .filter(|p| p.is_file())
+        .take(1)
+        .collect()
+}
+
+/// Lists `DIR/*.conf` in sorted order, as `--config-dir` does.
+pub fn config_dir_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| oslo::ParseError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "conf") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads values out of the layered files according to [`spec::OPTIONS`].
+struct Resolver<'a> {
+    raw: &'a oslo::RawConfig,
+    warnings: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn spec(section: &str, name: &str) -> &'static spec::Opt {
+        match spec::find(section, name) {
+            Some(opt) => opt,
+            // Programming error: every option read below is in the table.
+            None => panic!("option [{section}] {name} is missing from config::spec::OPTIONS"),
+        }
+    }
+
+    /// The raw text of an option (file value, alias value or default), interpolated.
+    fn text(&mut self, section: &str, name: &str) -> Option<String> {
+        let opt = Self::spec(section, name);
+        let written = match self.raw.get(section, name) {
+            Some(raw) => Some(raw.value.clone()),
+            None => opt.deprecated.iter().find_map(|&(s, n)| {
+                self.raw.get(s, n).map(|raw| {
+                    self.warnings.push(format!(
+                        "option [{s}] {n} is deprecated, use [{section}] {name} instead"
+                    ));
+                    raw.value.clone()
+                })
+            }),
+        };
+        let value = written.or_else(|| opt.default.map(str::to_string))?;
+        if !matches!(opt.kind, spec::Kind::Str | spec::Kind::List) || !value.contains('$') {
+            return Some(value);
+        }
+        Some(self.interpolate(section, &value, 0))
+    }
+
+    fn interpolate(&mut self, section: &str, value: &str, depth: usize) -> String {
+        let raw = self.raw;
+        let lookup = |key: &str| -> Option<String> {
+            if depth > 8 {
+                return None;
+            }
+            [section, "DEFAULT"].iter().find_map(|s| {
+                let opt = spec::find(s, key)?;
+                raw.get(s, key)
+                    .map(|r| r.value.clone())
+                    .or_else(|| opt.default.map(str::to_string))
+            })
+        };
+        let once = oslo::interpolate(value, &lookup);
+        if once != value && once.contains('$') && depth < 8 {
+            self.interpolate(section, &once, depth + 1)
+        } else {
+            once
+        }
+    }
+
+    fn invalid(section: &str, name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+        let shown = if Self::spec(section, name).secret {
+            "***".to_string()
+        } else {
+            value.to_string()
+        };
+        ConfigError::Invalid {
+            section: section.to_string(),
+            name: name.to_string(),
+            value: shown,
+            reason: reason.into(),
+        }
+    }
+
+    fn string(&mut self, section: &str, name: &str) -> String {
+        self.text(section, name).unwrap_or_default()
+    }
+
+    /// A string option where unset and empty both mean "none".
+    fn optional(&mut self, section: &str, name: &str) -> Option<String> {
+        self.text(section, name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn secret(&mut self, section: &str, name: &str) -> SecretString {
+        SecretString::from(self.string(section, name))
+    }
+
+    fn int(&mut self, section: &str, name: &str) -> Result<i64, ConfigError> {
+        let value = self.string(section, name);
+        value
+            .trim()
+            .trim_start_matches('+')
+            .parse::<i64>()
+            .map_err(|_| Self::invalid(section, name, &value, "not an integer"))
+    }
+
+    fn optional_int(&mut self, section: &str, name: &str) -> Result<Option<i64>, ConfigError> {
+        match self.optional(section, name) {
+            None => Ok(None),
+            Some(_) => self.int(section, name).map(Some),
+        }
+    }
+
+    fn boolean(&mut self, section: &str, name: &str) -> Result<bool, ConfigError> {
+        Ok(self.optional_bool(section, name)?.unwrap_or(false))
+    }
+
+    fn optional_bool(&mut self, section: &str, name: &str) -> Result<Option<bool>, ConfigError> {
+        let Some(value) = self.text(section, name) else {
+            return Ok(None);
+        };
+        oslo::parse_bool(&value).map(Some).ok_or_else(|| {
+            Self::invalid(
+                section,
+                name,
+                &value,
+                "expected a boolean (true/false, yes/no, on/off, 1/0)",
+            )
+        })
+    }
+
+    fn list(&mut self, section: &str, name: &str) -> Vec<String> {
+        oslo::parse_list(&self.string(section, name))
+    }
+
+    fn choice(&mut self, section: &str, name: &str) -> Result<&'static str, ConfigError> {
+        let value = self.string(section, name);
+        let spec::Kind::Choice(choices) = Self::spec(section, name).kind else {
+            panic!("option [{section}] {name} is not a choice option");
+        };
+        choices
+            .iter()
+            .find(|c| **c == value.trim())
+            .copied()
+            .ok_or_else(|| {
+                Self::invalid(
+                    section,
+                    name,
+                    &value,
+                    format!("must be one of: {}", choices.join(", ")),
+                )
+            })
+    }
+
+    /// Checks every option that was written, whether or not this daemon uses it, so a typo in
+    /// an ignored option is still reported; unknown names become warnings.
+    fn check_all_written(&mut self) -> Result<(), ConfigError> {
+        let raw = self.raw;
+        for (section, name, value) in raw.entries() {
+            match spec::find(section, name) {
+                Some(opt) => {
+                    let v = value.value.trim();
+                    let ok = match opt.kind {
+                        spec::Kind::Int => {
+                            v.is_empty() || v.trim_start_matches('+').parse::<i64>().is_ok()
+                        }
+                        spec::Kind::Bool => oslo::parse_bool(v).is_some(),
+                        _ => true,
+                    };
+                    if !ok {
+                        let reason = match opt.kind {
+                            spec::Kind::Int => "not an integer",
+                            _ => "expected a boolean (true/false, yes/no, on/off, 1/0)",
+                        };
+                        return Err(Self::invalid(section, name, &value.value, reason));
+                    }
+                    if opt.ignored {
+                        tracing::debug!(option = %format!("[{section}] {name}"), "option accepted but not used by this daemon");
+                    }
+                }
+                None if spec::is_alias(section, name) => {}
+                None => self.warnings.push(format!(
+                    "unknown option [{section}] {name} in {}:{} is ignored",
+                    value.file.display(),
+                    value.line
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads `files` in order (later ones override earlier ones) and validates every option.
+    /// Returns the configuration and the warnings to log once logging is set up.
+    pub fn from_files(files: &[PathBuf]) -> Result<(Config, Vec<String>), ConfigError> {
+        let raw = oslo::RawConfig::from_files(files)?;
+        let (config, mut warnings) = Self::from_raw(&raw)?;
+        warnings.extend(world_readable_secrets(files, &raw));
+        Ok((config, warnings))
+    }
+
+    /// Builds the configuration from already-parsed files.
+    pub fn from_raw(raw: &oslo::RawConfig) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut r = Resolver {
+            raw,
+            warnings: Vec::new(),
+        };
+        r.check_all_written()?;
+        let config = Config {
+            default: default_section(&mut r)?,
+            firewall: FirewallSection {
+                manage_firewall: r.boolean("firewall", "manage_firewall")?,
+                dnsmasq_interface: r.string("firewall", "dnsmasq_interface"),
+                firewall_update_period: r.int("firewall", "firewall_update_period")?,
+                firewall_chain: r.string("firewall", "firewall_chain"),
+            },
+            ironic: IronicSection {
+                os_auth_url: r.string("ironic", "os_auth_url"),
+                os_username: r.string("ironic", "os_username"),
+                os_password: r.secret("ironic", "os_password"),
+                os_tenant_name: r.string("ironic", "os_tenant_name"),
+                identity_uri: r.string("ironic", "identity_uri"),
+                auth_strategy: strategy(r.choice("ironic", "auth_strategy")?),
+                ironic_url: r.string("ironic", "ironic_url"),
+                os_service_type: r.string("ironic", "os_service_type"),
+                os_endpoint_type: r.string("ironic", "os_endpoint_type"),
+                retry_interval: r.int("ironic", "retry_interval")?,
+                max_retries: r.int("ironic", "max_retries")?,
+            },
+            processing: processing_section(&mut r)?,
+            swift: SwiftSection {
+                max_retries: r.int("swift", "max_retries")?,
+                delete_after: r.int("swift", "delete_after")?,
+                container: r.string("swift", "container"),
+                username: r.string("swift", "username"),
+                password: r.secret("swift", "password"),
+                tenant_name: r.string("swift", "tenant_name"),
+                os_auth_version: r.string("swift", "os_auth_version"),
+                os_auth_url: r.string("swift", "os_auth_url"),
+                os_service_type: r.string("swift", "os_service_type"),
+                os_endpoint_type: r.string("swift", "os_endpoint_type"),
+            },
+            database: database_section(&mut r)?,
+            keystone_authtoken: keystone_section(&mut r)?,
+            oslo_middleware: OsloMiddleware {
+                max_request_body_size: {
+                    let size = r.int("oslo_middleware", "max_request_body_size")?;
+                    usize::try_from(size)
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| {
+                            Resolver::invalid(
+                                "oslo_middleware",
+                                "max_request_body_size",
+                                &size.to_string(),
+                                "must be a positive number of bytes",
+                            )
+                        })?
+                },
+            },
+        };
+        if r.boolean("DEFAULT", "fatal_deprecations")?
+            && let Some(first) = r.warnings.iter().find(|w| w.contains("deprecated"))
+        {
+            return Err(ConfigError::Unusable {
+                section: "DEFAULT".into(),
+                name: "fatal_deprecations".into(),
+                reason: first.clone(),
+            });
+        }
+        Ok((config, r.warnings))
+    }
+}
+
+fn strategy(name: &str) -> AuthStrategy {
+    if name == "noauth" {
+        AuthStrategy::Noauth
+    } else {
+        AuthStrategy::Keystone
+    }
+}
+
+fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> {
+    let port = r.int("DEFAULT", "listen_port")?;
+    let listen_port = u16::try_from(port).map_err(|_| {
+        Resolver::invalid(
+            "DEFAULT",
+            "listen_port",
+            &port.to_string(),
+            "not a TCP port (0-65535)",
+        )
+    })?;
+    let mut auth_strategy = strategy(r.choice("DEFAULT", "auth_strategy")?);
+    if let Some(authenticate) = r.optional_bool("DEFAULT", "authenticate")? {
+        r.warnings.push(
+            "option [DEFAULT] authenticate is deprecated, use [DEFAULT] auth_strategy instead"
+                .to_string(),
+        );
+        auth_strategy = if authenticate {
+            AuthStrategy::Keystone
+        } else {
+            AuthStrategy::Noauth
+        };
+    }
+    let use_ssl = r.boolean("DEFAULT", "use_ssl")?;
+    let ssl_cert_path = r.string("DEFAULT", "ssl_cert_path");
+    let ssl_key_path = r.string("DEFAULT", "ssl_key_path");
+    if use_ssl {
+        for (name, value) in [
+            ("ssl_cert_path", &ssl_cert_path),
+            ("ssl_key_path", &ssl_key_path),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Unusable {
+                    section: "DEFAULT".into(),
+                    name: name.into(),
+                    reason: "must be set when use_ssl = true".into(),
+                });
+            }
+        }
+    }
+    let clean_up_period = r.int("DEFAULT", "clean_up_period")?;
+    if clean_up_period <= 0 {
+        return Err(Resolver::invalid(
+            "DEFAULT",
+            "clean_up_period",
+            &clean_up_period.to_string(),
+            "must be a positive number of seconds",
+        ));
+    }
+    let introspection_delay_drivers = r.string("DEFAULT", "introspection_delay_drivers");
+    Ok(DefaultSection {
+        listen_address: r.string("DEFAULT", "listen_address"),
+        listen_port,
+        auth_strategy,
+        timeout: r.int("DEFAULT", "timeout")?,
+        node_status_keep_time: r.int("DEFAULT", "node_status_keep_time")?,
+        clean_up_period,
+        use_ssl,
+        ssl_cert_path,
+        ssl_key_path,
+        max_concurrency: r.int("DEFAULT", "max_concurrency")?,
+        introspection_delay: r.int("DEFAULT", "introspection_delay")?,
+        introspection_delay_drivers,
+        ipmi_address_fields: r.list("DEFAULT", "ipmi_address_fields"),
+        rootwrap_config: r.string("DEFAULT", "rootwrap_config"),
+        debug: r.boolean("DEFAULT", "debug")?,
+        log_file: r.optional("DEFAULT", "log_file").map(PathBuf::from),
+        log_dir: r.optional("DEFAULT", "log_dir").map(PathBuf::from),
+    })
+}
+
+fn processing_section(r: &mut Resolver<'_>) -> Result<ProcessingSection, ConfigError> {
+    let add_ports = match r.choice("processing", "add_ports")? {
+        "all" => AddPorts::All,
+        "active" => AddPorts::Active,
+        _ => AddPorts::Pxe,
+    };
+    let keep_ports = match r.choice("processing", "keep_ports")? {
+        "present" => KeepPorts::Present,
+        "added" => KeepPorts::Added,
+        _ => KeepPorts::All,
+    };
+    let store_data = match r.choice("processing", "store_data")? {
+        "swift" => StoreData::Swift,
+        _ => StoreData::None,
+    };
+    Ok(ProcessingSection {
+        add_ports,
+        keep_ports,
+        overwrite_existing: r.boolean("processing", "overwrite_existing")?,
+        enable_setting_ipmi_credentials: r
+            .boolean("processing", "enable_setting_ipmi_credentials")?,
+        default_processing_hooks: r.string("processing", "default_processing_hooks"),
+        processing_hooks: r.list("processing", "processing_hooks"),
+        ramdisk_logs_dir: r
+            .optional("processing", "ramdisk_logs_dir")
+            .map(PathBuf::from),
+        always_store_ramdisk_logs: r.boolean("processing", "always_store_ramdisk_logs")?,
+        node_not_found_hook: r.optional("processing", "node_not_found_hook"),
+        store_data,
+        store_data_location: r.optional("processing", "store_data_location"),
+        disk_partitioning_spacing: r.boolean("processing", "disk_partitioning_spacing")?,
+    })
+}
+
+fn database_section(r: &mut Resolver<'_>) -> Result<DatabaseSection, ConfigError> {
+    // `[discoverd] database` only changes the default, so an explicit connection still wins.
+    let discoverd = r.optional("discoverd", "database");
+    if discoverd.is_some() {
+        r.warnings.push(
+            "option [discoverd] database is deprecated, use [database] connection instead"
+                .to_string(),
+        );
+    }
+    let connection = r
+        .optional("database", "connection")
+        .or_else(|| discoverd.map(|path| format!("sqlite:///{}", path.trim())))
+        .map(SecretString::from);
+    let max_pool_size = match r.optional_int("database", "max_pool_size")? {
+        None => None,
+        Some(n) => Some(u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+            Resolver::invalid(
+                "database",
+                "max_pool_size",
+                &n.to_string(),
+                "must be positive",
+            )
+        })?),
+    };
+    Ok(DatabaseSection {
+        connection,
+        sqlite_synchronous: r.boolean("database", "sqlite_synchronous")?,
+        max_retries: r.int("database", "max_retries")?,
+        retry_interval: r.int("database", "retry_interval")?,
+        max_pool_size,
+        idle_timeout: r.int("database", "idle_timeout")?,
+        pool_timeout: r.optional_int("database", "pool_timeout")?,
+    })
+}
+
+fn keystone_section(r: &mut Resolver<'_>) -> Result<KeystoneAuthtoken, ConfigError> {
+    const KS: &str = "keystone_authtoken";
+    // Upstream let the [ironic] service credentials win over [keystone_authtoken]; the later
+    // password-plugin spellings are our fallback for configs written for newer releases.
+    let first = |values: [Option<String>; 3]| values.into_iter().flatten().next();
+    let ironic_user = r.optional("ironic", "os_username");
+    let admin_user = first([
+        ironic_user,
+        r.optional(KS, "admin_user"),
+        r.optional(KS, "username"),
+    ]);
+    let ironic_password = r.optional("ironic", "os_password");
+    let admin_password = first([
+        ironic_password,
+        r.optional(KS, "admin_password"),
+        r.optional(KS, "password"),
+    ])
+    .map(SecretString::from);
+    let explicit_tenant = r.raw.get(KS, "admin_tenant_name").is_some();
+    let tenant = if explicit_tenant {
+        r.optional(KS, "admin_tenant_name")
+    } else {
+        r.optional(KS, "project_name")
+            .or_else(|| r.optional(KS, "admin_tenant_name"))
+    };
+    let admin_tenant_name = first([r.optional("ironic", "os_tenant_name"), tenant, None])
+        .unwrap_or_else(|| "admin".to_string());
+    let auth_uri = first([
+        r.optional("ironic", "os_auth_url"),
+        r.optional(KS, "auth_uri"),
+        r.optional(KS, "www_authenticate_uri"),
+    ]);
+    let identity_uri = first([
+        r.optional("ironic", "identity_uri"),
+        r.optional(KS, "identity_uri"),
+        r.optional(KS, "auth_url"),
+    ]);
+    let plugin = r
+        .optional(KS, "auth_type")
+        .or_else(|| r.optional(KS, "auth_plugin"));
+    if let Some(plugin) = plugin
+        && !matches!(plugin.as_str(), "password" | "v3password" | "v2password")
+    {
+        return Err(ConfigError::Unusable {
+            section: KS.into(),
+            name: "auth_type".into(),
+            reason: format!("auth plugin {plugin:?} is not supported, use password"),
+        });
+    }
+    Ok(KeystoneAuthtoken {
+        auth_uri,
+        identity_uri,
+        admin_user,
+        admin_password,
+        admin_tenant_name,
+        token_cache_time: r.int(KS, "token_cache_time")?,
+        http_connect_timeout: r.optional_int(KS, "http_connect_timeout")?,
+        http_request_max_retries: r.int(KS, "http_request_max_retries")?,
+        cafile: r.optional(KS, "cafile").map(PathBuf::from),
+        insecure: r.boolean(KS, "insecure")?,
+        region_name: r.optional(KS, "region_name"),
+    })
+}
+
+/// Warns about config files that others can read while they hold a password.
+#[cfg(unix)]
+fn world_readable_secrets(files: &[PathBuf], raw: &oslo::RawConfig) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut warnings = Vec::new();
+    for file in files {
+        let holds_secret = raw.entries().any(|(section, name, value)| {
+            value.file == *file
+                && !value.value.is_empty()
+                && (spec::find(section, name).is_some_and(|o| o.secret)
+                    || OPTIONS_ALIASING_SECRETS.contains(&(section, name)))
+        });
+        let readable_by_others = std::fs::metadata(file)
+            .map(|m| m.permissions().mode() & 0o004 != 0)
+            .unwrap_or(false);
+        if holds_secret && readable_by_others {
+            warnings.push(format!(
+                "config file {} holds a password and is readable by every user: chmod o-r it",
+                file.display()
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(not(unix))]
+fn world_readable_secrets(_files: &[PathBuf], _raw: &oslo::RawConfig) -> Vec<String> {
+    Vec::new()
+}
+
+/// Deprecated spellings that hold secrets (the table marks only the current names).
+const OPTIONS_ALIASING_SECRETS: &[(&str, &str)] = &[
+    ("discoverd", "os_password"),
+    ("DEFAULT", "sql_connection"),
+    ("DATABASE", "sql_connection"),
+    ("sql", "connection"),
+];
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut raw = oslo::RawConfig::default();
+        raw.merge_str(text, Path::new("test.conf")).unwrap();
+        Config::from_raw(&raw)
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let (c, warnings) = load("").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.default.listen_address, "0.0.0.0");
+        assert_eq!(c.default.listen_port, 5050);
+        assert_eq!(c.default.auth_strategy, AuthStrategy::Keystone);
+        assert_eq!(c.default.timeout, 3600);
+        assert_eq!(c.default.node_status_keep_time, 604800);
+        assert_eq!(c.default.clean_up_period, 60);
+        assert!(!c.default.use_ssl);
+        assert_eq!(c.default.max_concurrency, 1000);
+        assert_eq!(c.default.introspection_delay, 5);
+        assert_eq!(c.default.introspection_delay_drivers, "^.*_ssh$");
+        assert_eq!(
+            c.default.ipmi_address_fields,
+            ["ilo_address", "drac_host", "cimc_address"]
+        );
+        assert_eq!(
+            c.default.rootwrap_config,
+            "/etc/ironic-inspector/rootwrap.conf"
+        );
+        assert!(c.firewall.manage_firewall);
+        assert_eq!(c.firewall.dnsmasq_interface, "br-ctlplane");
+        assert_eq!(c.firewall.firewall_update_period, 15);
+        assert_eq!(c.firewall.firewall_chain, "ironic-inspector");
+        assert_eq!(c.ironic.auth_strategy, AuthStrategy::Keystone);
+        assert_eq!(c.ironic.ironic_url, "http://localhost:6385/");
+        assert_eq!(c.ironic.os_service_type, "baremetal");
+        assert_eq!(c.ironic.os_endpoint_type, "internalURL");
+        assert_eq!((c.ironic.retry_interval, c.ironic.max_retries), (2, 30));
+        assert_eq!(c.processing.add_ports, AddPorts::Pxe);
+        assert_eq!(c.processing.keep_ports, KeepPorts::All);
+        assert!(c.processing.overwrite_existing);
+        assert!(!c.processing.enable_setting_ipmi_credentials);
+        assert_eq!(
+            c.processing.processing_hooks,
+            [
+                "ramdisk_error",
+                "root_disk_selection",
+                "scheduler",
+                "validate_interfaces"
+            ]
+        );
+        assert_eq!(c.processing.store_data, StoreData::None);
+        assert!(c.processing.disk_partitioning_spacing);
+        assert_eq!(c.swift.container, "ironic-inspector");
+        assert_eq!(c.swift.os_auth_version, "2");
+        assert_eq!(c.swift.max_retries, 2);
+        assert!(c.database.connection.is_none());
+        assert!(c.database.sqlite_synchronous);
+        assert_eq!(c.database.max_retries, 10);
+        assert_eq!(c.keystone_authtoken.admin_tenant_name, "admin");
+        assert_eq!(c.keystone_authtoken.token_cache_time, 300);
+        assert_eq!(c.oslo_middleware.max_request_body_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn invalid_values_name_section_and_option() {
+        let cases = [
+            ("[DEFAULT]\nlisten_port = abc\n", "[DEFAULT] listen_port"),
+            ("[DEFAULT]\nlisten_port = 70000\n", "[DEFAULT] listen_port"),
+            ("[DEFAULT]\nuse_ssl = maybe\n", "[DEFAULT] use_ssl"),
+            ("[processing]\nadd_ports = some\n", "[processing] add_ports"),
+            (
+                "[DEFAULT]\nauth_strategy = ldap\n",
+                "[DEFAULT] auth_strategy",
+            ),
+            (
+                "[database]\nidle_timeout = soon\n",
+                "[database] idle_timeout",
+            ),
+            // Ignored options are still type-checked.
+            (
+                "[DEFAULT]\npublish_errors = perhaps\n",
+                "[DEFAULT] publish_errors",
+            ),
+            ("[DEFAULT]\nuse_ssl = true\n", "[DEFAULT] ssl_cert_path"),
+            (
+                "[DEFAULT]\nclean_up_period = 0\n",
+                "[DEFAULT] clean_up_period",
+            ),
+        ];
+        for (text, named) in cases {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(named), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn booleans_take_oslo_words_in_any_case() {
+        let (c, _) = load("[firewall]\nmanage_firewall = NO\n[processing]\noverwrite_existing = Off\nalways_store_ramdisk_logs = 1\n").unwrap();
+        assert!(!c.firewall.manage_firewall);
+        assert!(!c.processing.overwrite_existing);
+        assert!(c.processing.always_store_ramdisk_logs);
+    }
+
+    #[test]
+    fn discoverd_aliases_are_read_with_a_warning_and_lose_to_new_names() {
+        let (c, warnings) =
+            load("[discoverd]\nlisten_port = 6000\ntimeout = 10\n[DEFAULT]\ntimeout = 20\n")
+                .unwrap();
+        assert_eq!(c.default.listen_port, 6000);
+        assert_eq!(c.default.timeout, 20);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("[discoverd] listen_port is deprecated"));
+    }
+
+    #[test]
+    fn authenticate_overrides_auth_strategy() {
+        let (c, warnings) =
+            load("[DEFAULT]\nauth_strategy = keystone\nauthenticate = false\n").unwrap();
+        assert_eq!(c.default.auth_strategy, AuthStrategy::Noauth);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("authenticate is deprecated"))
+        );
+        let (c, _) =
+            load("[discoverd]\nauthenticate = true\n[DEFAULT]\nauth_strategy = noauth\n").unwrap();
+        assert_eq!(c.default.auth_strategy, AuthStrategy::Keystone);
+    }
+
+    #[test]
+    fn hook_list_expands_the_default_set() {
+        let (c, _) = load(
+            "[processing]\nprocessing_hooks = $default_processing_hooks, example ,extra_hardware\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.processing.processing_hooks,
+            [
+                "ramdisk_error",
+                "root_disk_selection",
+                "scheduler",
+                "validate_interfaces",
+                "example",
+                "extra_hardware"
+            ]
+        );
+        let (c, _) = load("[processing]\ndefault_processing_hooks = scheduler\nprocessing_hooks = ${default_processing_hooks},example\n").unwrap();
+        assert_eq!(c.processing.processing_hooks, ["scheduler", "example"]);
+    }
+
+    #[test]
+    fn discoverd_database_is_the_fallback_connection() {
+        let (c, warnings) = load("[discoverd]\ndatabase = /var/lib/inspector.db \n").unwrap();
+        assert_eq!(
+            c.database.connection.unwrap().expose_secret(),
+            "sqlite:////var/lib/inspector.db"
+        );
+        assert!(warnings.iter().any(|w| w.contains("[discoverd] database")));
+        let (c, _) =
+            load("[discoverd]\ndatabase = /x.db\n[database]\nconnection = sqlite:///y.db\n")
+                .unwrap();
+        assert_eq!(
+            c.database.connection.unwrap().expose_secret(),
+            "sqlite:///y.db"
+        );
+        let (c, _) = load("[DEFAULT]\nsql_connection = sqlite:///z.db\n").unwrap();
+        assert_eq!(
+            c.database.connection.unwrap().expose_secret(),
+            "sqlite:///z.db"
+        );
+    }
+
+    #[test]
+    fn unknown_options_are_warnings() {
+        let (_, warnings) = load("[DEFAULT]\nlisten_prot = 1\n[nonsense]\nx = 1\n").unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("[DEFAULT] listen_prot"));
+        assert!(warnings[0].contains("test.conf:2"));
+    }
+
+    #[test]
+    fn keystone_credentials_prefer_the_ironic_section() {
+        let text = "[ironic]\nos_username = svc\nos_password = pw1\nos_tenant_name = service\nos_auth_url = http://ks:5000/v2.0\n\
+                    [keystone_authtoken]\nadmin_user = other\nadmin_password = pw2\nidentity_uri = http://ks:35357\n";
+        let (c, _) = load(text).unwrap();
+        let k = c.keystone_authtoken;
+        assert_eq!(k.admin_user.as_deref(), Some("svc"));
+        assert_eq!(k.admin_password.unwrap().expose_secret(), "pw1");
+        assert_eq!(k.admin_tenant_name, "service");
+        assert_eq!(k.auth_uri.as_deref(), Some("http://ks:5000/v2.0"));
+        assert_eq!(k.identity_uri.as_deref(), Some("http://ks:35357"));
+        let (c, _) = load("[keystone_authtoken]\nauth_type = password\nauth_url = http://ks:5000\nusername = u\npassword = p\nproject_name = service\n").unwrap();
+        let k = c.keystone_authtoken;
+        assert_eq!(k.admin_user.as_deref(), Some("u"));
+        assert_eq!(k.admin_tenant_name, "service");
+        assert_eq!(k.identity_uri.as_deref(), Some("http://ks:5000"));
+        assert!(load("[keystone_authtoken]\nauth_type = token\n").is_err());
+    }
+
+    #[test]
+    fn secrets_are_hidden_in_errors_and_debug() {
+        let err = load("[ironic]\nos_password = hunter2\n[DEFAULT]\nlisten_port = x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"));
+        let (c, _) = load(
+            "[ironic]\nos_password = hunter2\n[database]\nconnection = mysql://u:hunter2@h/db\n",
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn later_files_override_and_world_readable_secrets_warn() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one.conf");
+        let two = dir.path().join("two.conf");
+        std::fs::write(&one, "[DEFAULT]\nlisten_port = 1000\ntimeout = 5\n").unwrap();
+        std::fs::write(
+            &two,
+            "[DEFAULT]\nlisten_port = 2000\n[ironic]\nos_password = pw\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&two, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (c, warnings) = Config::from_files(&[one.clone(), two.clone()]).unwrap();
+        assert_eq!((c.default.listen_port, c.default.timeout), (2000, 5));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("two.conf"));
+        std::fs::set_permissions(&two, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, warnings) = Config::from_files(&[one, two]).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn example_conf_is_valid_and_documents_every_option() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("example.conf");
+        let (c, warnings) = Config::from_files(std::slice::from_ref(&path)).unwrap();
+        assert!(
+            warnings.iter().all(|w| !w.contains("unknown option")),
+            "{warnings:?}"
+        );
+        assert_eq!(c.default.auth_strategy, AuthStrategy::Noauth);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut section = "";
+        let mut documented = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name;
+            } else if let Some(rest) = line.strip_prefix('#')
+                && let Some((name, value)) = rest
+                    .split_once(" = ")
+                    .or_else(|| rest.strip_suffix(" =").map(|name| (name, "")))
+            {
+                documented.insert((section.to_string(), name.to_string(), value.to_string()));
+            }
+        }
+        for opt in spec::OPTIONS {
+            let default = opt.default.unwrap_or("<None>");
+            let default = if opt.default.is_none() && opt.name == "authenticate" {
+                ""
+            } else {
+                default
+            };
+            assert!(
+                documented.contains(&(
+                    opt.section.to_string(),
+                    opt.name.to_string(),
+                    default.to_string()
+                )),
+                "example.conf lacks '#{} = {}' in [{}]",
+                opt.name,
+                default,
+                opt.section
+            );
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The table of every option we read or accept: section, name, type, default, aliases.
+//!
+//! Mirrors the options registered by upstream 2.2.x (`conf.py`, `common/swift.py`) and by the
+//! libraries it used (oslo.log, oslo.db, keystonemiddleware), plus the few of our own
+//! (marked in their help). `example.conf` documents exactly this table; a test checks that.
+
+/// The type of an option's value.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Free text (after `$name` interpolation).
+    Str,
+    /// A decimal integer.
+    Int,
+    /// oslo's boolean words.
+    Bool,
+    /// Comma-separated list.
+    List,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+}
+
+/// One option.
+#[derive(Clone, Copy, Debug)]
+pub struct Opt {
+    /// Section (`DEFAULT` or a group name).
+    pub section: &'static str,
+    /// Option name.
+    pub name: &'static str,
+    /// Value type.
+    pub kind: Kind,
+    /// Default as it would be written in the file; `None` means "unset".
+    pub default: Option<&'static str>,
+    /// Older (section, name) spellings still read, with a warning.
+    pub deprecated: &'static [(&'static str, &'static str)],
+    /// Holds a password or key: never logged, and a world-readable file holding it is warned about.
+    pub secret: bool,
+    /// Accepted for compatibility, but this daemon does not act on it.
+    pub ignored: bool,
+    /// One line of help, in our words.
+    pub help: &'static str,
+}
+
+const NO_ALIASES: &[(&str, &str)] = &[];
+
+const fn opt(
+    section: &'static str,
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Opt {
+    Opt {
+        section,
+        name,
+        kind,
+        default,
+        deprecated: NO_ALIASES,
+        secret: false,
+        ignored: false,
+        help,
+    }
+}
+
+impl Opt {
+    const fn dep(mut self, aliases: &'static [(&'static str, &'static str)]) -> Opt {
+        self.deprecated = aliases;
+        self
+    }
+    const fn secret(mut self) -> Opt {
+        self.secret = true;
+        self
+    }
+    const fn ignored(mut self) -> Opt {
+        self.ignored = true;
+        self
+    }
+}
+
+use Kind::{Bool, Choice, Int, List, Str};
+
+macro_rules! discoverd {
+    ($name:literal) => {
+        &[("discoverd", $name)]
+    };
+}
+
+/// Values of `[processing] add_ports`.
+pub const ADD_PORTS: &[&str] = &["all", "active", "pxe"];
+/// Values of `[processing] keep_ports`.
+pub const KEEP_PORTS: &[&str] = &["all", "present", "added"];
+/// Values of `[processing] store_data`.
+pub const STORE_DATA: &[&str] = &["none", "swift"];
+/// Values of the two `auth_strategy` options.
+pub const AUTH_STRATEGIES: &[&str] = &["keystone", "noauth"];
+
+/// Every option, grouped by section in the order `example.conf` documents them.
+pub const OPTIONS: &[Opt] = &[
+    // [DEFAULT]: the service.
+    opt("DEFAULT", "listen_address", Str, Some("0.0.0.0"), "IP address the API listens on.").dep(discoverd!("listen_address")),
+    opt("DEFAULT", "listen_port", Int, Some("5050"), "TCP port the API listens on.").dep(discoverd!("listen_port")),
+    opt("DEFAULT", "auth_strategy", Choice(AUTH_STRATEGIES), Some("keystone"), "How API callers are checked: keystone (token with role admin) or noauth (anyone)."),
+    opt("DEFAULT", "authenticate", Bool, None, "Deprecated: when set, true means auth_strategy = keystone and false means noauth.").dep(discoverd!("authenticate")),
+    opt("DEFAULT", "timeout", Int, Some("3600"), "Seconds before an unfinished introspection is failed; 0 or less turns timeouts and the clean-up loop off.").dep(discoverd!("timeout")),
+    opt("DEFAULT", "node_status_keep_time", Int, Some("604800"), "Seconds the status of a finished introspection is kept.").dep(discoverd!("node_status_keep_time")),
+    opt("DEFAULT", "clean_up_period", Int, Some("60"), "Seconds between runs of the clean-up loop (timeouts, old statuses, nodes gone from Ironic).").dep(discoverd!("clean_up_period")),
+    opt("DEFAULT", "use_ssl", Bool, Some("false"), "Serve the API over HTTPS."),
+    opt("DEFAULT", "ssl_cert_path", Str, Some(""), "PEM certificate (chain) for HTTPS."),
+    opt("DEFAULT", "ssl_key_path", Str, Some(""), "PEM private key for HTTPS."),
+    opt("DEFAULT", "max_concurrency", Int, Some("1000"), "Most background introspection tasks run at once."),
+    opt("DEFAULT", "introspection_delay", Int, Some("5"), "Least seconds between two reboots of nodes whose driver matches introspection_delay_drivers."),
+    opt("DEFAULT", "introspection_delay_drivers", Str, Some("^.*_ssh$"), "Regular expression over the driver name, matched from its start."),
+    opt("DEFAULT", "ipmi_address_fields", List, Some("ilo_address,drac_host,cimc_address"), "driver_info keys tried, after ipmi_address, for the BMC address."),
+    opt("DEFAULT", "rootwrap_config", Str, Some("/etc/ironic-inspector/rootwrap.conf"), "Configuration file handed to ironic-inspector-rootwrap."),
+    // [DEFAULT]: logging (oslo.log names).
+    opt("DEFAULT", "debug", Bool, Some("false"), "Log at debug level, and add the cause to 500 answers."),
+    opt("DEFAULT", "verbose", Bool, Some("true"), "Log at info level (otherwise warnings only), unless debug is set."),
+    opt("DEFAULT", "log_config_append", Str, None, "Python logging configuration file; accepted, not used by this daemon.").ignored(),
+    opt("DEFAULT", "log_format", Str, None, "Python log format; accepted, not used.").ignored(),
+    opt("DEFAULT", "log_date_format", Str, Some("%Y-%m-%d %H:%M:%S"), "Python date format; accepted, not used.").ignored(),
+    opt("DEFAULT", "log_file", Str, None, "Write the log to this file instead of standard error."),
+    opt("DEFAULT", "log_dir", Str, None, "Directory that a relative log_file is taken from."),
+    opt("DEFAULT", "use_syslog", Bool, Some("false"), "Syslog output; accepted, not used (journald collects standard error)."),
+    opt("DEFAULT", "use_syslog_rfc_format", Bool, Some("true"), "Accepted, not used.").ignored(),
+    opt("DEFAULT", "syslog_log_facility", Str, Some("LOG_USER"), "Accepted, not used.").ignored(),
+    opt("DEFAULT", "use_stderr", Bool, Some("true"), "Accepted, not used: without log_file the log goes to standard error.").ignored(),
+    opt("DEFAULT", "logging_context_format_string", Str, None, "Python log format; accepted, not used.").ignored(),
+    opt("DEFAULT", "logging_default_format_string", Str, None, "Python log format; accepted, not used.").ignored(),
+    opt("DEFAULT", "logging_debug_format_suffix", Str, None, "Python log format; accepted, not used.").ignored(),
+    opt("DEFAULT", "logging_exception_prefix", Str, None, "Python log format; accepted, not used.").ignored(),
+    opt("DEFAULT", "default_log_levels", List, None, "Python logger levels; accepted, not used.").ignored(),
+    opt("DEFAULT", "publish_errors", Bool, Some("false"), "Accepted, not used.").ignored(),
+    opt("DEFAULT", "instance_format", Str, None, "Accepted, not used.").ignored(),
+    opt("DEFAULT", "instance_uuid_format", Str, None, "Accepted, not used.").ignored(),
+    opt("DEFAULT", "fatal_deprecations", Bool, Some("false"), "Stop at start-up when a deprecated option is used."),
+    // [database] (oslo.db names).
+    opt("database", "connection", Str, None, "SQLAlchemy URL of the database: sqlite:///relative.db, sqlite:////absolute.db, mysql+pymysql://user:pass@host/db or postgresql://user:pass@host/db.").dep(&[("DEFAULT", "sql_connection"), ("DATABASE", "sql_connection"), ("sql", "connection")]).secret(),
+    opt("database", "slave_connection", Str, None, "Read-only replica URL; accepted, not used.").secret().ignored(),
+    opt("database", "sqlite_db", Str, Some("oslo.sqlite"), "Deprecated by oslo.db; accepted, not used.").ignored(),
+    opt("database", "sqlite_synchronous", Bool, Some("true"), "SQLite waits for the disk on every commit (synchronous FULL); false trades safety for speed."),
+    opt("database", "backend", Str, Some("sqlalchemy"), "Accepted, not used.").ignored(),
+    opt("database", "mysql_sql_mode", Str, Some("TRADITIONAL"), "sql_mode set on MySQL connections."),
+    opt("database", "idle_timeout", Int, Some("3600"), "Seconds an idle pooled connection is kept."),
+    opt("database", "min_pool_size", Int, Some("1"), "Connections the pool keeps open."),
+    opt("database", "max_pool_size", Int, None, "Most pooled connections (unset: 10 for servers, 5 for SQLite)."),
+    opt("database", "max_retries", Int, Some("10"), "Connection attempts at start-up; -1 tries forever."),
+    opt("database", "retry_interval", Int, Some("10"), "Seconds between connection attempts at start-up."),
+    opt("database", "max_overflow", Int, None, "Accepted, not used.").ignored(),
+    opt("database", "connection_debug", Int, Some("0"), "Accepted, not used.").ignored(),
+    opt("database", "connection_trace", Bool, Some("false"), "Accepted, not used.").ignored(),
+    opt("database", "pool_timeout", Int, None, "Seconds to wait for a free pooled connection (unset: 30)."),
+    opt("database", "use_db_reconnect", Bool, Some("false"), "Accepted, not used: the pool reconnects by itself.").ignored(),
+    opt("database", "db_retry_interval", Int, Some("1"), "Accepted, not used.").ignored(),
+    opt("database", "db_inc_retry_interval", Bool, Some("true"), "Accepted, not used.").ignored(),
+    opt("database", "db_max_retry_interval", Int, Some("10"), "Accepted, not used.").ignored(),
+    opt("database", "db_max_retries", Int, Some("20"), "Accepted, not used.").ignored(),
+    // [discoverd]: the name of the project before it was renamed.
+    opt("discoverd", "database", Str, Some(""), "Deprecated: path of an SQLite database, used when [database] connection is unset."),
+    // [firewall].
+    opt("firewall", "manage_firewall", Bool, Some("true"), "Keep an iptables chain that lets only nodes under introspection reach our DHCP server.").dep(discoverd!("manage_firewall")),
+    opt("firewall", "dnsmasq_interface", Str, Some("br-ctlplane"), "Interface the introspection DHCP server listens on.").dep(discoverd!("dnsmasq_interface")),
+    opt("firewall", "firewall_update_period", Int, Some("15"), "Seconds between periodic firewall refreshes.").dep(discoverd!("firewall_update_period")),
+    opt("firewall", "firewall_chain", Str, Some("ironic-inspector"), "Name of our iptables chain."),
+    // [ironic].
+    opt("ironic", "os_auth_url", Str, Some(""), "Keystone URL for the service credentials below.").dep(discoverd!("os_auth_url")),
+    opt("ironic", "os_username", Str, Some(""), "Service user name for Ironic (and for checking API tokens).").dep(discoverd!("os_username")),
+    opt("ironic", "os_password", Str, Some(""), "Password of that user.").dep(discoverd!("os_password")).secret(),
+    opt("ironic", "os_tenant_name", Str, Some(""), "Tenant (project) of that user.").dep(discoverd!("os_tenant_name")),
+    opt("ironic", "identity_uri", Str, Some(""), "Deprecated: Keystone admin URL; use [keystone_authtoken] identity_uri.").dep(discoverd!("identity_uri")),
+    opt("ironic", "auth_strategy", Choice(AUTH_STRATEGIES), Some("keystone"), "How we reach Ironic: keystone (catalog and token) or noauth (ironic_url)."),
+    opt("ironic", "ironic_url", Str, Some("http://localhost:6385/"), "Ironic API URL, used when [ironic] auth_strategy = noauth."),
+    opt("ironic", "os_service_type", Str, Some("baremetal"), "Service type of Ironic in the Keystone catalog."),
+    opt("ironic", "os_endpoint_type", Str, Some("internalURL"), "Endpoint type of Ironic in the Keystone catalog."),
+    opt("ironic", "retry_interval", Int, Some("2"), "Seconds between retries of an Ironic call that hit a locked node (409) or an unavailable Ironic."),
+    opt("ironic", "max_retries", Int, Some("30"), "Retries of such a call."),
+    // [keystone_authtoken] (keystonemiddleware names).
+    opt("keystone_authtoken", "auth_uri", Str, None, "Public Keystone URL (v2.0 or v3); used when identity_uri is unset."),
+    opt("keystone_authtoken", "auth_version", Str, None, "Accepted, not used: tokens are checked with the v3 API.").ignored(),
+    opt("keystone_authtoken", "delay_auth_decision", Bool, Some("false"), "Accepted, not used: protected endpoints always decide.").ignored(),
+    opt("keystone_authtoken", "http_connect_timeout", Int, None, "Seconds to wait for a connection to Keystone (unset: 5)."),
+    opt("keystone_authtoken", "http_request_max_retries", Int, Some("3"), "Retries of a Keystone request that could not connect."),
+    opt("keystone_authtoken", "cache", Str, None, "Accepted, not used: tokens are cached in memory.").ignored(),
+    opt("keystone_authtoken", "certfile", Str, None, "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "keyfile", Str, None, "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "cafile", Str, None, "CA bundle for Keystone's certificate."),
+    opt("keystone_authtoken", "insecure", Bool, Some("false"), "Do not verify Keystone's certificate."),
+    opt("keystone_authtoken", "region_name", Str, None, "Region of the identity endpoint."),
+    opt("keystone_authtoken", "signing_dir", Str, None, "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcached_servers", List, None, "Accepted, not used: tokens are cached in memory.").ignored(),
+    opt("keystone_authtoken", "token_cache_time", Int, Some("300"), "Seconds a checked token is trusted before Keystone is asked again."),
+    opt("keystone_authtoken", "revocation_cache_time", Int, Some("10"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_security_strategy", Str, None, "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_secret_key", Str, None, "Accepted, not used.").secret().ignored(),
+    opt("keystone_authtoken", "memcache_pool_dead_retry", Int, Some("300"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_pool_maxsize", Int, Some("10"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_pool_socket_timeout", Int, Some("3"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_pool_unused_timeout", Int, Some("60"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_pool_conn_get_timeout", Int, Some("10"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "memcache_use_advanced_pool", Bool, Some("false"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "include_service_catalog", Bool, Some("true"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "enforce_token_bind", Str, Some("permissive"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "check_revocations_for_cached", Bool, Some("false"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "hash_algorithms", List, Some("md5"), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "auth_admin_prefix", Str, Some(""), "Accepted, not used.").ignored(),
+    opt("keystone_authtoken", "auth_host", Str, Some("127.0.0.1"), "Accepted, not used: set identity_uri.").ignored(),
+    opt("keystone_authtoken", "auth_port", Int, Some("35357"), "Accepted, not used: set identity_uri.").ignored(),
+    opt("keystone_authtoken", "auth_protocol", Str, Some("https"), "Accepted, not used: set identity_uri.").ignored(),
+    opt("keystone_authtoken", "identity_uri", Str, None, "Keystone URL used to check API tokens (admin endpoint)."),
+    opt("keystone_authtoken", "admin_token", Str, None, "Accepted, not used: tokens are checked with the service user below.").secret().ignored(),
+    opt("keystone_authtoken", "admin_user", Str, None, "Service user that checks API tokens ([ironic] os_username wins when set)."),
+    opt("keystone_authtoken", "admin_password", Str, None, "Its password ([ironic] os_password wins when set).").secret(),
+    opt("keystone_authtoken", "admin_tenant_name", Str, Some("admin"), "Its tenant ([ironic] os_tenant_name wins when set)."),
+    // Later keystonemiddleware spelled the service credentials as an auth plugin's options.
+    opt("keystone_authtoken", "auth_type", Str, None, "Auth plugin name; only password credentials are supported."),
+    opt("keystone_authtoken", "auth_plugin", Str, None, "Older name of auth_type."),
+    opt("keystone_authtoken", "auth_url", Str, None, "Keystone URL of the password plugin; used when identity_uri is unset."),
+    opt("keystone_authtoken", "www_authenticate_uri", Str, None, "Later name of auth_uri."),
+    opt("keystone_authtoken", "username", Str, None, "Password plugin user; used when admin_user is unset."),
+    opt("keystone_authtoken", "password", Str, None, "Password plugin password; used when admin_password is unset.").secret(),
+    opt("keystone_authtoken", "project_name", Str, None, "Password plugin project; used when admin_tenant_name is not set explicitly."),
+    opt("keystone_authtoken", "user_domain_name", Str, None, "Domain of the user (unset: Default)."),
+    opt("keystone_authtoken", "project_domain_name", Str, None, "Domain of the project (unset: Default)."),
+    // [processing].
+    opt("processing", "add_ports", Choice(ADD_PORTS), Some("pxe"), "Which NICs become Ironic ports: all, active (those with an IP) or pxe (the boot NIC; active when unknown).").dep(discoverd!("add_ports")),
+    opt("processing", "keep_ports", Choice(KEEP_PORTS), Some("all"), "Which existing ports survive: all, present (NICs the ramdisk saw) or added (only those added now).").dep(discoverd!("keep_ports")),
+    opt("processing", "overwrite_existing", Bool, Some("true"), "Overwrite node properties that are already set.").dep(discoverd!("overwrite_existing")),
+    opt("processing", "enable_setting_ipmi_credentials", Bool, Some("false"), "Allow new IPMI credentials to be set through introspection.").dep(discoverd!("enable_setting_ipmi_credentials")),
+    opt("processing", "default_processing_hooks", Str, Some("ramdisk_error,root_disk_selection,scheduler,validate_interfaces"), "The base set of processing hooks; change only if you know why."),
+    opt("processing", "processing_hooks", Str, Some("$default_processing_hooks"), "Processing hooks to run, in order; $default_processing_hooks stands for the base set.").dep(discoverd!("processing_hooks")),
+    opt("processing", "ramdisk_logs_dir", Str, None, "Directory where logs sent by the ramdisk are written.").dep(discoverd!("ramdisk_logs_dir")),
+    opt("processing", "always_store_ramdisk_logs", Bool, Some("false"), "Write ramdisk logs even when the ramdisk reports no error.").dep(discoverd!("always_store_ramdisk_logs")),
+    opt("processing", "node_not_found_hook", Str, None, "Hook run when no node matches the ramdisk's data."),
+    opt("processing", "store_data", Choice(STORE_DATA), Some("none"), "Where processed introspection data is kept: none or swift."),
+    opt("processing", "store_data_location", Str, None, "Key of the node's extra that receives the name of the stored object."),
+    opt("processing", "disk_partitioning_spacing", Bool, Some("true"), "Leave 1 GiB of the root disk for partitioning when computing local_gb."),
+    // [swift].
+    opt("swift", "max_retries", Int, Some("2"), "Retries of a failed Swift request."),
+    opt("swift", "delete_after", Int, Some("0"), "Seconds after which Swift removes stored objects; 0 keeps them."),
+    opt("swift", "container", Str, Some("ironic-inspector"), "Container for stored objects."),
+    opt("swift", "username", Str, Some(""), "User for Swift."),
+    opt("swift", "password", Str, Some(""), "Its password.").secret(),
+    opt("swift", "tenant_name", Str, Some(""), "Its tenant."),
+    opt("swift", "os_auth_version", Str, Some("2"), "Keystone API version for these credentials."),
+    opt("swift", "os_auth_url", Str, Some(""), "Keystone URL for these credentials."),
+    opt("swift", "os_service_type", Str, Some("object-store"), "Service type of Swift in the catalog."),
+    opt("swift", "os_endpoint_type", Str, Some("internalURL"), "Endpoint type of Swift in the catalog."),
+    // [oslo_middleware]: ours, named as other OpenStack services name it.
+    opt("oslo_middleware", "max_request_body_size", Int, Some("16777216"), "Largest request body accepted, in bytes (ours; a ramdisk's data with logs must fit)."),
+];
+
+/// The option `section.name`, if we know it.
+pub fn find(section: &str, name: &str) -> Option<&'static Opt> {
+    OPTIONS
+        .iter()
+        .find(|o| o.section == section && o.name == name)
+}
+
+/// Whether `section.name` is a deprecated spelling of a known option.
+pub fn is_alias(section: &str, name: &str) -> bool {
+    OPTIONS
+        .iter()
+        .any(|o| o.deprecated.iter().any(|&(s, n)| s == section && n == name))
+}

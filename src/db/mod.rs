@@ -1,0 +1,634 @@
+//! The SQL database: connecting (SQLite, PostgreSQL, MySQL/MariaDB), and the schema check
+//! that keeps the daemon off a database `ironic-inspector-dbsync` has not migrated.
+//!
+//! Ports the engine set-up of `ironic_inspector/db.py` (the models live in `migrations/` as
+//! SQL, see [`migrate`]). One implementation over sqlx's `Any` driver serves every backend:
+//! queries are written once with `?` placeholders and [`Db::sql`] rewrites them for
+//! PostgreSQL. SQL belongs in this module and in the modules that own a table
+//! ([`crate::node_cache`], rules); nothing here knows about HTTP.
+//!
+//! The `Any` driver decodes only booleans, integers, floats, text and blobs. Columns of other
+//! types (`DATETIME`, `TIMESTAMP`, SQLite's `BOOLEAN`) must be cast in the `SELECT`, and MySQL
+//! hands `TEXT` columns over as blobs: read text through [`text_column`].
+
+pub mod migrate;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::config::DatabaseSection;
+
+/// How long a SQLite connection waits for another writer before giving up with
+/// "database is locked".
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// Pool size when `[database] max_pool_size` is unset (oslo.db's default pool size).
+const DEFAULT_POOL_SIZE: u32 = 5;
+/// Seconds to wait for a pooled connection when `[database] pool_timeout` is unset.
+const DEFAULT_POOL_TIMEOUT_S: u64 = 30;
+
+/// The database server kind, picked once from the URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, a file or in memory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// The name used for the per-backend migration folder.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::MySql => "mysql",
+        }
+    }
+
+    /// Whether DDL statements take part in transactions (MySQL commits implicitly).
+    pub fn transactional_ddl(self) -> bool {
+        !matches!(self, Backend::MySql)
+    }
+}
+
+/// What can go wrong in the database layer. Callers match on what happened, not on driver
+/// codes; [`crate::Error`] gets a `From` impl below.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// `[database] connection` is missing or not a URL we can use.
+    #[error("{0}")]
+    Config(String),
+    /// The schema is not the one this program needs (un-migrated, or at another revision).
+    #[error("{0}")]
+    Schema(String),
+    /// A migration command was given something it cannot do (unknown revision, wrong
+    /// direction).
+    #[error("{0}")]
+    Migration(String),
+    /// The driver or the server failed.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// Whether this is the server refusing a row because its primary key or a unique key is
+    /// already taken.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sql(sqlx::Error::Database(e)) => {
+                e.kind() == sqlx::error::ErrorKind::UniqueViolation
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<DbError> for crate::Error {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::NotFound(msg) => crate::Error::NotFound(msg),
+            DbError::Sql(e) => crate::Error::from(e),
+            DbError::Config(msg) => crate::Error::internal("DatabaseConfigError", msg),
+            DbError::Schema(msg) => crate::Error::internal("DatabaseSchemaError", msg),
+            DbError::Migration(msg) => crate::Error::internal("MigrationError", msg),
+        }
+    }
+}
+
+/// A handle on the database: a connection pool and the backend it talks to. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pool described by `[database]`, retrying the first connection as oslo.db does
+    /// (`max_retries` more attempts, -1 for ever, `retry_interval` seconds apart). The URL is
+    /// SQLAlchemy's; its password is never logged.
+    pub async fn connect(section: &DatabaseSection) -> Result<Db, DbError> {
+        let url = section.connection.as_ref().ok_or_else(|| {
+            DbError::Config(
+                "no database configured: set [database] connection (or the deprecated \
+                 [discoverd] database)"
+                    .to_string(),
+            )
+        })?;
+        let url = url.expose_secret();
+        let target = translate_url(url)?;
+        let shown = redact_url(url);
+        let mut failures: i64 = 0;
+        loop {
+            match open_pool(&target, section).await {
+                Ok(pool) => {
+                    tracing::info!(db.url = %shown, "connected to the database");
+                    return Ok(Db {
+                        pool,
+                        backend: target.backend,
+                    });
+                }
+                Err(err) => {
+                    failures += 1;
+                    let retries_left = section.max_retries < 0 || failures <= section.max_retries;
+                    if !retries_left {
+                        tracing::error!(db.url = %shown, error = %err, "cannot connect to the database");
+                        return Err(err);
+                    }
+                    tracing::warn!(
+                        db.url = %shown,
+                        error = %err,
+                        attempt = failures,
+                        "cannot connect to the database, retrying"
+                    );
+                    let secs = u64::try_from(section.retry_interval).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+            }
+        }
+    }
+
+    /// Opens a database from a SQLAlchemy URL with default pool settings and no retries.
+    /// Handy for tools and tests.
+    pub async fn connect_url(url: &str) -> Result<Db, DbError> {
+        let section = DatabaseSection {
+            connection: Some(url.to_string().into()),
+            sqlite_synchronous: true,
+            max_retries: 0,
+            retry_interval: 0,
+            max_pool_size: None,
+            idle_timeout: 3600,
+            pool_timeout: None,
+        };
+        Db::connect(&section).await
+    }
+
+    /// The backend behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for running queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Rewrites a query written with `?` placeholders for this backend (`$1..$n` on
+    /// PostgreSQL; unchanged elsewhere).
+    pub fn sql<'q>(&self, query: &'q str) -> Cow<'q, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Owned(numbered_placeholders(query)),
+            Backend::Sqlite | Backend::MySql => Cow::Borrowed(query),
+        }
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one failing
+    /// with "database is locked" when it upgrades a read lock.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres | Backend::MySql => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Checks that the schema is at the head revision, as the daemon requires: it refuses to
+    /// run on a database that `ironic-inspector-dbsync upgrade` has not migrated.
+    pub async fn check_schema(&self) -> Result<(), DbError> {
+        let head = migrate::HEAD;
+        match migrate::current(self).await? {
+            Some(rev) if rev == head => Ok(()),
+            Some(rev) => Err(DbError::Schema(format!(
+                "Database schema is not up to date (it is at revision {rev}, this version \
+                 needs {head}), run ironic-inspector-dbsync upgrade"
+            ))),
+            None => Err(DbError::Schema(format!(
+                "Database schema is not up to date (no revision recorded, this version needs \
+                 {head}), run ironic-inspector-dbsync upgrade"
+            ))),
+        }
+    }
+
+    /// Whether a table of this name exists in the connected database (schema).
+    pub async fn table_exists(&self, table: &str) -> Result<bool, DbError> {
+        let query = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = ?"
+            }
+            Backend::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = ?"
+            }
+        };
+        let query = self.sql(query);
+        let count: i64 = sqlx::query_scalar(&query)
+            .bind(table)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count > 0)
+    }
+
+    /// Closes every pooled connection; later queries fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A SQLAlchemy URL translated for sqlx.
+struct Target {
+    backend: Backend,
+    url: String,
+    in_memory: bool,
+}
+
+/// Translates a SQLAlchemy URL into the form sqlx reads, and picks the backend.
+fn translate_url(url: &str) -> Result<Target, DbError> {
+    let bad = |why: &str| {
+        DbError::Config(format!(
+            "cannot use [database] connection {}: {why}",
+            redact_url(url)
+        ))
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("not a URL (expected e.g. sqlite:///inspector.db)"))?;
+    // SQLAlchemy names the Python driver after a '+'; sqlx has one driver per backend.
+    let dialect = scheme
+        .split('+')
+        .next()
+        .unwrap_or(scheme)
+        .to_ascii_lowercase();
+    match dialect.as_str() {
+        "sqlite" => {
+            translate_sqlite(rest).ok_or_else(|| bad("expected sqlite:///PATH or sqlite://"))
+        }
+        "postgresql" | "postgres" | "pgsql" => Ok(Target {
+            backend: Backend::Postgres,
+            url: format!("postgres://{rest}"),
+            in_memory: false,
+        }),
+        "mysql" | "mariadb" => Ok(Target {
+            backend: Backend::MySql,
+            // PyMySQL spells the socket option `unix_socket`, sqlx `socket`.
+            url: format!(
+                "mysql://{}",
+                rename_query_key(rest, "unix_socket", "socket")
+            ),
+            in_memory: false,
+        }),
+        other => Err(bad(&format!("unsupported database kind {other:?}"))),
+    }
+}
+
+/// `rest` is what follows `sqlite://`: empty for memory, `/relative.db`, or `//abs.db`.
+fn translate_sqlite(rest: &str) -> Option<Target> {
+    let (path, _query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == "/" || path == "/:memory:" {
+        return Some(Target {
+            backend: Backend::Sqlite,
+            url: "sqlite::memory:".to_string(),
+            in_memory: true,
+        });
+    }
+    // SQLAlchemy: one slash after the authority, then the path as given (relative unless it
+    // starts with another slash). sqlx percent-decodes the path, so encode what it would
+    // otherwise misread.
+    let path = path.strip_prefix('/')?;
+    let encoded = path.replace('%', "%25").replace('#', "%23");
+    Some(Target {
+        backend: Backend::Sqlite,
+        url: format!("sqlite:{encoded}?mode=rwc"),
+        in_memory: false,
+    })
+}
+
+/// Renames one key in the query string of a URL tail.
+fn rename_query_key(rest: &str, from: &str, to: &str) -> String {
+    let Some((base, query)) = rest.split_once('?') else {
+        return rest.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == from => format!("{to}={value}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+/// The URL with its password replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_string(),
+    }
+}
+
+/// Rewrites `?` placeholders to `$1..$n`, leaving quoted text and identifiers alone.
+fn numbered_placeholders(query: &str) -> String {
+    let mut out = String::with_capacity(query.len() + 8);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for c in query.chars() {
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                out.push(c);
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                '?' => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+                _ => out.push(c),
+            },
+        }
+    }
+    out
+}
+
+/// Opens the pool and proves it works with one connection.
+async fn open_pool(target: &Target, section: &DatabaseSection) -> Result<AnyPool, DbError> {
+    sqlx::any::install_default_drivers();
+    let options: AnyConnectOptions = target.url.parse()?;
+    let acquire_timeout = section
+        .pool_timeout
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or(DEFAULT_POOL_TIMEOUT_S);
+    let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(acquire_timeout));
+    if target.in_memory {
+        // Each new connection to `:memory:` would be a new, empty database: keep exactly one
+        // connection for the pool's whole life.
+        pool = pool
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    } else {
+        let idle = u64::try_from(section.idle_timeout)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        pool = pool
+            .max_connections(section.max_pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
+            .idle_timeout(idle);
+    }
+    if target.backend == Backend::Sqlite {
+        let synchronous = if section.sqlite_synchronous {
+            "FULL"
+        } else {
+            "OFF"
+        };
+        let in_memory = target.in_memory;
+        pool = pool.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
+                    .await?;
+                // WAL lets readers run beside the one writer. Switching to it needs an
+                // exclusive lock that the busy timeout does not wait for, so only ask when
+                // the file is not in WAL yet (it is persistent: normally just once).
+                if !in_memory {
+                    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if !mode.eq_ignore_ascii_case("wal") {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                    }
+                }
+                conn.execute(format!("PRAGMA synchronous = {synchronous}").as_str())
+                    .await?;
+                Ok(())
+            })
+        });
+    }
+    if target.backend == Backend::MySql {
+        pool = pool.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // InnoDB's default REPEATABLE READ takes gap locks when a DELETE finds no
+                // row; two add_node calls (delete whatever was there, then insert) then
+                // deadlock on each other's gaps. READ COMMITTED takes no such locks.
+                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(pool.connect_with(options).await?)
+}
+
+/// Reads a text column that may be NULL. MySQL returns `TEXT` columns as blobs through the
+/// `Any` driver, so bytes are accepted too (and must be UTF-8).
+pub fn text_column(row: &AnyRow, column: &str) -> Result<Option<String>, DbError> {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::ColumnDecode { .. }) => {
+            let bytes: Option<Vec<u8>> = row.try_get(column)?;
+            bytes
+                .map(|b| {
+                    String::from_utf8(b).map_err(|e| {
+                        DbError::Sql(sqlx::Error::Decode(
+                            format!("column {column} is not UTF-8: {e}").into(),
+                        ))
+                    })
+                })
+                .transpose()
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Reads a float column that may be NULL. MySQL's `FLOAT` is single precision and arrives
+/// as such through the `Any` driver; it is widened.
+pub fn float_column(row: &AnyRow, column: &str) -> Result<Option<f64>, DbError> {
+    match row.try_get::<Option<f64>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::ColumnDecode { .. }) => {
+            let single: Option<f32> = row.try_get(column)?;
+            Ok(single.map(f64::from))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Like [`text_column`], for columns that are never NULL.
+pub fn required_text_column(row: &AnyRow, column: &str) -> Result<String, DbError> {
+    text_column(row, column)?.ok_or_else(|| {
+        DbError::Sql(sqlx::Error::Decode(
+            format!("column {column} is unexpectedly NULL").into(),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            numbered_placeholders("SELECT '?' FROM t WHERE a = ? AND b IN (?, ?)"),
+            "SELECT '?' FROM t WHERE a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(numbered_placeholders("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn sqlite_urls_follow_sqlalchemy() {
+        let t = translate_url("sqlite:///inspector.db").unwrap();
+        assert_eq!(t.backend, Backend::Sqlite);
+        assert_eq!(t.url, "sqlite:inspector.db?mode=rwc");
+        let t = translate_url("sqlite:////var/lib/inspector/x.db").unwrap();
+        assert_eq!(t.url, "sqlite:/var/lib/inspector/x.db?mode=rwc");
+        // SQLAlchemy reads a '?' as the start of the query; '#' and '%' are part of the path.
+        let t = translate_url("sqlite:///dir/odd#1%.db?timeout=3").unwrap();
+        assert_eq!(t.url, "sqlite:dir/odd%231%25.db?mode=rwc");
+        for memory in ["sqlite://", "sqlite:///", "sqlite:///:memory:"] {
+            let t = translate_url(memory).unwrap();
+            assert!(t.in_memory, "{memory}");
+        }
+    }
+
+    #[test]
+    fn server_urls_drop_the_python_driver() {
+        let t = translate_url("mysql+pymysql://u:p@127.0.0.1:3306/db?charset=utf8").unwrap();
+        assert_eq!(t.backend, Backend::MySql);
+        assert_eq!(t.url, "mysql://u:p@127.0.0.1:3306/db?charset=utf8");
+        let t = translate_url("mysql://u:p@localhost/db?unix_socket=/run/m.sock").unwrap();
+        assert_eq!(t.url, "mysql://u:p@localhost/db?socket=/run/m.sock");
+        let t = translate_url("postgresql+psycopg2://u:p@h/db").unwrap();
+        assert_eq!(t.backend, Backend::Postgres);
+        assert_eq!(t.url, "postgres://u:p@h/db");
+        assert_eq!(
+            translate_url("postgresql://u@h:5432/db").unwrap().url,
+            "postgres://u@h:5432/db"
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_without_the_password() {
+        let err = translate_url("oracle://scott:tiger@h/db").err().unwrap();
+        assert!(matches!(err, DbError::Config(_)));
+        let msg = err.to_string();
+        assert!(msg.contains("oracle"), "{msg}");
+        assert!(!msg.contains("tiger"), "{msg}");
+        assert!(matches!(
+            translate_url("inspector.db"),
+            Err(DbError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn redaction_hides_only_the_password() {
+        assert_eq!(
+            redact_url("mysql+pymysql://user:s3cr@t@db.example:3306/insp?charset=utf8"),
+            "mysql+pymysql://user:***@db.example:3306/insp?charset=utf8"
+        );
+        assert_eq!(
+            redact_url("postgresql://user@h/db"),
+            "postgresql://user@h/db"
+        );
+        assert_eq!(redact_url("sqlite:////tmp/x.db"), "sqlite:////tmp/x.db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_is_created_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let db = Db::connect_url(&format!("sqlite:///{}", path.display()))
+            .await
+            .unwrap();
+        assert!(path.exists());
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(busy, 10_000);
+        assert!(!db.table_exists("nodes").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn in_memory_database_is_shared_by_the_pool() {
+        let db = Db::connect_url("sqlite://").await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        // A second query must see the same database, not a fresh one.
+        assert!(db.table_exists("t").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn check_schema_names_dbsync() {
+        let db = Db::connect_url("sqlite://").await.unwrap();
+        let err = db.check_schema().await.unwrap_err();
+        assert!(matches!(err, DbError::Schema(_)));
+        assert!(
+            err.to_string().contains("ironic-inspector-dbsync upgrade"),
+            "{err}"
+        );
+        migrate::upgrade(&db, "578f84f38d", |_| {}).await.unwrap();
+        let err = db.check_schema().await.unwrap_err();
+        assert!(err.to_string().contains("578f84f38d"), "{err}");
+        migrate::upgrade(&db, "head", |_| {}).await.unwrap();
+        db.check_schema().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connect_gives_up_after_max_retries() {
+        let section = DatabaseSection {
+            connection: Some("postgresql://u:pw@127.0.0.1:1/db".to_string().into()),
+            sqlite_synchronous: true,
+            max_retries: 1,
+            retry_interval: 0,
+            max_pool_size: None,
+            idle_timeout: 3600,
+            // sqlx keeps retrying a refused connection until the pool timeout.
+            pool_timeout: Some(1),
+        };
+        let err = Db::connect(&section).await.unwrap_err();
+        assert!(matches!(err, DbError::Sql(_)), "{err:?}");
+        let missing = DatabaseSection {
+            connection: None,
+            ..section
+        };
+        assert!(matches!(
+            Db::connect(&missing).await,
+            Err(DbError::Config(_))
+        ));
+    }
+}

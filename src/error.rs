@@ -1,0 +1,131 @@
+//! The one error type of the crate and its mapping onto the API's error body.
+//!
+//! Ports `ironic_inspector.utils.Error` and `NotFoundInCacheError`, plus the Flask error
+//! handlers of `main.py`: every failure a client sees is `{"error": {"message": "..."}}` with
+//! the status chosen here, in [`Error::status`], and nowhere else.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error the daemon reports. The variant decides the HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: bad input, failed validation, or an upstream `utils.Error` with its default code.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no token, or a token Keystone does not accept.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a valid token without the `admin` role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: unknown node, rule, version or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 406: a well-formed API version outside the supported range.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// 409: the thing already exists or is busy.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the request body is larger than `[oslo_middleware] max_request_body_size`.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 503: a service we depend on (Keystone, the database) cannot be reached right now.
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// 500: anything unexpected. The detail is logged, the client gets a plain message
+    /// (with the detail appended only when `[DEFAULT] debug` is set, as upstream did).
+    #[error("{kind}: {detail}")]
+    Internal {
+        /// A short name for the kind of failure (upstream printed the exception class).
+        kind: &'static str,
+        /// What went wrong; never sent to clients unless debug is on.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for an internal error.
+    pub fn internal(kind: &'static str, detail: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            kind,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees. `debug` mirrors `[DEFAULT] debug`.
+    pub fn client_message(&self, debug: bool) -> String {
+        match self {
+            Error::Internal { kind, detail } if debug => {
+                format!("Internal server error ({kind}): {detail}")
+            }
+            Error::Internal { .. } => "Internal server error".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Builds the response. Used by the API layer, which knows whether debug is on.
+    pub fn into_response_with(self, debug: bool) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "returning error to client");
+        }
+        let body = Json(json!({"error": {"message": self.client_message(debug)}}));
+        (status, body).into_response()
+    }
+}
+
+/// Without access to the config the safe choice is the terse message; the API layer's
+/// middleware re-renders 500 bodies in debug mode (see `api::render_internal`).
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let debug_detail = match &self {
+            Error::Internal { kind, detail } => Some(DebugDetail(format!("({kind}): {detail}"))),
+            _ => None,
+        };
+        let mut response = self.into_response_with(false);
+        if let Some(detail) = debug_detail {
+            response.extensions_mut().insert(detail);
+        }
+        response
+    }
+}
+
+/// The detail of a 500, carried in the response extensions so the API layer can append it
+/// to the body when `[DEFAULT] debug` is on, without threading the config into every error.
+#[derive(Clone, Debug)]
+pub struct DebugDetail(pub String);
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::ServiceUnavailable("Database is not available".to_string())
+            }
+            other => Error::internal("DatabaseError", other),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! ironic-inspector: hardware introspection for OpenStack Bare Metal, in Rust.
+//!
+//! A drop-in replacement for upstream ironic-inspector 2.2 (Liberty): same HTTP API
+//! (versions 1.0 to 1.2), same `inspector.conf`, same database schema.
+//!
+//! # Layout
+//!
+//! Dependencies point down this list only.
+//!
+//! - [`app`]: builds the shared state, serves the API, stops gracefully.
+//! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
+//! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
+//! - [`auth`]: who may call the API (noauth, Keystone tokens).
+//! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
+//! - [`config`]: `inspector.conf` into a typed [`config::Config`].
+//! - [`error`]: the one error type and its HTTP mapping.
+//! - [`telemetry`]: logging set-up.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod node_cache;
+pub mod state;
+pub mod telemetry;
+
+pub use error::{Error, Result};

@@ -1,0 +1,98 @@
+//! `ironic-inspector`: the introspection daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ironic_inspector::config::{self, Config};
+use ironic_inspector::telemetry::{self, LogSettings};
+
+/// Hardware introspection daemon for OpenStack Bare Metal (ironic-inspector 2.2 API).
+#[derive(Parser, Debug)]
+#[command(name = "ironic-inspector", version, about)]
+struct Cli {
+    /// Configuration file (repeatable; later files override earlier ones). Without one, the
+    /// first of ~/.ironic-inspector/ironic-inspector.conf, ~/ironic-inspector.conf,
+    /// /etc/ironic-inspector/ironic-inspector.conf and /etc/ironic-inspector.conf is read.
+    #[arg(long = "config-file", value_name = "PATH")]
+    config_file: Vec<PathBuf>,
+    /// Directory whose *.conf files are read, in name order, after the --config-file ones.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    config_dir: Vec<PathBuf>,
+    /// Log at debug level (overrides [DEFAULT] debug).
+    #[arg(short, long)]
+    debug: bool,
+    /// Log at info level (overrides [DEFAULT] verbose).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Log to this file (overrides [DEFAULT] log_file).
+    #[arg(long = "log-file", value_name = "PATH")]
+    log_file: Option<PathBuf>,
+}
+
+/// Layers the config files as oslo.config would.
+fn config_files(cli: &Cli) -> Result<Vec<PathBuf>, config::ConfigError> {
+    let mut files = cli.config_file.clone();
+    if files.is_empty() && cli.config_dir.is_empty() {
+        files = config::default_config_files();
+    }
+    for dir in &cli.config_dir {
+        files.extend(config::config_dir_files(dir)?);
+    }
+    Ok(files)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = config_files(&cli).and_then(|files| Config::from_files(&files));
+    let (mut config, warnings) = match loaded {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("ironic-inspector: configuration error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.debug {
+        config.default.debug = true;
+    }
+    if cli.log_file.is_some() {
+        config.default.log_file = cli.log_file.clone();
+    }
+    let verbose = cli.verbose || verbose_from_files(&cli);
+    if let Err(err) = telemetry::init(&LogSettings::from_config(&config, verbose)) {
+        eprintln!("ironic-inspector: cannot open the log: {err}");
+        return ExitCode::FAILURE;
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ironic_inspector::app::run(Arc::new(config))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("ironic-inspector cannot run: {err:#}");
+            eprintln!("ironic-inspector: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `[DEFAULT] verbose` (default true), read separately because only logging uses it.
+fn verbose_from_files(cli: &Cli) -> bool {
+    let Ok(files) = config_files(cli) else {
+        return true;
+    };
+    let Ok(raw) = config::oslo::RawConfig::from_files(&files) else {
+        return true;
+    };
+    raw.get("DEFAULT", "verbose")
+        .and_then(|v| config::oslo::parse_bool(&v.value))
+        .unwrap_or(true)
+}

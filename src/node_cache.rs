@@ -1,0 +1,1165 @@
+//! The node cache: nodes under introspection (and recently finished), their lookup
+//! attributes (BMC address, MACs) and their options, plus a per-node lock.
+//!
+//! Ports the database half of `ironic_inspector/node_cache.py` (`add_node`, `get_node`,
+//! `find_node`, `active_macs`, `clean_up`, `delete_nodes_not_in_list`, and `NodeInfo`'s
+//! `set_option`, `finished`, `add_attribute`, `options`, `attributes`). The Ironic half of
+//! `NodeInfo` (node, ports, patches) belongs with the Ironic client, not here. This module
+//! owns the SQL of the `nodes`, `attributes` and `options` tables and nothing else; it never
+//! talks to Ironic or the firewall.
+//!
+//! Two deliberate departures from 2.2.2 (PORTING.md §14): lookups bind their values instead
+//! of pasting them into SQL, and [`NodeCache::lock`] serialises work on one node, which
+//! upstream did not do until a later release.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sqlx::{Any, Transaction};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::db::{Db, DbError, float_column, required_text_column, text_column};
+use crate::error::{Error, Result};
+
+/// Attribute name under which a node's MAC addresses are stored.
+pub const MACS_ATTRIBUTE: &str = "mac";
+/// Attribute name under which a node's BMC address is stored.
+pub const BMC_ATTRIBUTE: &str = "bmc_address";
+/// The error recorded on a node whose introspection ran out of time.
+pub const TIMEOUT_ERROR: &str = "Introspection timeout";
+
+/// One row of the cache: a node under introspection, or one that finished recently.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    /// Ironic node UUID.
+    pub uuid: String,
+    /// When introspection started, Unix seconds.
+    pub started_at: f64,
+    /// When it finished, Unix seconds; `None` while it runs.
+    pub finished_at: Option<f64>,
+    /// Why it failed; `None` on success or while it runs.
+    pub error: Option<String>,
+}
+
+/// The per-node locks: one async mutex per UUID that somebody holds or waits for.
+type LockTable = Arc<StdMutex<HashMap<String, Arc<AsyncMutex<()>>>>>;
+
+/// The node cache over the database. Cheap to clone; clones share the lock table.
+#[derive(Clone, Debug)]
+pub struct NodeCache {
+    db: Db,
+    locks: LockTable,
+}
+
+impl NodeCache {
+    /// Wraps a database whose schema is at head.
+    pub fn new(db: Db) -> Self {
+        NodeCache {
+            db,
+            locks: Arc::default(),
+        }
+    }
+
+    /// The database underneath.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts (or restarts) introspection of a node: drops whatever was cached for it, then
+    /// records it as started now, with its BMC address as a lookup attribute when given and
+    /// not empty. A BMC address that another node under introspection holds is a 400, and
+    /// then nothing is written.
+    pub async fn add_node(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
+        let started_at = now_unix();
+        let mut tx = self.db.begin().await?;
+        self.delete_rows(&mut tx, uuid).await?;
+        let q = self
+            .db
+            .sql("INSERT INTO nodes (uuid, started_at) VALUES (?, ?)");
+        sqlx::query(&q)
+            .bind(uuid)
+            .bind(started_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        if let Some(bmc) = bmc_address.filter(|b| !b.is_empty()) {
+            self.insert_attributes(&mut tx, uuid, BMC_ATTRIBUTE, &[bmc.to_string()])
+                .await?;
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(NodeInfo {
+            uuid: uuid.to_string(),
+            started_at,
+            finished_at: None,
+            error: None,
+        })
+    }
+
+    /// Adds lookup attribute values for a node (MACs are stored in lower case). If any value
+    /// already belongs to a node, nothing is added and the answer is a 400.
+    pub async fn add_attribute(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        self.insert_attributes(&mut tx, uuid, name, values).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(())
+    }
+
+    /// The cached record of a node, finished or not; 404 when there is none.
+    pub async fn get_node(&self, uuid: &str) -> Result<NodeInfo> {
+        let q = self
+            .db
+            .sql("SELECT uuid, started_at, finished_at, error FROM nodes WHERE uuid = ?");
+        let row = sqlx::query(&q)
+            .bind(uuid)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        match row {
+            Some(row) => Ok(node_from_row(&row)?),
+            None => Err(Error::NotFound(format!(
+                "Could not find node {uuid} in cache"
+            ))),
+        }
+    }
+
+    /// Finds the node the ramdisk is running on, by BMC address and MACs (MACs compared in
+    /// lower case). Errors, with upstream's codes: no match is 404, several matching nodes
+    /// are 404, a match without a node row is 404, a node that already finished is 400.
+    pub async fn find_node(&self, bmc_address: Option<&str>, macs: &[String]) -> Result<NodeInfo> {
+        let bmc = bmc_address.filter(|b| !b.is_empty());
+        let macs_lower: Vec<String> = macs.iter().map(|m| m.to_ascii_lowercase()).collect();
+        let mut clauses = Vec::new();
+        let mut binds: Vec<&str> = Vec::new();
+        // Upstream tries the attributes in name order (bmc_address, then mac) and unions the
+        // results; one query with bound values gives the same set.
+        if let Some(bmc) = bmc {
+            clauses.push("(name = ? AND value = ?)".to_string());
+            binds.extend([BMC_ATTRIBUTE, bmc]);
+        }
+        if !macs_lower.is_empty() {
+            let marks = vec!["?"; macs_lower.len()].join(", ");
+            clauses.push(format!("(name = ? AND value IN ({marks}))"));
+            binds.push(MACS_ATTRIBUTE);
+            binds.extend(macs_lower.iter().map(String::as_str));
+        }
+        let attrs = attributes_repr(bmc_address, macs);
+        if clauses.is_empty() {
+            return Err(Error::NotFound(format!(
+                "Could not find a node for attributes {attrs}"
+            )));
+        }
+        let sql = format!(
+            "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL AND ({})",
+            clauses.join(" OR ")
+        );
+        let q = self.db.sql(&sql);
+        let mut query = sqlx::query(&q);
+        for value in &binds {
+            query = query.bind(*value);
+        }
+        let rows = query
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        let mut found = rows
+            .iter()
+            .map(|row| required_text_column(row, "uuid"))
+            .collect::<Result<Vec<_>, _>>()?;
+        found.sort();
+        let uuid = match found.as_slice() {
+            [] => {
+                return Err(Error::NotFound(format!(
+                    "Could not find a node for attributes {attrs}"
+                )));
+            }
+            [one] => one.clone(),
+            many => {
+                return Err(Error::NotFound(format!(
+                    "Multiple matching nodes found for attributes {attrs}: {}",
+                    py_list(many)
+                )));
+            }
+        };
+        let node = match self.get_node(&uuid).await {
+            Ok(node) => node,
+            Err(Error::NotFound(_)) => {
+                return Err(Error::NotFound(format!(
+                    "Could not find node {uuid} in introspection cache, probably it's not on \
+                     introspection now"
+                )));
+            }
+            Err(other) => return Err(other),
+        };
+        // Upstream tests the float for truth, so a zero timestamp counts as "not finished".
+        if let Some(finished_at) = node.finished_at.filter(|f| *f != 0.0) {
+            return Err(Error::BadRequest(format!(
+                "Introspection for node {uuid} already finished on {}",
+                py_float(finished_at)
+            )));
+        }
+        Ok(NodeInfo {
+            finished_at: None,
+            error: None,
+            ..node
+        })
+    }
+
+    /// Every MAC address of every node under introspection (the firewall lets these through).
+    pub async fn active_macs(&self) -> Result<HashSet<String>> {
+        let q = self.db.sql("SELECT value FROM attributes WHERE name = ?");
+        let rows = sqlx::query(&q)
+            .bind(MACS_ATTRIBUTE)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        Ok(rows
+            .iter()
+            .map(|row| required_text_column(row, "value"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A node's lookup attributes: name to values (values sorted).
+    pub async fn attributes(&self, uuid: &str) -> Result<BTreeMap<String, Vec<String>>> {
+        let q = self
+            .db
+            .sql("SELECT name, value FROM attributes WHERE uuid = ? ORDER BY name, value");
+        let rows = sqlx::query(&q)
+            .bind(uuid)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            let name = required_text_column(row, "name")?;
+            let value = required_text_column(row, "value")?;
+            out.entry(name).or_default().push(value);
+        }
+        Ok(out)
+    }
+
+    /// Stores one option of a node as JSON, replacing an earlier value of the same name.
+    pub async fn set_option(&self, uuid: &str, name: &str, value: &Value) -> Result<()> {
+        let encoded = value.to_string();
+        let mut tx = self.db.begin().await?;
+        let q = self
+            .db
+            .sql("DELETE FROM options WHERE uuid = ? AND name = ?");
+        sqlx::query(&q)
+            .bind(uuid)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        let q = self
+            .db
+            .sql("INSERT INTO options (uuid, name, value) VALUES (?, ?, ?)");
+        sqlx::query(&q)
+            .bind(uuid)
+            .bind(name)
+            .bind(encoded)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(())
+    }
+
+    /// A node's options, decoded from JSON. A NULL value reads as JSON `null`.
+    pub async fn options(&self, uuid: &str) -> Result<BTreeMap<String, Value>> {
+        let q = self
+            .db
+            .sql("SELECT name, value FROM options WHERE uuid = ?");
+        let rows = sqlx::query(&q)
+            .bind(uuid)
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        let mut out = BTreeMap::new();
+        for row in &rows {
+            let name = required_text_column(row, "name")?;
+            let value = match text_column(row, "value")? {
+                None => Value::Null,
+                Some(text) => serde_json::from_str(&text).map_err(|e| {
+                    Error::internal(
+                        "InvalidOption",
+                        format!("option {name} of node {uuid} is not JSON: {e}"),
+                    )
+                })?,
+            };
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+
+    /// Records the end of a node's introspection (with the error, if it failed) and drops its
+    /// lookup attributes and options, in one transaction. Returns the finish time.
+    pub async fn finished(&self, uuid: &str, error: Option<&str>) -> Result<f64> {
+        let finished_at = now_unix();
+        let mut tx = self.db.begin().await?;
+        let q = self
+            .db
+            .sql("UPDATE nodes SET finished_at = ?, error = ? WHERE uuid = ?");
+        sqlx::query(&q)
+            .bind(finished_at)
+            .bind(error)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        self.delete_children(&mut tx, uuid).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(finished_at)
+    }
+
+    /// Forgets a node entirely: its row, attributes and options.
+    pub async fn delete_node(&self, uuid: &str) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        self.delete_rows(&mut tx, uuid).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(())
+    }
+
+    /// The UUIDs of every cached node.
+    pub async fn node_uuids(&self) -> Result<HashSet<String>> {
+        let rows = sqlx::query("SELECT uuid FROM nodes")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(DbError::from)?;
+        Ok(rows
+            .iter()
+            .map(|row| required_text_column(row, "uuid"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets the cached nodes whose UUID is not in `uuids` (the nodes Ironic still has).
+    /// Returns the UUIDs dropped, sorted.
+    pub async fn delete_nodes_not_in_list(&self, uuids: &HashSet<String>) -> Result<Vec<String>> {
+        let mut gone: Vec<String> = self
+            .node_uuids()
+            .await?
+            .into_iter()
+            .filter(|u| !uuids.contains(u))
+            .collect();
+        gone.sort();
+        for uuid in &gone {
+            tracing::warn!(
+                node.uuid = %uuid,
+                "node was deleted from Ironic, dropping it from the inspector database"
+            );
+            self.delete_node(uuid).await?;
+        }
+        Ok(gone)
+    }
+
+    /// The periodic clean-up, in one transaction: drops finished records older than
+    /// `keep_time` seconds, then (unless `timeout <= 0`) fails every introspection that
+    /// started more than `timeout` seconds before `now` with "Introspection timeout" and
+    /// drops its attributes and options. Returns the UUIDs that timed out, sorted. Timed-out
+    /// nodes are neither powered off nor reported to Ironic, as upstream.
+    pub async fn clean_up(&self, now: f64, timeout: i64, keep_time: i64) -> Result<Vec<String>> {
+        let keep_threshold = now - keep_time as f64;
+        let mut tx = self.db.begin().await?;
+        // Finished nodes normally have no attributes or options left; drop any stragglers
+        // first so that enforced foreign keys cannot block the purge.
+        for table in ["attributes", "options"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE uuid IN (SELECT uuid FROM nodes \
+                 WHERE finished_at IS NOT NULL AND finished_at < ?)"
+            );
+            let q = self.db.sql(&sql);
+            sqlx::query(&q)
+                .bind(keep_threshold)
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+        }
+        let q = self
+            .db
+            .sql("DELETE FROM nodes WHERE finished_at IS NOT NULL AND finished_at < ?");
+        sqlx::query(&q)
+            .bind(keep_threshold)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+
+        if timeout <= 0 {
+            tx.commit().await.map_err(DbError::from)?;
+            return Ok(Vec::new());
+        }
+        let threshold = now - timeout as f64;
+        let q = self
+            .db
+            .sql("SELECT uuid FROM nodes WHERE started_at < ? AND finished_at IS NULL");
+        let rows = sqlx::query(&q)
+            .bind(threshold)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        let mut uuids = rows
+            .iter()
+            .map(|row| required_text_column(row, "uuid"))
+            .collect::<Result<Vec<_>, _>>()?;
+        uuids.sort();
+        if uuids.is_empty() {
+            tx.commit().await.map_err(DbError::from)?;
+            return Ok(uuids);
+        }
+        tracing::error!(nodes = ?uuids, "introspection timed out");
+        for uuid in &uuids {
+            let q = self
+                .db
+                .sql("UPDATE nodes SET finished_at = ?, error = ? WHERE uuid = ?");
+            sqlx::query(&q)
+                .bind(now)
+                .bind(TIMEOUT_ERROR)
+                .bind(uuid.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(DbError::from)?;
+            self.delete_children(&mut tx, uuid).await?;
+        }
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(uuids)
+    }
+
+    /// Waits until no one else works on this node, then holds it until the guard drops.
+    /// Introspection start and ramdisk processing take it, so two requests for one node
+    /// never interleave. A tokio mutex, since the holder awaits Ironic and the database.
+    pub async fn lock(&self, uuid: &str) -> NodeLock {
+        let entry = LockEntry::new(&self.locks, uuid);
+        let guard = entry.mutex.clone().lock_owned().await;
+        NodeLock {
+            guard: Some(guard),
+            _entry: entry,
+        }
+    }
+
+    /// How many nodes currently have a lock entry (held or awaited). For tests and metrics.
+    pub fn lock_entries(&self) -> usize {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    async fn insert_attributes(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        uuid: &str,
+        name: &str,
+        values: &[String],
+    ) -> Result<()> {
+        let q = self
+            .db
+            .sql("INSERT INTO attributes (name, value, uuid) VALUES (?, ?, ?)");
+        for value in values {
+            let stored = if name == MACS_ATTRIBUTE {
+                value.to_ascii_lowercase()
+            } else {
+                value.clone()
+            };
+            let result = sqlx::query(&q)
+                .bind(name)
+                .bind(stored)
+                .bind(uuid)
+                .execute(&mut **tx)
+                .await
+                .map_err(DbError::from);
+            match result {
+                Ok(_) => {}
+                Err(e) if e.is_unique_violation() => {
+                    tracing::debug!(node.uuid = %uuid, error = %e, "lookup attribute already taken");
+                    return Err(Error::BadRequest(format!(
+                        "Some or all of {name}'s {} are already on introspection",
+                        py_list(values)
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a node's attributes and options (children first: foreign keys).
+    async fn delete_children(&self, tx: &mut Transaction<'static, Any>, uuid: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM attributes WHERE uuid = ?",
+            "DELETE FROM options WHERE uuid = ?",
+        ] {
+            let q = self.db.sql(sql);
+            sqlx::query(&q)
+                .bind(uuid)
+                .execute(&mut **tx)
+                .await
+                .map_err(DbError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a node's row and everything hanging off it.
+    async fn delete_rows(&self, tx: &mut Transaction<'static, Any>, uuid: &str) -> Result<()> {
+        self.delete_children(tx, uuid).await?;
+        let q = self.db.sql("DELETE FROM nodes WHERE uuid = ?");
+        sqlx::query(&q)
+            .bind(uuid)
+            .execute(&mut **tx)
+            .await
+            .map_err(DbError::from)?;
+        Ok(())
+    }
+}
+
+/// Holds one node's lock; dropping it lets the next request for the node in.
+#[derive(Debug)]
+pub struct NodeLock {
+    guard: Option<OwnedMutexGuard<()>>,
+    _entry: LockEntry,
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        // Release the mutex before the entry checks whether anyone still needs it.
+        self.guard.take();
+    }
+}
+
+/// A claim on a lock-table entry, by a holder or a waiter. The last claim to go removes the
+/// entry, so the table only ever lists nodes that someone works on. Claims are made and
+/// dropped under the table's std mutex, which is never held across an `.await`.
+#[derive(Debug)]
+struct LockEntry {
+    table: LockTable,
+    uuid: String,
+    mutex: Arc<AsyncMutex<()>>,
+}
+
+impl LockEntry {
+    fn new(table: &LockTable, uuid: &str) -> Self {
+        let mut locks = table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mutex = locks.entry(uuid.to_string()).or_default().clone();
+        LockEntry {
+            table: table.clone(),
+            uuid: uuid.to_string(),
+            mutex,
+        }
+    }
+}
+
+impl Drop for LockEntry {
+    fn drop(&mut self) {
+        let mut locks = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two references left: the table's and ours. Every other claim holds one more, and
+        // claims are only made under this same std mutex.
+        if Arc::strong_count(&self.mutex) <= 2 {
+            locks.remove(&self.uuid);
+        }
+    }
+}
+
+fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeInfo, DbError> {
+    Ok(NodeInfo {
+        uuid: required_text_column(row, "uuid")?,
+        started_at: float_column(row, "started_at")?.unwrap_or_default(),
+        finished_at: float_column(row, "finished_at")?,
+        error: text_column(row, "error")?,
+    })
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The lookup attributes rendered as upstream's messages show them (a Python dict).
+fn attributes_repr(bmc_address: Option<&str>, macs: &[String]) -> String {
+    let bmc = bmc_address.map_or_else(|| "None".to_string(), py_str);
+    format!("{{'bmc_address': {bmc}, 'mac': {}}}", py_list(macs))
+}
+
+/// A list of strings as Python prints it: `['a', 'b']`.
+fn py_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| py_str(s)).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// A string as Python's `repr` prints it.
+fn py_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A float as Python's `repr` prints it for ordinary magnitudes (`1448526000.0`, `12.5`).
+fn py_float(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::migrate;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    const U1: &str = "0b5ae9c4-4f2b-4dd7-9d4f-2c6c0e0f9d01";
+    const U2: &str = "1c6bf0d5-5a3c-4ee8-8e5a-3d7d1f1a0e02";
+
+    /// A migrated SQLite file in a temp dir (the dir must outlive the cache).
+    async fn cache() -> (NodeCache, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:///{}", dir.path().join("inspector.db").display());
+        let db = Db::connect_url(&url).await.unwrap();
+        migrate::upgrade(&db, "head", |_| {}).await.unwrap();
+        (NodeCache::new(db), dir)
+    }
+
+    fn macs(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn add_node_records_start_and_bmc() {
+        let (cache, _dir) = cache().await;
+        let before = now_unix();
+        let node = cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        assert_eq!(node.uuid, U1);
+        assert!(node.started_at >= before && node.started_at <= now_unix());
+        assert_eq!(cache.get_node(U1).await.unwrap(), node);
+        let attrs = cache.attributes(U1).await.unwrap();
+        assert_eq!(attrs.get("bmc_address"), Some(&macs(&["1.2.3.4"])));
+    }
+
+    #[tokio::test]
+    async fn add_node_without_bmc_adds_no_attribute() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache.add_node(U2, Some("")).await.unwrap();
+        assert!(cache.attributes(U1).await.unwrap().is_empty());
+        assert!(cache.attributes(U2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn add_node_replaces_the_previous_record() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        cache.set_option(U1, "foo", &json!("bar")).await.unwrap();
+        cache.finished(U1, Some("boom")).await.unwrap();
+
+        let again = cache.add_node(U1, Some("5.6.7.8")).await.unwrap();
+        let node = cache.get_node(U1).await.unwrap();
+        assert_eq!(node, again);
+        assert_eq!(node.finished_at, None);
+        assert_eq!(node.error, None);
+        let attrs = cache.attributes(U1).await.unwrap();
+        assert_eq!(attrs.len(), 1);
+        assert_eq!(attrs.get("bmc_address"), Some(&macs(&["5.6.7.8"])));
+        assert!(cache.options(U1).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_bmc_is_rejected_and_rolled_back() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let err = cache.add_node(U2, Some("1.2.3.4")).await.unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "Some or all of bmc_address's ['1.2.3.4'] are already on introspection"
+        );
+        // The whole transaction went, including the new node row.
+        assert!(matches!(cache.get_node(U2).await, Err(Error::NotFound(_))));
+        assert_eq!(
+            cache.node_uuids().await.unwrap(),
+            HashSet::from([U1.to_string()])
+        );
+    }
+
+    #[tokio::test]
+    async fn add_attribute_conflict_keeps_nothing() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache.add_node(U2, None).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        let err = cache
+            .add_attribute(
+                U2,
+                "mac",
+                &macs(&["aa:bb:cc:dd:ee:ff", "11:22:33:44:55:66"]),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Some or all of mac's ['aa:bb:cc:dd:ee:ff', '11:22:33:44:55:66'] are already on \
+             introspection"
+        );
+        assert!(cache.attributes(U2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn macs_are_lowercased_on_write_and_lookup() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["AA:BB:CC:DD:EE:FF"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.active_macs().await.unwrap(),
+            HashSet::from(["aa:bb:cc:dd:ee:ff".to_string()])
+        );
+        let found = cache
+            .find_node(None, &macs(&["Aa:bB:cc:DD:ee:ff"]))
+            .await
+            .unwrap();
+        assert_eq!(found.uuid, U1);
+    }
+
+    #[tokio::test]
+    async fn get_node_unknown_is_404() {
+        let (cache, _dir) = cache().await;
+        let err = cache.get_node(U1).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert_eq!(
+            err.to_string(),
+            format!("Could not find node {U1} in cache")
+        );
+    }
+
+    #[tokio::test]
+    async fn find_node_by_bmc_or_macs() {
+        let (cache, _dir) = cache().await;
+        let node = cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache
+            .add_attribute(
+                U1,
+                "mac",
+                &macs(&["11:22:33:44:55:66", "66:55:44:33:22:11"]),
+            )
+            .await
+            .unwrap();
+        let by_bmc = cache.find_node(Some("1.2.3.4"), &[]).await.unwrap();
+        assert_eq!(by_bmc.uuid, U1);
+        assert_eq!(by_bmc.started_at, node.started_at);
+        let by_mac = cache
+            .find_node(None, &macs(&["00:00:00:00:00:00", "66:55:44:33:22:11"]))
+            .await
+            .unwrap();
+        assert_eq!(by_mac.uuid, U1);
+        let both = cache
+            .find_node(Some("1.2.3.4"), &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        assert_eq!(both.uuid, U1);
+    }
+
+    #[tokio::test]
+    async fn find_node_without_match_is_404_naming_the_attributes() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let err = cache
+            .find_node(Some("9.9.9.9"), &macs(&["aa:aa:aa:aa:aa:aa"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert_eq!(
+            err.to_string(),
+            "Could not find a node for attributes {'bmc_address': '9.9.9.9', 'mac': \
+             ['aa:aa:aa:aa:aa:aa']}"
+        );
+        let err = cache.find_node(None, &[]).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Could not find a node for attributes {'bmc_address': None, 'mac': []}"
+        );
+    }
+
+    #[tokio::test]
+    async fn find_node_binds_values_instead_of_pasting_them() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        // With string concatenation (upstream) this matched every row.
+        let err = cache
+            .find_node(Some("x\" OR \"1\"=\"1"), &macs(&["' OR '1'='1"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            r#"Could not find a node for attributes {'bmc_address': 'x" OR "1"="1', 'mac': ["' OR '1'='1"]}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn find_node_with_several_matches_is_404() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache.add_node(U2, None).await.unwrap();
+        cache
+            .add_attribute(U2, "mac", &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        let err = cache
+            .find_node(Some("1.2.3.4"), &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Multiple matching nodes found for attributes {{'bmc_address': '1.2.3.4', \
+                 'mac': ['11:22:33:44:55:66']}}: ['{U1}', '{U2}']"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn find_node_on_a_finished_node_is_400() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        // A finished node has no attributes left, so put one back as a stale row would be.
+        cache.finished(U1, None).await.unwrap();
+        sqlx::query("UPDATE nodes SET finished_at = 1448526000.0")
+            .execute(cache.db().pool())
+            .await
+            .unwrap();
+        cache
+            .add_attribute(U1, "bmc_address", &macs(&["1.2.3.4"]))
+            .await
+            .unwrap();
+        let err = cache.find_node(Some("1.2.3.4"), &[]).await.unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("Introspection for node {U1} already finished on 1448526000.0")
+        );
+    }
+
+    #[tokio::test]
+    async fn find_node_with_attribute_but_no_node_row_is_404() {
+        let (cache, _dir) = cache().await;
+        // Only reachable through a database written without foreign keys (upstream SQLite).
+        let mut conn = cache.db().pool().acquire().await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO attributes (name, value, uuid) VALUES ('mac', 'aa', ?)")
+            .bind(U2)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let err = cache.find_node(None, &macs(&["aa"])).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Could not find node {U2} in introspection cache, probably it's not on \
+                 introspection now"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn active_macs_lists_only_macs() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        cache.add_node(U2, None).await.unwrap();
+        cache
+            .add_attribute(U2, "mac", &macs(&["66:55:44:33:22:11"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.active_macs().await.unwrap(),
+            HashSet::from([
+                "11:22:33:44:55:66".to_string(),
+                "66:55:44:33:22:11".to_string()
+            ])
+        );
+        cache.finished(U2, None).await.unwrap();
+        assert_eq!(
+            cache.active_macs().await.unwrap(),
+            HashSet::from(["11:22:33:44:55:66".to_string()])
+        );
+    }
+
+    #[tokio::test]
+    async fn options_round_trip_json() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache
+            .set_option(U1, "new_ipmi_credentials", &Value::Null)
+            .await
+            .unwrap();
+        cache
+            .set_option(U1, "list", &json!(["user", "pass"]))
+            .await
+            .unwrap();
+        cache
+            .set_option(U1, "list", &json!(["admin", "secret"]))
+            .await
+            .unwrap();
+        let options = cache.options(U1).await.unwrap();
+        assert_eq!(options.len(), 2);
+        assert_eq!(options["new_ipmi_credentials"], Value::Null);
+        assert_eq!(options["list"], json!(["admin", "secret"]));
+        // A NULL column (written by someone else) reads as JSON null.
+        sqlx::query("INSERT INTO options (uuid, name, value) VALUES (?, 'raw', NULL)")
+            .bind(U1)
+            .execute(cache.db().pool())
+            .await
+            .unwrap();
+        assert_eq!(cache.options(U1).await.unwrap()["raw"], Value::Null);
+        assert!(cache.options(U2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finished_records_error_and_drops_attributes_and_options() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache.set_option(U1, "foo", &json!(1)).await.unwrap();
+        let before = now_unix();
+        let at = cache.finished(U1, Some("boom")).await.unwrap();
+        let node = cache.get_node(U1).await.unwrap();
+        assert_eq!(node.finished_at, Some(at));
+        assert!(at >= before);
+        assert_eq!(node.error.as_deref(), Some("boom"));
+        assert!(cache.attributes(U1).await.unwrap().is_empty());
+        assert!(cache.options(U1).await.unwrap().is_empty());
+        // The BMC address is free again.
+        cache.add_node(U2, Some("1.2.3.4")).await.unwrap();
+        cache.finished(U2, None).await.unwrap();
+        assert_eq!(cache.get_node(U2).await.unwrap().error, None);
+    }
+
+    #[tokio::test]
+    async fn delete_node_and_delete_nodes_not_in_list() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache.add_node(U2, Some("5.6.7.8")).await.unwrap();
+        cache.set_option(U2, "x", &json!(true)).await.unwrap();
+        let gone = cache
+            .delete_nodes_not_in_list(&HashSet::from([U1.to_string()]))
+            .await
+            .unwrap();
+        assert_eq!(gone, vec![U2.to_string()]);
+        assert_eq!(
+            cache.node_uuids().await.unwrap(),
+            HashSet::from([U1.to_string()])
+        );
+        assert!(cache.options(U2).await.unwrap().is_empty());
+        cache.delete_node(U1).await.unwrap();
+        assert!(cache.node_uuids().await.unwrap().is_empty());
+        assert!(cache.active_macs().await.unwrap().is_empty());
+    }
+
+    /// Sets a node's timestamps directly, as if it had started/finished at those times.
+    async fn set_times(cache: &NodeCache, uuid: &str, started: f64, finished: Option<f64>) {
+        sqlx::query("UPDATE nodes SET started_at = ?, finished_at = ? WHERE uuid = ?")
+            .bind(started)
+            .bind(finished)
+            .bind(uuid)
+            .execute(cache.db().pool())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn clean_up_times_out_old_introspections() {
+        let (cache, _dir) = cache().await;
+        let now = 1_000_000.0;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["11:22:33:44:55:66"]))
+            .await
+            .unwrap();
+        cache.set_option(U1, "foo", &json!("bar")).await.unwrap();
+        set_times(&cache, U1, now - 100.0, None).await;
+        cache.add_node(U2, Some("5.6.7.8")).await.unwrap();
+        set_times(&cache, U2, now - 10.0, None).await;
+
+        let timed_out = cache.clean_up(now, 60, 604_800).await.unwrap();
+        assert_eq!(timed_out, vec![U1.to_string()]);
+        let node = cache.get_node(U1).await.unwrap();
+        assert_eq!(node.finished_at, Some(now));
+        assert_eq!(node.error.as_deref(), Some("Introspection timeout"));
+        assert!(cache.attributes(U1).await.unwrap().is_empty());
+        assert!(cache.options(U1).await.unwrap().is_empty());
+        // The young one is untouched.
+        let young = cache.get_node(U2).await.unwrap();
+        assert_eq!(young.finished_at, None);
+        assert_eq!(cache.attributes(U2).await.unwrap().len(), 1);
+        // Nothing more to do the second time.
+        assert!(cache.clean_up(now, 60, 604_800).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn clean_up_purges_old_finished_nodes_even_without_timeout() {
+        let (cache, _dir) = cache().await;
+        let now = 1_000_000.0;
+        cache.add_node(U1, None).await.unwrap();
+        cache.add_node(U2, None).await.unwrap();
+        set_times(&cache, U1, now - 5000.0, Some(now - 2000.0)).await;
+        set_times(&cache, U2, now - 5000.0, Some(now - 500.0)).await;
+        // timeout 0 disables timeouts but still purges.
+        assert!(cache.clean_up(now, 0, 1000).await.unwrap().is_empty());
+        assert_eq!(
+            cache.node_uuids().await.unwrap(),
+            HashSet::from([U2.to_string()])
+        );
+        // A running node older than any timeout is left alone when timeouts are off.
+        cache.add_node(U1, None).await.unwrap();
+        set_times(&cache, U1, now - 1e6, None).await;
+        assert!(cache.clean_up(now, -1, 1000).await.unwrap().is_empty());
+        assert_eq!(cache.get_node(U1).await.unwrap().finished_at, None);
+    }
+
+    #[tokio::test]
+    async fn lock_serialises_work_on_one_node() {
+        let (cache, _dir) = cache().await;
+        let first = cache.lock(U1).await;
+        assert_eq!(cache.lock_entries(), 1);
+        let acquired = Arc::new(AtomicBool::new(false));
+        let task = {
+            let cache = cache.clone();
+            let acquired = acquired.clone();
+            tokio::spawn(async move {
+                let _guard = cache.lock(U1).await;
+                acquired.store(true, Ordering::SeqCst);
+            })
+        };
+        // Give the task every chance to run; it must stay blocked on the lock.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!acquired.load(Ordering::SeqCst));
+        // Another node is not blocked.
+        drop(cache.lock(U2).await);
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(acquired.load(Ordering::SeqCst));
+        assert_eq!(cache.lock_entries(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lock_holders_never_overlap() {
+        let (cache, _dir) = cache().await;
+        let inside = Arc::new(AtomicUsize::new(0));
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let cache = cache.clone();
+            let inside = inside.clone();
+            let overlaps = overlaps.clone();
+            tasks.push(tokio::spawn(async move {
+                let _guard = cache.lock(U1).await;
+                if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                // Real work under the lock: a write to the database.
+                cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+                inside.fetch_sub(1, Ordering::SeqCst);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+        assert_eq!(cache.lock_entries(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_entry() {
+        let (cache, _dir) = cache().await;
+        let held = cache.lock(U1).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(10), cache.lock(U1)).await;
+        assert!(waiting.is_err());
+        drop(held);
+        assert_eq!(cache.lock_entries(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_on_sqlite_do_not_fail() {
+        let (cache, _dir) = cache().await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let cache = cache.clone();
+            tasks.push(tokio::spawn(async move {
+                let uuid = format!("00000000-0000-0000-0000-{i:012}");
+                cache
+                    .add_node(&uuid, Some(&format!("10.0.0.{i}")))
+                    .await
+                    .unwrap();
+                cache
+                    .add_attribute(&uuid, "mac", &[format!("52:54:00:00:00:{i:02x}")])
+                    .await
+                    .unwrap();
+                cache.set_option(&uuid, "step", &json!(i)).await.unwrap();
+                cache.get_node(&uuid).await.unwrap();
+                cache.finished(&uuid, None).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(cache.node_uuids().await.unwrap().len(), 40);
+    }
+
+    #[test]
+    fn python_reprs() {
+        assert_eq!(py_str("a'b"), "\"a'b\"");
+        assert_eq!(py_str("a\\b"), "'a\\\\b'");
+        assert_eq!(py_str("a'\"b"), "'a\\'\"b'");
+        assert_eq!(py_float(1448526000.0), "1448526000.0");
+        assert_eq!(py_float(1448526000.25), "1448526000.25");
+    }
+}

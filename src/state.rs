@@ -1,0 +1,31 @@
+//! The shared state every request handler and workflow receives.
+//!
+//! Built once by [`crate::app`]; cheap to clone (every field is a handle). Upstream kept these
+//! as module globals (`CONF`, the DB facade, the green pool); we pass them in.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::db::Db;
+use crate::node_cache::NodeCache;
+
+/// Handles to everything the daemon shares between requests.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration read at start-up.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// Nodes under introspection.
+    pub node_cache: NodeCache,
+    /// Who may call protected endpoints.
+    pub auth: Arc<dyn Auth>,
+    /// Background work started by requests; waited for at shutdown.
+    pub tasks: TaskTracker,
+    /// Cancelled when the daemon stops.
+    pub shutdown: CancellationToken,
+}

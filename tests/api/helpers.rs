@@ -1,0 +1,171 @@
+//! Shared test set-up: a real daemon on an ephemeral port over a fresh SQLite database.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use ironic_inspector::api::AppState;
+use ironic_inspector::config::{Config, oslo::RawConfig};
+use ironic_inspector::db::Db;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+static TRACING: Once = Once::new();
+
+/// Quiet tests unless TEST_LOG is set.
+pub fn init_logging() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = ironic_inspector::telemetry::init(&ironic_inspector::telemetry::LogSettings {
+                debug: true,
+                verbose: true,
+                file: None,
+            });
+        }
+    });
+}
+
+/// Settings every test daemon gets; tests append their own sections after these.
+pub const BASE_CONFIG: &str = "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\n\
+[ironic]\nauth_strategy = noauth\n[firewall]\nmanage_firewall = false\n";
+
+/// A daemon running in this test process.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` (or https).
+    pub address: String,
+    /// Client for talking to it.
+    pub client: reqwest::Client,
+    /// The daemon's shared state (node cache, config, ...).
+    pub state: AppState,
+    /// The serving task; resolves after `stop()`.
+    pub server: JoinHandle<anyhow::Result<()>>,
+    /// Holds the database and config files.
+    pub _dir: TempDir,
+}
+
+impl TestApp {
+    /// `GET path` with optional extra headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request failed")
+    }
+
+    /// Stops the daemon and waits for it.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        self.server
+            .await
+            .expect("server task panicked")
+            .expect("server failed");
+    }
+}
+
+/// Parses `text` (layered over [`BASE_CONFIG`]) into a config whose database lives in `dir`.
+pub fn test_config(dir: &Path, text: &str) -> Config {
+    let mut raw = RawConfig::default();
+    let db_path = dir.join("inspector.sqlite");
+    let base = format!(
+        "{BASE_CONFIG}[database]\nconnection = sqlite:///{}\n",
+        db_path.display()
+    );
+    raw.merge_str(&base, Path::new("base.conf")).unwrap();
+    raw.merge_str(text, Path::new("test.conf")).unwrap();
+    Config::from_raw(&raw).unwrap().0
+}
+
+/// Creates the schema the way `ironic-inspector-dbsync upgrade` does.
+pub async fn migrated_db(config: &Config) -> Db {
+    let db = Db::connect(&config.database).await.unwrap();
+    ironic_inspector::db::migrate::upgrade(&db, "head", |_| {})
+        .await
+        .unwrap();
+    db
+}
+
+/// Starts a daemon with the base config plus `extra`.
+pub async fn spawn_app_with(extra: &str) -> TestApp {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), extra);
+    migrated_db(&config).await;
+    let tls = ironic_inspector::app::tls_config(&config).await.unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let state = ironic_inspector::app::build_state(Arc::new(config))
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
+    TestApp {
+        address: format!("{scheme}://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap(),
+        state,
+        server,
+        _dir: dir,
+    }
+}
+
+/// Starts a daemon with the base config.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with("").await
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts the status and the exact JSON error body, and the version headers.
+pub async fn assert_error(response: reqwest::Response, status: u16, message: &str) {
+    assert_eq!(response.status().as_u16(), status);
+    assert_version_headers(&response);
+    let body: serde_json::Value = response.json().await.expect("error body is not JSON");
+    assert_eq!(body, serde_json::json!({"error": {"message": message}}));
+}
+
+/// Asserts the minimum/maximum version headers.
+pub fn assert_version_headers(response: &reqwest::Response) {
+    let headers = response.headers();
+    assert_eq!(
+        headers["X-OpenStack-Ironic-Inspector-API-Minimum-Version"],
+        "1.0"
+    );
+    assert_eq!(
+        headers["X-OpenStack-Ironic-Inspector-API-Maximum-Version"],
+        "1.2"
+    );
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
