@@ -48,7 +48,7 @@ is_running() {
 }
 
 psql_admin() {
-    as_postgres "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres "$@"
+    as_postgres "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres
 }
 
 start() {

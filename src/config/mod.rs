@@ -807,10 +807,9 @@ fn world_readable_secrets(files: &[PathBuf], raw: &oslo::RawConfig) -> Vec<Strin
     let mut warnings = Vec::new();
     for file in files {
         let holds_secret = raw.entries().any(|(section, name, value)| {
-            value.file == *file
-                && !value.value.is_empty()
-                && (spec::find(section, name).is_some_and(|o| o.secret)
-                    || OPTIONS_ALIASING_SECRETS.contains(&(section, name)))
+            let secret = spec::find(section, name).is_some_and(|o| o.secret)
+                || OPTIONS_ALIASING_SECRETS.contains(&(section, name));
+            value.file == *file && secret && holds_password(&value.value)
         });
         let readable_by_others = std::fs::metadata(file)
             .map(|m| m.permissions().mode() & 0o004 != 0)
@@ -828,6 +827,19 @@ fn world_readable_secrets(files: &[PathBuf], raw: &oslo::RawConfig) -> Vec<Strin
 #[cfg(not(unix))]
 fn world_readable_secrets(_files: &[PathBuf], _raw: &oslo::RawConfig) -> Vec<String> {
     Vec::new()
+}
+
+/// Whether a secret option's value really holds a password: any non-empty value, except a
+/// URL (a database connection) without a password in it.
+fn holds_password(value: &str) -> bool {
+    match value.split_once("://") {
+        Some((_, rest)) => rest
+            .split(['/', '?'])
+            .next()
+            .and_then(|authority| authority.rsplit_once('@'))
+            .is_some_and(|(userinfo, _)| userinfo.contains(':')),
+        None => !value.is_empty(),
+    }
 }
 
 /// Deprecated spellings that hold secrets (the table marks only the current names).
@@ -1046,6 +1058,18 @@ mod tests {
     }
 
     #[test]
+    fn passwords_in_urls() {
+        assert!(holds_password(
+            "mysql+pymysql://u:pw@db.example.org/inspector"
+        ));
+        assert!(holds_password("postgresql://u:p@h:5432/db?sslmode=require"));
+        assert!(!holds_password("sqlite:////var/lib/inspector.sqlite"));
+        assert!(!holds_password("postgresql://u@h/db"));
+        assert!(holds_password("plain-password"));
+        assert!(!holds_password(""));
+    }
+
+    #[test]
     fn secrets_are_hidden_in_errors_and_debug() {
         let err = load("[ironic]\nos_password = hunter2\n[DEFAULT]\nlisten_port = x\n")
             .unwrap_err()
@@ -1075,6 +1099,9 @@ mod tests {
         assert_eq!((c.default.listen_port, c.default.timeout), (2000, 5));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("two.conf"));
+        // A database URL without a password is not a secret worth warning about.
+        std::fs::write(&one, "[database]\nconnection = sqlite:////var/lib/i.db\n").unwrap();
+        std::fs::set_permissions(&one, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(&two, std::fs::Permissions::from_mode(0o600)).unwrap();
         let (_, warnings) = Config::from_files(&[one, two]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");

@@ -6,5 +6,6 @@ mod discovery;
 mod errors;
 mod helpers;
 mod keystone;
+mod load;
 mod status;
 mod tls;
