@@ -24,10 +24,8 @@ use tower_http::trace::TraceLayer;
 
 pub use crate::state::AppState;
 
+use crate::auth::keystone::AUTH_TOKEN_HEADER;
 use crate::error::{DebugDetail, Error, Result};
-
-/// Header carrying a Keystone token.
-pub const AUTH_TOKEN_HEADER: &str = "X-Auth-Token";
 
 /// Builds the whole API.
 pub fn router(state: AppState) -> Router {
