@@ -6,6 +6,7 @@
 //! Nothing here formats secrets: callers keep passwords and tokens in `SecretString`.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -73,7 +74,11 @@ pub fn init(settings: &LogSettings) -> std::io::Result<()> {
                 .with_writer(Mutex::new(file))
                 .try_init()
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        // Colours only for a person at a terminal, not for journald or a redirected log.
+        None => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
     // An already-installed subscriber (tests) is fine.
     let _ = result;
