@@ -152,6 +152,10 @@ pub struct IronicSection {
     pub retry_interval: i64,
     /// Retries of a failed Ironic call.
     pub max_retries: i64,
+    /// Seconds to wait for a TCP connection to Ironic.
+    pub connect_timeout: i64,
+    /// Seconds one request to Ironic may take.
+    pub request_timeout: i64,
 }
 
 /// `[processing]`.
@@ -420,6 +424,19 @@ impl Resolver<'_> {
             .map_err(|_| Self::invalid(section, name, &value, "not an integer"))
     }
 
+    fn positive(&mut self, section: &str, name: &str) -> Result<i64, ConfigError> {
+        let value = self.int(section, name)?;
+        if value <= 0 {
+            return Err(Self::invalid(
+                section,
+                name,
+                &value.to_string(),
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(value)
+    }
+
     fn optional_int(&mut self, section: &str, name: &str) -> Result<Option<i64>, ConfigError> {
         match self.optional(section, name) {
             None => Ok(None),
@@ -543,6 +560,8 @@ impl Config {
                 os_endpoint_type: r.string("ironic", "os_endpoint_type"),
                 retry_interval: r.int("ironic", "retry_interval")?,
                 max_retries: r.int("ironic", "max_retries")?,
+                connect_timeout: r.positive("ironic", "connect_timeout")?,
+                request_timeout: r.positive("ironic", "request_timeout")?,
             },
             processing: processing_section(&mut r)?,
             swift: SwiftSection {
@@ -636,15 +655,7 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
             }
         }
     }
-    let clean_up_period = r.int("DEFAULT", "clean_up_period")?;
-    if clean_up_period <= 0 {
-        return Err(Resolver::invalid(
-            "DEFAULT",
-            "clean_up_period",
-            &clean_up_period.to_string(),
-            "must be a positive number of seconds",
-        ));
-    }
+    let clean_up_period = r.positive("DEFAULT", "clean_up_period")?;
     let introspection_delay_drivers = r.string("DEFAULT", "introspection_delay_drivers");
     Ok(DefaultSection {
         listen_address: r.string("DEFAULT", "listen_address"),

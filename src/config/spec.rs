@@ -172,6 +172,8 @@ pub const OPTIONS: &[Opt] = &[
     opt("ironic", "os_endpoint_type", Str, Some("internalURL"), "Endpoint type of Ironic in the Keystone catalog."),
     opt("ironic", "retry_interval", Int, Some("2"), "Seconds between retries of an Ironic call that hit a locked node (409) or an unavailable Ironic."),
     opt("ironic", "max_retries", Int, Some("30"), "Retries of such a call."),
+    opt("ironic", "connect_timeout", Int, Some("10"), "Seconds to wait for a connection to Ironic (ours; 2.2 waited as long as the system did)."),
+    opt("ironic", "request_timeout", Int, Some("60"), "Seconds one Ironic request may take before it counts as failed (ours)."),
     // [keystone_authtoken] (keystonemiddleware names).
     opt("keystone_authtoken", "auth_uri", Str, None, "Public Keystone URL (v2.0 or v3); used when identity_uri is unset."),
     opt("keystone_authtoken", "auth_version", Str, None, "Accepted, not used: tokens are checked with the v3 API.").ignored(),
