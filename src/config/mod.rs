@@ -100,8 +100,9 @@ pub struct DefaultSection {
     pub max_concurrency: i64,
     /// Minimum seconds between two reboots of nodes whose driver matches the regex below.
     pub introspection_delay: i64,
-    /// Regular expression (anchored at the start) over the node's driver name.
-    pub introspection_delay_drivers: String,
+    /// Drivers that get `introspection_delay` between reboots: upstream's regular expression,
+    /// compiled anchored at the start as Python's `re.match` used it.
+    pub introspection_delay_drivers: regex::Regex,
     /// `driver_info` keys read as the BMC address after `ipmi_address`.
     pub ipmi_address_fields: Vec<String>,
     /// Path given to `ironic-inspector-rootwrap`.
@@ -656,7 +657,16 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
         }
     }
     let clean_up_period = r.positive("DEFAULT", "clean_up_period")?;
-    let introspection_delay_drivers = r.string("DEFAULT", "introspection_delay_drivers");
+    let delay_drivers = r.string("DEFAULT", "introspection_delay_drivers");
+    let introspection_delay_drivers =
+        regex::Regex::new(&format!("^(?:{delay_drivers})")).map_err(|e| {
+            Resolver::invalid(
+                "DEFAULT",
+                "introspection_delay_drivers",
+                &delay_drivers,
+                format!("not a regular expression: {e}"),
+            )
+        })?;
     Ok(DefaultSection {
         listen_address: r.string("DEFAULT", "listen_address"),
         listen_port,
@@ -888,7 +898,8 @@ mod tests {
         assert!(!c.default.use_ssl);
         assert_eq!(c.default.max_concurrency, 1000);
         assert_eq!(c.default.introspection_delay, 5);
-        assert_eq!(c.default.introspection_delay_drivers, "^.*_ssh$");
+        let delay = &c.default.introspection_delay_drivers;
+        assert!(delay.is_match("pxe_ssh") && !delay.is_match("pxe_ipmitool"));
         assert_eq!(
             c.default.ipmi_address_fields,
             ["ilo_address", "drac_host", "cimc_address"]
@@ -956,6 +967,14 @@ mod tests {
             (
                 "[DEFAULT]\nclean_up_period = 0\n",
                 "[DEFAULT] clean_up_period",
+            ),
+            (
+                "[DEFAULT]\nintrospection_delay_drivers = (\n",
+                "[DEFAULT] introspection_delay_drivers",
+            ),
+            (
+                "[ironic]\nrequest_timeout = 0\n",
+                "[ironic] request_timeout",
             ),
         ];
         for (text, named) in cases {
