@@ -11,6 +11,8 @@
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
+//! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
+//! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
@@ -22,6 +24,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ironic;
+pub mod keystone;
 pub mod node_cache;
 pub mod state;
 pub mod telemetry;

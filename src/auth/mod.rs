@@ -92,6 +92,17 @@ pub enum SetupError {
     Client(String),
 }
 
+impl From<crate::keystone::ClientError> for SetupError {
+    fn from(err: crate::keystone::ClientError) -> Self {
+        match err {
+            crate::keystone::ClientError::CaFile { path, reason } => {
+                SetupError::CaFile { path, reason }
+            }
+            crate::keystone::ClientError::Build(reason) => SetupError::Client(reason),
+        }
+    }
+}
+
 /// Builds the authentication back-end chosen by `[DEFAULT] auth_strategy`.
 ///
 /// With `keystone`, checks the `[keystone_authtoken]` options and builds the one HTTP

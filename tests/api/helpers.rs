@@ -87,15 +87,22 @@ pub async fn migrated_db(config: &Config) -> Db {
 
 /// Starts a daemon with the base config plus `extra`.
 pub async fn spawn_app_with(extra: &str) -> TestApp {
+    spawn_app_customised(extra, |_| {}).await
+}
+
+/// Starts a daemon with the base config plus `extra`, letting `customise` replace parts of
+/// its state (e.g. the firewall) before it serves.
+pub async fn spawn_app_customised(extra: &str, customise: impl FnOnce(&mut AppState)) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path(), extra);
     migrated_db(&config).await;
     let tls = ironic_inspector::app::tls_config(&config).await.unwrap();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = ironic_inspector::app::build_state(Arc::new(config))
+    let mut state = ironic_inspector::app::build_state(Arc::new(config))
         .await
         .unwrap();
+    customise(&mut state);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));

@@ -18,17 +18,22 @@ use crate::helpers::{assert_error, free_port, spawn_app_with};
 const UUID: &str = "6d1c5a3e-0b2f-4c7d-8e9a-1b2c3d4e5f60";
 
 /// What `scripts/services/keystone.sh start` exported.
-struct KeystoneEnv {
-    url: String,
-    service: Credentials,
-    admin: Credentials,
-    member: Credentials,
+pub struct KeystoneEnv {
+    /// The v3 root.
+    pub url: String,
+    /// The inspector's service user (admin on project `service`).
+    pub service: Credentials,
+    /// The cloud admin.
+    pub admin: Credentials,
+    /// A user with only the member role.
+    pub member: Credentials,
 }
 
-struct Credentials {
-    user: String,
-    password: String,
-    project: String,
+/// A user, its password and project (all in the Default domain).
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    pub project: String,
 }
 
 fn var(name: &str) -> String {
@@ -46,7 +51,7 @@ fn credentials(kind: &str) -> Credentials {
 }
 
 /// The running Keystone, or `None` (after printing why) when the test should be skipped.
-fn keystone_env(test: &str) -> Option<KeystoneEnv> {
+pub fn keystone_env(test: &str) -> Option<KeystoneEnv> {
     let Some(url) = std::env::var("INSPECTOR_TEST_KEYSTONE_URL")
         .ok()
         .filter(|v| !v.is_empty())
@@ -89,7 +94,7 @@ fn keystone_auth(section: &KeystoneAuthtoken) -> KeystoneAuth {
 }
 
 /// A client for the test's own calls to Keystone (logins, revocations).
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -97,7 +102,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Logs in with the password method, scoped to the user's project; returns the token.
-async fn issue_token(url: &str, who: &Credentials) -> String {
+pub async fn issue_token(url: &str, who: &Credentials) -> String {
     let body = serde_json::json!({"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": who.user, "domain": {"id": "default"}, "password": who.password}}},

@@ -4,7 +4,9 @@
 mod daemon;
 mod discovery;
 mod errors;
+mod fake_ironic;
 mod helpers;
+mod ironic_client;
 mod keystone;
 mod load;
 mod status;

@@ -1,0 +1,182 @@
+//! What can go wrong in a call to Ironic, and how Ironic's own error text is found.
+//!
+//! Ports the exception classes of python-ironicclient that upstream caught
+//! (`NotFound`, `Conflict`, `HttpError`, connection failures) and the client's unwrapping of
+//! Ironic's `error_message` body, which upstream surfaced to API callers verbatim.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A failed Ironic call. `Display` is the message alone: callers add what they were doing
+/// (`Cannot get node X: <message>`).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum IronicError {
+    /// 404: Ironic does not know the node or port. The message is Ironic's.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409 after every retry: the node stayed locked, or the thing already exists (a port
+    /// with that MAC). The message is Ironic's.
+    #[error("{0}")]
+    Conflict(String),
+    /// Any other error answer (4xx, 5xx other than 503), or an answer we cannot read.
+    #[error("{message}")]
+    Api {
+        /// HTTP status of the answer (200 when a success answer was unreadable).
+        status: u16,
+        /// Ironic's own text (its `faultstring`), or what was wrong with the answer.
+        message: String,
+    },
+    /// No usable answer after every retry: connection refused, reset or timed out, 503, or
+    /// no Ironic endpoint (not in the catalog, Keystone down).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl IronicError {
+    /// The HTTP status Ironic answered with, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            IronicError::NotFound(_) => Some(404),
+            IronicError::Conflict(_) => Some(409),
+            IronicError::Api { status, .. } => Some(*status),
+            IronicError::Unavailable(_) => None,
+        }
+    }
+}
+
+/// How an Ironic failure reaches an API caller: unknown node 404, conflict 409, Ironic
+/// trouble 503, and any other Ironic error 400 with Ironic's message, as upstream's
+/// `utils.Error` default did.
+impl From<IronicError> for crate::Error {
+    fn from(err: IronicError) -> Self {
+        match err {
+            IronicError::NotFound(message) => crate::Error::NotFound(message),
+            IronicError::Conflict(message) => crate::Error::Conflict(message),
+            IronicError::Api { message, .. } => crate::Error::BadRequest(message),
+            IronicError::Unavailable(message) => crate::Error::ServiceUnavailable(message),
+        }
+    }
+}
+
+/// Longest piece of a non-JSON error body quoted in a message.
+const MAX_QUOTED: usize = 200;
+
+/// Ironic's message in an error answer.
+///
+/// Ironic wraps its error as `{"error_message": "<JSON string>"}` whose inner object has
+/// `faultstring`; some versions and proxies send the inner object directly, or plain text.
+/// Falls back to the status line, plus a short plain-text body if there is one.
+pub fn error_message(status: StatusCode, body: &[u8]) -> String {
+    if let Ok(document) = serde_json::from_slice::<Value>(body)
+        && let Some(message) = fault_text(&document)
+    {
+        return message;
+    }
+    let status_line = match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    };
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('<') || text.starts_with('{') {
+        // Empty, HTML from a proxy, or JSON of an unknown shape: the status says more.
+        return status_line;
+    }
+    let quoted: String = text.chars().take(MAX_QUOTED).collect();
+    let quoted = quoted.lines().next().unwrap_or_default();
+    format!("{status_line}: {quoted}")
+}
+
+/// `faultstring` (or `error_message` when that is plain text) from an error document.
+fn fault_text(document: &Value) -> Option<String> {
+    let outer = document.get("error_message")?;
+    let inner = match outer {
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(inner @ Value::Object(_)) => inner,
+            _ => return non_empty(text),
+        },
+        Value::Object(_) => outer.clone(),
+        _ => return None,
+    };
+    inner
+        .get("faultstring")
+        .and_then(Value::as_str)
+        .and_then(non_empty)
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: u16, body: &str) -> String {
+        error_message(StatusCode::from_u16(status).unwrap(), body.as_bytes())
+    }
+
+    #[test]
+    fn faultstring_is_unwrapped_from_the_json_string() {
+        let body = r#"{"error_message": "{\"faultcode\": \"Client\", \"faultstring\": \"Node 1be26c0b could not be found.\", \"debuginfo\": null}"}"#;
+        assert_eq!(message(404, body), "Node 1be26c0b could not be found.");
+    }
+
+    #[test]
+    fn faultstring_is_read_from_an_inner_object_too() {
+        let body =
+            r#"{"error_message": {"faultstring": "Limit must be positive", "debuginfo": null}}"#;
+        assert_eq!(message(400, body), "Limit must be positive");
+    }
+
+    #[test]
+    fn plain_error_message_is_used_as_is() {
+        assert_eq!(
+            message(409, r#"{"error_message": "Node is locked"}"#),
+            "Node is locked"
+        );
+    }
+
+    #[test]
+    fn other_bodies_fall_back_to_the_status() {
+        assert_eq!(
+            message(502, "<html><body>Bad</body></html>"),
+            "HTTP 502 Bad Gateway"
+        );
+        assert_eq!(message(500, ""), "HTTP 500 Internal Server Error");
+        assert_eq!(message(400, r#"{"other": 1}"#), "HTTP 400 Bad Request");
+        assert_eq!(
+            message(400, r#"{"error_message": "{\"faultstring\": \"\"}"}"#),
+            "HTTP 400 Bad Request"
+        );
+        assert_eq!(
+            message(503, "Service Unavailable\nmore lines"),
+            "HTTP 503 Service Unavailable: Service Unavailable"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(message(599, &long).len(), "HTTP 599: ".len() + MAX_QUOTED);
+    }
+
+    #[test]
+    fn errors_map_to_api_statuses() {
+        let cases = [
+            (IronicError::NotFound("nf".into()), 404),
+            (IronicError::Conflict("locked".into()), 409),
+            (
+                IronicError::Api {
+                    status: 500,
+                    message: "boom".into(),
+                },
+                400,
+            ),
+            (IronicError::Unavailable("down".into()), 503),
+        ];
+        for (err, status) in cases {
+            let text = err.to_string();
+            let api: crate::Error = err.into();
+            assert_eq!(api.status().as_u16(), status);
+            assert_eq!(api.to_string(), text, "the message is kept");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! End-to-end tests: the daemon against real services (Ironic from
+//! scripts/services/ironic.sh). Tests that need a service it has not been given print a skip
+//! line, unless `CI` is set, where they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ironic_api;
+
+use serde_json::json;
+
+use crate::ironic_api::{IronicApi, unique_macs};
+
+/// The test-side Ironic client works against the real Ironic: enroll a node with ports,
+/// manage it, delete it.
+#[tokio::test]
+async fn ironic_smoke_enroll_manage_delete() {
+    let Some(ironic) = IronicApi::for_test("ironic_smoke_enroll_manage_delete") else {
+        return;
+    };
+    let macs = unique_macs(2);
+    let uuid = ironic
+        .enroll(
+            json!({"ipmi_address": "192.0.2.10"}),
+            &[macs[0].as_str(), macs[1].as_str()],
+        )
+        .await;
+    assert_eq!(ironic.provision_state(&uuid).await, "enroll");
+    assert_eq!(ironic.ports(&uuid).await, macs);
+
+    ironic.manage(&uuid).await;
+    assert_eq!(ironic.provision_state(&uuid).await, "manageable");
+
+    ironic.delete_node(&uuid).await;
+    assert!(!ironic.node_exists(&uuid).await, "node {uuid} still exists");
+    assert_eq!(
+        ironic.port_by_mac(&macs[0]).await,
+        None,
+        "ports go with their node"
+    );
+}
