@@ -11,12 +11,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::{AuthStrategy, Config, StoreData};
 use crate::db::Db;
+use crate::firewall::Disabled;
+use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
 
 /// Connects to the database, checks its schema and builds the shared state.
@@ -24,10 +27,25 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     let db = Db::connect(&config.database).await?;
     db.check_schema().await?;
     let auth = crate::auth::from_config(&config)?;
+    let ironic = IronicClient::from_config(&config)?;
+    if config.firewall.manage_firewall {
+        tracing::warn!(
+            "[firewall] manage_firewall is set, but this build has no iptables backend yet: \
+             DHCP is not filtered"
+        );
+    }
+    let slots = usize::try_from(config.default.max_concurrency)
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
     Ok(AppState {
         node_cache: NodeCache::new(db.clone()),
         db,
         auth,
+        ironic,
+        firewall: Arc::new(Disabled),
+        background_slots: Arc::new(Semaphore::new(slots)),
+        last_paced_reboot: Arc::default(),
         config,
         tasks: TaskTracker::new(),
         shutdown: CancellationToken::new(),

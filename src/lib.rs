@@ -9,6 +9,8 @@
 //!
 //! - [`app`]: builds the shared state, serves the API, stops gracefully.
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
+//! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
+//! - [`firewall`]: the DHCP filter interface.
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
@@ -24,6 +26,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod firewall;
+pub mod introspect;
 pub mod ironic;
 pub mod keystone;
 pub mod node_cache;

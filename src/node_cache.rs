@@ -97,8 +97,9 @@ impl NodeCache {
         })
     }
 
-    /// Adds lookup attribute values for a node (MACs are stored in lower case). If any value
-    /// already belongs to a node, nothing is added and the answer is a 400.
+    /// Adds lookup attribute values for a node (MACs are stored in lower case). Values the
+    /// node already has are kept once; if any value belongs to another node, nothing is added
+    /// and the answer is a 400.
     pub async fn add_attribute(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
         if values.is_empty() {
             return Ok(());
@@ -454,15 +455,51 @@ impl NodeCache {
         name: &str,
         values: &[String],
     ) -> Result<()> {
+        let mut wanted: Vec<String> = values
+            .iter()
+            .map(|value| {
+                if name == MACS_ATTRIBUTE {
+                    value.to_ascii_lowercase()
+                } else {
+                    value.clone()
+                }
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        // Values this node already holds are kept as they are (a second start or a repeated
+        // post must not fail on its own MACs); a value held by another node is a conflict.
+        // Checked before inserting because a failed INSERT aborts a PostgreSQL transaction.
+        let placeholders = vec!["?"; wanted.len()].join(", ");
+        let select = format!(
+            "SELECT value, uuid FROM attributes WHERE name = ? AND value IN ({placeholders})"
+        );
+        let q = self.db.sql(&select);
+        let mut query = sqlx::query(&q).bind(name);
+        for value in &wanted {
+            query = query.bind(value.as_str());
+        }
+        let taken = query.fetch_all(&mut **tx).await.map_err(DbError::from)?;
+        let mut own = HashSet::new();
+        for row in &taken {
+            let value = required_text_column(row, "value")?;
+            if text_column(row, "uuid")?.as_deref() == Some(uuid) {
+                own.insert(value);
+            } else {
+                tracing::debug!(node.uuid = %uuid, attribute = %name, "lookup attribute held by another node");
+                return Err(Error::BadRequest(format!(
+                    "Some or all of {name}'s {} are already on introspection",
+                    py_list(values)
+                )));
+            }
+        }
         let q = self
             .db
             .sql("INSERT INTO attributes (name, value, uuid) VALUES (?, ?, ?)");
-        for value in values {
-            let stored = if name == MACS_ATTRIBUTE {
-                value.to_ascii_lowercase()
-            } else {
-                value.clone()
-            };
+        for stored in wanted.into_iter().filter(|v| !own.contains(v)) {
             let result = sqlx::query(&q)
                 .bind(name)
                 .bind(stored)
@@ -710,6 +747,24 @@ mod tests {
             cache.node_uuids().await.unwrap(),
             HashSet::from([U1.to_string()])
         );
+    }
+
+    #[tokio::test]
+    async fn adding_a_nodes_own_attributes_again_is_harmless() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let both = macs(&["11:22:33:44:55:66", "AA:BB:CC:DD:EE:FF"]);
+        cache.add_attribute(U1, "mac", &both).await.unwrap();
+        cache.add_attribute(U1, "mac", &both).await.unwrap();
+        cache
+            .add_attribute(U1, "bmc_address", &macs(&["1.2.3.4"]))
+            .await
+            .unwrap();
+        let attrs = cache.attributes(U1).await.unwrap();
+        let mut stored = attrs["mac"].clone();
+        stored.sort();
+        assert_eq!(stored, ["11:22:33:44:55:66", "aa:bb:cc:dd:ee:ff"]);
+        assert_eq!(attrs["bmc_address"], ["1.2.3.4"]);
     }
 
     #[tokio::test]

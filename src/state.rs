@@ -4,6 +4,9 @@
 //! as module globals (`CONF`, the DB facade, the green pool); we pass them in.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{Mutex, Semaphore};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -11,6 +14,8 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
+use crate::firewall::Firewall;
+use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
 
 /// Handles to everything the daemon shares between requests.
@@ -24,6 +29,15 @@ pub struct AppState {
     pub node_cache: NodeCache,
     /// Who may call protected endpoints.
     pub auth: Arc<dyn Auth>,
+    /// Ironic, with the service credentials (one pooled client for the whole daemon).
+    pub ironic: IronicClient,
+    /// The DHCP filter.
+    pub firewall: Arc<dyn Firewall>,
+    /// Bounds background introspection work (`[DEFAULT] max_concurrency`).
+    pub background_slots: Arc<Semaphore>,
+    /// When the last reboot of a node with a paced driver was requested
+    /// (`introspection_delay_drivers`); the lock also serialises those reboots.
+    pub last_paced_reboot: Arc<Mutex<Option<Instant>>>,
     /// Background work started by requests; waited for at shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the daemon stops.

@@ -1,11 +1,17 @@
-//! `/v1/introspection/{uuid}`: the status of a node's introspection.
+//! `/v1/introspection/{uuid}`: start introspection of a node, and read its status.
 //!
-//! Ports `api_introspection` (GET) of upstream `main.py`; starting introspection (POST) and
-//! the data endpoint belong to the introspection and processing workflows.
+//! Ports `api_introspection` of upstream `main.py`. The work itself is in
+//! [`crate::introspect`].
+
+use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use secrecy::SecretString;
 use serde_json::{Value, json};
+
+use crate::introspect::{self, NewIpmiCredentials};
 
 use crate::error::Result;
 
@@ -27,4 +33,26 @@ pub async fn get_status(
         "finished": node.finished_at.is_some(),
         "error": error,
     })))
+}
+
+/// `POST /v1/introspection/{uuid}[?new_ipmi_password=…&new_ipmi_username=…]`: 202 once the
+/// node is recorded; the body (Ironic sends `{"uuid": …}`) is ignored, as in 2.2.
+pub async fn start(
+    auth: Authorized,
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<StatusCode> {
+    let uuid = parse_uuid(&uuid)?;
+    tracing::Span::current().record("node.uuid", uuid.as_str());
+    // A user name alone changes nothing: only a non-empty password asks for new credentials.
+    let new_credentials = query
+        .get("new_ipmi_password")
+        .filter(|p| !p.is_empty())
+        .map(|password| NewIpmiCredentials {
+            username: query.get("new_ipmi_username").cloned(),
+            password: SecretString::from(password.clone()),
+        });
+    introspect::introspect(&state, &uuid, new_credentials, auth.token.as_deref()).await?;
+    Ok(StatusCode::ACCEPTED)
 }

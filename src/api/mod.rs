@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(version::root))
         .route("/{version}", get(version::version_root))
-        .route("/v1/introspection/{uuid}", get(introspection::get_status));
+        .route(
+            "/v1/introspection/{uuid}",
+            get(introspection::get_status).post(introspection::start),
+        );
     with_layers(routes, state)
 }
 

@@ -3,6 +3,10 @@
 //! line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // shared with the api tests, which use all of it
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod introspect;
 mod ironic_api;
 
 use serde_json::json;

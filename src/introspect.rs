@@ -1,0 +1,522 @@
+//! Starting introspection: `POST /v1/introspection/<uuid>`.
+//!
+//! Ports upstream `introspect.py` (and the helpers of `utils.py` it used:
+//! `check_provision_state`, `get_ipmi_address`). The synchronous part checks the node and
+//! records it in the node cache, so its status exists before the 202 goes out; the rest
+//! (ports as lookup attributes, firewall, PXE boot device, reboot) runs in the background and
+//! records any failure as the node's error. The order of steps and the messages are
+//! upstream's.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::ironic::{IronicClient, IronicError, Node, PowerTarget};
+use crate::node_cache::MACS_ATTRIBUTE;
+use crate::state::AppState;
+
+/// Provision states a node may be in for introspection (2.2's list, plus `inspect failed`,
+/// the spelling Ironic really uses for what 2.2 called `inspectfail`).
+pub const VALID_STATES: &[&str] = &[
+    "enroll",
+    "manageable",
+    "inspecting",
+    "inspectfail",
+    "inspect failed",
+];
+/// Provision states a node may be in when new IPMI credentials are requested.
+pub const SET_CREDENTIALS_VALID_STATES: &[&str] = &["enroll"];
+/// Longest IPMI 2.0 password.
+pub const PASSWORD_MAX_LENGTH: usize = 20;
+/// Node option holding the requested IPMI credentials (`[user, password]` or null).
+pub const NEW_IPMI_CREDENTIALS_OPTION: &str = "new_ipmi_credentials";
+
+/// New BMC credentials requested with `new_ipmi_username`/`new_ipmi_password`.
+#[derive(Clone)]
+pub struct NewIpmiCredentials {
+    /// New user name; when absent the node's `driver_info[ipmi_username]` is kept.
+    pub username: Option<String>,
+    /// New password.
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for NewIpmiCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIpmiCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Starts introspection of node `uuid` (canonical form). Returns once the node is recorded;
+/// the background part is spawned on the daemon's task tracker.
+pub async fn introspect(
+    state: &AppState,
+    uuid: &str,
+    new_credentials: Option<NewIpmiCredentials>,
+    token: Option<&str>,
+) -> Result<()> {
+    let ironic = state.ironic.with_user_token(token);
+    let node = ironic.get_node(uuid).await.map_err(|err| match err {
+        IronicError::NotFound(_) => Error::NotFound(format!("Cannot find node {uuid}")),
+        IronicError::Unavailable(msg) => {
+            Error::ServiceUnavailable(format!("Cannot get node {uuid}: {msg}"))
+        }
+        other => Error::BadRequest(format!("Cannot get node {uuid}: {other}")),
+    })?;
+
+    check_provision_state(&node, new_credentials.is_some())?;
+
+    let credentials = match new_credentials {
+        Some(requested) => Some(validate_ipmi_credentials(
+            state.config.processing.enable_setting_ipmi_credentials,
+            &node,
+            requested,
+        )?),
+        None => {
+            let validation = ironic.validate_node(uuid).await?;
+            if !validation.power.result {
+                return Err(Error::BadRequest(format!(
+                    "Failed validation of power interface for node {uuid}, reason: {}",
+                    validation.power.reason.as_deref().unwrap_or("unknown")
+                )));
+            }
+            None
+        }
+    };
+
+    let bmc_address = ipmi_address(&node, &state.config.default.ipmi_address_fields).await?;
+
+    {
+        // Serialises this start with a running processing or another start of the node.
+        let _lock = state.node_cache.lock(uuid).await;
+        state
+            .node_cache
+            .add_node(uuid, bmc_address.as_deref())
+            .await?;
+        let option = match &credentials {
+            Some((user, password)) => json!([user, password.expose_secret()]),
+            None => Value::Null,
+        };
+        state
+            .node_cache
+            .set_option(uuid, NEW_IPMI_CREDENTIALS_OPTION, &option)
+            .await?;
+    }
+
+    let span = tracing::info_span!("node", node.uuid = %uuid, node.bmc_address = bmc_address.as_deref().unwrap_or(""));
+    let task_state = state.clone();
+    let uuid = uuid.to_string();
+    let setting_credentials = credentials.is_some();
+    state.tasks.spawn(
+        async move {
+            let Ok(_permit) = task_state.background_slots.clone().acquire_owned().await else {
+                return;
+            };
+            let _lock = task_state.node_cache.lock(&uuid).await;
+            let outcome =
+                background_introspect(&task_state, &ironic, &node, setting_credentials).await;
+            if let Err(err) = outcome {
+                let message = match &err {
+                    Error::Internal { .. } => {
+                        tracing::error!(error = %err, "unexpected failure while starting introspection");
+                        "Unexpected exception in background introspection thread".to_string()
+                    }
+                    known => {
+                        tracing::error!(error = %known, "introspection could not start");
+                        known.to_string()
+                    }
+                };
+                if let Err(db_err) = task_state.node_cache.finished(&uuid, Some(&message)).await {
+                    tracing::error!(error = %db_err, "cannot record the failure of the node");
+                }
+            }
+        }
+        .instrument(span),
+    );
+    Ok(())
+}
+
+/// The background part: lookup attributes, firewall, boot device, reboot.
+async fn background_introspect(
+    state: &AppState,
+    ironic: &IronicClient,
+    node: &Node,
+    setting_credentials: bool,
+) -> Result<()> {
+    let uuid = node.uuid.as_str();
+    let macs: Vec<String> = ironic
+        .node_ports(uuid)
+        .await?
+        .into_iter()
+        .map(|port| port.address.to_ascii_lowercase())
+        .collect();
+    if !macs.is_empty() {
+        state
+            .node_cache
+            .add_attribute(uuid, MACS_ATTRIBUTE, &macs)
+            .await?;
+        tracing::info!(macs = ?macs, "whitelisting the node's MACs on the firewall");
+        refresh_firewall(state, ironic).await?;
+    }
+
+    let attributes = state.node_cache.attributes(uuid).await?;
+    if state.config.processing.node_not_found_hook.is_none() && attributes.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "No lookup attributes were found for node {uuid}, inspector won't be able to find it \
+             after introspection. Consider creating ironic ports or providing an IPMI address."
+        )));
+    }
+    tracing::info!(attributes = ?attributes, "the node will be looked up by these attributes");
+
+    if setting_credentials {
+        tracing::info!(
+            timeout_s = state.config.default.timeout,
+            "introspection environment is ready; the node must be powered on by hand within the timeout"
+        );
+        return Ok(());
+    }
+
+    if let Err(err) = ironic.set_boot_device(uuid, "pxe", false).await {
+        tracing::warn!(error = %err, "cannot set the boot device to PXE; rebooting anyway");
+    }
+    if state
+        .config
+        .default
+        .introspection_delay_drivers
+        .is_match(&node.driver)
+    {
+        pace_reboot(state).await;
+    }
+    ironic
+        .set_power_state(uuid, PowerTarget::Reboot)
+        .await
+        .map_err(|err| {
+            Error::BadRequest(format!(
+                "Failed to power on node {uuid}, check it's power management configuration:\n{err}"
+            ))
+        })?;
+    tracing::info!("introspection started");
+    Ok(())
+}
+
+/// Keeps at least `introspection_delay` seconds between two reboots of nodes whose driver
+/// matches `introspection_delay_drivers` (virtual BMCs like the SSH driver choke otherwise).
+async fn pace_reboot(state: &AppState) {
+    let delay =
+        Duration::from_secs(u64::try_from(state.config.default.introspection_delay).unwrap_or(0));
+    let mut last = state.last_paced_reboot.lock().await;
+    if let Some(previous) = *last {
+        let wait = (previous + delay).saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "waiting before the next reboot"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+    *last = Some(Instant::now());
+}
+
+/// Recomputes and applies the DHCP filter: every MAC Ironic knows, less those of nodes under
+/// introspection, is blocked. Does nothing (and asks Ironic nothing) when the firewall is off.
+pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result<()> {
+    if !state.firewall.is_enabled() {
+        return Ok(());
+    }
+    let active = state.node_cache.active_macs().await?;
+    let blocked: BTreeSet<String> = ironic
+        .list_ports()
+        .await?
+        .into_iter()
+        .map(|port| port.address.to_ascii_lowercase())
+        .filter(|mac| !active.contains(mac))
+        .collect();
+    state.firewall.update(&blocked).await
+}
+
+/// Refuses nodes in a state introspection must not touch; nodes in maintenance are accepted
+/// whatever their state, with a warning, as in 2.2.
+pub fn check_provision_state(node: &Node, with_credentials: bool) -> Result<()> {
+    if node.maintenance {
+        tracing::warn!(
+            node.uuid = %node.uuid,
+            "introspecting a node in maintenance mode; this is deprecated"
+        );
+        return Ok(());
+    }
+    let state = node
+        .provision_state
+        .as_deref()
+        .unwrap_or("None")
+        .to_lowercase();
+    if with_credentials {
+        if !SET_CREDENTIALS_VALID_STATES.contains(&state.as_str()) {
+            return Err(Error::BadRequest(format!(
+                "Invalid provision state \"{state}\" for setting IPMI credentials on node {}, \
+                 valid states are {}",
+                node.uuid,
+                python_list(SET_CREDENTIALS_VALID_STATES)
+            )));
+        }
+    } else if !VALID_STATES.contains(&state.as_str()) {
+        return Err(Error::BadRequest(format!(
+            "Invalid provision state \"{state}\" for introspection of node {}, valid states are \"{}\"",
+            node.uuid,
+            python_list(VALID_STATES)
+        )));
+    }
+    Ok(())
+}
+
+/// Renders strings as a Python list literal, as upstream's messages show them.
+pub fn python_list(items: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("'{}'", i.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// Checks requested IPMI credentials; returns the user name (falling back to the node's) and
+/// the password.
+pub fn validate_ipmi_credentials(
+    enabled: bool,
+    node: &Node,
+    requested: NewIpmiCredentials,
+) -> Result<(String, SecretString)> {
+    if !enabled {
+        return Err(Error::BadRequest(
+            "IPMI credentials setup is disabled in configuration".to_string(),
+        ));
+    }
+    let username = requested
+        .username
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            node.driver_info
+                .get("ipmi_username")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "Setting IPMI credentials requested for node {}, but neither new user name nor \
+                 driver_info[ipmi_username] are provided",
+                node.uuid
+            ))
+        })?;
+    let password = requested.password.expose_secret();
+    let mut forbidden = String::new();
+    for c in password.chars() {
+        if !c.is_ascii_alphanumeric() && !forbidden.contains(c) {
+            forbidden.push(c);
+        }
+    }
+    if !forbidden.is_empty() {
+        return Err(Error::BadRequest(format!(
+            "Forbidden characters encountered in new IPMI password for node {}: \"{forbidden}\"; \
+             use only letters and numbers",
+            node.uuid
+        )));
+    }
+    let length = password.chars().count();
+    if length == 0 || length > PASSWORD_MAX_LENGTH {
+        return Err(Error::BadRequest(format!(
+            "IPMI password length should be > 0 and <= {PASSWORD_MAX_LENGTH}"
+        )));
+    }
+    Ok((username, requested.password))
+}
+
+/// The node's BMC address as an IP: `driver_info[ipmi_address]`, else the first set field of
+/// `ipmi_address_fields`, resolved (IPv4, as 2.2's `gethostbyname`) when it is a host name.
+/// None when IPMI bridging is on (the address then says nothing about this node).
+pub async fn ipmi_address(node: &Node, extra_fields: &[String]) -> Result<Option<String>> {
+    let bridging = node
+        .driver_info
+        .get("ipmi_bridging")
+        .map(value_text)
+        .unwrap_or_else(|| "no".to_string());
+    if bridging != "no" {
+        return Ok(None);
+    }
+    let fields = std::iter::once("ipmi_address").chain(extra_fields.iter().map(String::as_str));
+    for field in fields {
+        let Some(value) = node.driver_info.get(field).filter(|v| truthy(v)) else {
+            continue;
+        };
+        let value = value_text(value);
+        if let Ok(ip) = value.parse::<IpAddr>() {
+            return Ok(Some(ip.to_string()));
+        }
+        let resolved = tokio::net::lookup_host((value.as_str(), 0))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.find(|a| a.is_ipv4()))
+            .map(|a| a.ip().to_string());
+        return match resolved {
+            Some(ip) => Ok(Some(ip)),
+            None => Err(Error::BadRequest(format!(
+                "Failed to resolve the hostname ({value}) for node {}",
+                node.uuid
+            ))),
+        };
+    }
+    Ok(None)
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Python truthiness of a JSON value.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(value: Value) -> Node {
+        let mut base = json!({
+            "uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123",
+            "driver": "fake-hardware",
+            "provision_state": "manageable",
+            "maintenance": false,
+            "driver_info": {},
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), value.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn credentials(user: Option<&str>, password: &str) -> NewIpmiCredentials {
+        NewIpmiCredentials {
+            username: user.map(str::to_string),
+            password: SecretString::from(password.to_string()),
+        }
+    }
+
+    #[test]
+    fn provision_states() {
+        for state in [
+            "enroll",
+            "manageable",
+            "inspecting",
+            "INSPECTFAIL",
+            "inspect failed",
+        ] {
+            assert!(
+                check_provision_state(&node(json!({"provision_state": state})), false).is_ok(),
+                "{state}"
+            );
+        }
+        let err =
+            check_provision_state(&node(json!({"provision_state": "active"})), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Invalid provision state \"active\" for introspection of node \
+             1be26c0b-03f2-4d2e-ae87-c02d7f33c123, valid states are \"['enroll', 'manageable', \
+             'inspecting', 'inspectfail', 'inspect failed']\""
+        );
+        assert!(check_provision_state(&node(json!({"provision_state": "enroll"})), true).is_ok());
+        let err = check_provision_state(&node(json!({})), true).unwrap_err();
+        assert!(
+            err.to_string().ends_with("valid states are ['enroll']"),
+            "{err}"
+        );
+        // Maintenance accepts any state, with or without credentials.
+        let maintained = node(json!({"provision_state": "active", "maintenance": true}));
+        assert!(check_provision_state(&maintained, false).is_ok());
+        assert!(check_provision_state(&maintained, true).is_ok());
+    }
+
+    #[test]
+    fn ipmi_credentials() {
+        let n = node(json!({"driver_info": {"ipmi_username": "old"}}));
+        let err = validate_ipmi_credentials(false, &n, credentials(Some("u"), "p")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "IPMI credentials setup is disabled in configuration"
+        );
+        let (user, _) = validate_ipmi_credentials(true, &n, credentials(None, "abc123")).unwrap();
+        assert_eq!(user, "old");
+        let (user, password) =
+            validate_ipmi_credentials(true, &n, credentials(Some("new"), "abc123")).unwrap();
+        assert_eq!((user.as_str(), password.expose_secret()), ("new", "abc123"));
+        let err = validate_ipmi_credentials(true, &node(json!({})), credentials(Some(""), "x"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("neither new user name nor driver_info[ipmi_username]")
+        );
+        let err = validate_ipmi_credentials(true, &n, credentials(None, "a-b_c-é")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(": \"-_é\"; use only letters and numbers"),
+            "{err}"
+        );
+        for bad in ["", "123456789012345678901"] {
+            let err = validate_ipmi_credentials(true, &n, credentials(None, bad)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "IPMI password length should be > 0 and <= 20"
+            );
+        }
+        assert!(validate_ipmi_credentials(true, &n, credentials(None, &"a".repeat(20))).is_ok());
+    }
+
+    #[tokio::test]
+    async fn bmc_address() {
+        let fields = vec!["ilo_address".to_string(), "drac_host".to_string()];
+        let n =
+            node(json!({"driver_info": {"ipmi_address": "10.0.0.1", "ilo_address": "10.0.0.2"}}));
+        assert_eq!(
+            ipmi_address(&n, &fields).await.unwrap().as_deref(),
+            Some("10.0.0.1")
+        );
+        let n = node(json!({"driver_info": {"ipmi_address": "", "drac_host": "10.0.0.3"}}));
+        assert_eq!(
+            ipmi_address(&n, &fields).await.unwrap().as_deref(),
+            Some("10.0.0.3")
+        );
+        let n = node(json!({"driver_info": {"ipmi_address": "localhost"}}));
+        assert_eq!(
+            ipmi_address(&n, &fields).await.unwrap().as_deref(),
+            Some("127.0.0.1")
+        );
+        let n =
+            node(json!({"driver_info": {"ipmi_address": "10.0.0.1", "ipmi_bridging": "single"}}));
+        assert_eq!(ipmi_address(&n, &fields).await.unwrap(), None);
+        let n = node(json!({"driver_info": {"ipmi_address": "10.0.0.1", "ipmi_bridging": "no"}}));
+        assert_eq!(
+            ipmi_address(&n, &fields).await.unwrap().as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(ipmi_address(&node(json!({})), &fields).await.unwrap(), None);
+        let n = node(json!({"driver_info": {"ipmi_address": "bmc.invalid"}}));
+        assert_eq!(
+            ipmi_address(&n, &fields).await.unwrap_err().to_string(),
+            "Failed to resolve the hostname (bmc.invalid) for node \
+             1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
+        );
+    }
+}
