@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::ironic::{IronicClient, IronicError, Node, PowerTarget};
+use crate::ironic::{IronicClient, IronicError, Node, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::node_cache::MACS_ATTRIBUTE;
 use crate::state::AppState;
 
@@ -66,7 +66,8 @@ pub async fn introspect(
     let node = ironic.get_node(uuid).await.map_err(|err| match err {
         IronicError::NotFound(_) => Error::NotFound(format!("Cannot find node {uuid}")),
         IronicError::Unavailable(msg) => {
-            Error::ServiceUnavailable(format!("Cannot get node {uuid}: {msg}"))
+            tracing::error!(node.uuid = %uuid, error = %msg, "cannot get the node from Ironic");
+            Error::ServiceUnavailable(format!("Cannot get node {uuid}: {UNAVAILABLE_MESSAGE}"))
         }
         other => Error::BadRequest(format!("Cannot get node {uuid}: {other}")),
     })?;

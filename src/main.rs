@@ -67,6 +67,7 @@ fn main() -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    let config_has_log_file = config.default.log_file.is_some();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -78,7 +79,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("ironic-inspector cannot run: {err:#}");
-            eprintln!("ironic-inspector: {err:#}");
+            // With a log file the reason would not reach the console (or systemd's status).
+            if config_has_log_file {
+                eprintln!("ironic-inspector: {err:#}");
+            }
             ExitCode::FAILURE
         }
     }

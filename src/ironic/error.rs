@@ -53,10 +53,17 @@ impl From<IronicError> for crate::Error {
             IronicError::NotFound(message) => crate::Error::NotFound(message),
             IronicError::Conflict(message) => crate::Error::Conflict(message),
             IronicError::Api { message, .. } => crate::Error::BadRequest(message),
-            IronicError::Unavailable(message) => crate::Error::ServiceUnavailable(message),
+            // The detail names Ironic's address: logged here, kept out of the answer.
+            IronicError::Unavailable(message) => {
+                tracing::error!(error = %message, "Ironic is unavailable");
+                crate::Error::ServiceUnavailable(UNAVAILABLE_MESSAGE.to_string())
+            }
         }
     }
 }
+
+/// What API clients are told when Ironic cannot be reached.
+pub const UNAVAILABLE_MESSAGE: &str = "Ironic is unavailable, try again later";
 
 /// Longest piece of a non-JSON error body quoted in a message.
 const MAX_QUOTED: usize = 200;

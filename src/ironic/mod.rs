@@ -64,7 +64,7 @@ use crate::keystone::{
     self, AUTH_TOKEN_HEADER, Interface, KeystoneSession, ServiceToken, SessionOptions,
 };
 
-pub use error::{IronicError, error_message};
+pub use error::{IronicError, UNAVAILABLE_MESSAGE, error_message};
 pub use model::{InterfaceValidation, Node, Port, PowerTarget, Validation};
 
 /// Header carrying the Ironic API version of a request.

@@ -12,7 +12,7 @@ const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
 fn config_text(dir: &Path, port: u16, extra: &str) -> String {
     format!(
         "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\nlisten_port = {port}\n\
-         [firewall]\nmanage_firewall = false\n[database]\nconnection = sqlite:///{}/inspector.sqlite\n{extra}",
+         [ironic]\nauth_strategy = noauth\n[firewall]\nmanage_firewall = false\n[database]\nconnection = sqlite:///{}/inspector.sqlite\n{extra}",
         dir.display()
     )
 }

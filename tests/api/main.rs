@@ -6,6 +6,7 @@ mod discovery;
 mod errors;
 mod fake_ironic;
 mod helpers;
+mod introspect_faults;
 mod ironic_client;
 mod keystone;
 mod load;
