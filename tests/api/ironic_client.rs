@@ -764,3 +764,71 @@ async fn keystone_mode_without_ironic_in_the_catalog_is_unavailable() {
     );
     assert!(!err.to_string().contains("not-the-password"), "{err}");
 }
+
+/// Over the API: with Keystone on both sides, the caller's token reaches Ironic for the calls
+/// of `POST /v1/introspection` and its background part, as in 2.2.
+#[tokio::test]
+async fn introspection_calls_ironic_with_the_callers_token() {
+    let Some(env) = keystone_env("introspection_calls_ironic_with_the_callers_token") else {
+        return;
+    };
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
+    fake.on(
+        "GET",
+        &format!("{NODE_PATH}/validate"),
+        [Reply::Json(200, json!({"power": {"result": true}}))],
+    );
+    fake.on(
+        "GET",
+        &format!("{NODE_PATH}/ports/detail"),
+        [Reply::Json(200, json!({"ports": []}))],
+    );
+    fake.on(
+        "PUT",
+        &format!("{NODE_PATH}/management/boot_device"),
+        [Reply::Empty(204)],
+    );
+    fake.on(
+        "PUT",
+        &format!("{NODE_PATH}/states/power"),
+        [Reply::Empty(202)],
+    );
+    let service = RegisteredService::register(&env, &fake.url, &fake.url).await;
+    let app = crate::helpers::spawn_app_with(&format!(
+        "[DEFAULT]\nauth_strategy = keystone\n\
+         [ironic]\nauth_strategy = keystone\nos_auth_url = {}\nos_username = {}\n\
+         os_password = {}\nos_tenant_name = {}\nos_service_type = {}\n{QUICK}",
+        env.url, env.service.user, env.service.password, env.service.project, service.service_type
+    ))
+    .await;
+    let caller = issue_token(&env.url, &env.admin).await;
+    let response = app
+        .client
+        .post(format!("{}/v1/introspection/{NODE}", app.address))
+        .header("X-Auth-Token", &caller)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    crate::helpers::wait_for(Duration::from_secs(10), "the reboot", || async {
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/states/power"))
+            .then_some(())
+    })
+    .await;
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 5, "{requests:?}");
+    for request in &requests {
+        assert_eq!(
+            request.header("X-Auth-Token"),
+            caller,
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+    app.stop().await;
+    service.remove().await;
+}
