@@ -86,6 +86,7 @@ fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
             container = %config.swift.container,
             "introspection data will be stored in Swift"
         ),
+        StoreData::Database => tracing::info!("introspection data will be stored in the database"),
     }
     if config.default.timeout <= 0 {
         tracing::warn!("introspection timeout is disabled in the configuration");

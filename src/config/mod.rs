@@ -51,6 +51,8 @@ pub enum StoreData {
     None,
     /// Stored as an object in Swift.
     Swift,
+    /// Stored in our own database (ours; 2.2 had only Swift).
+    Database,
 }
 
 /// The whole configuration, read once at start-up and shared as `Arc<Config>`.
@@ -701,6 +703,7 @@ fn processing_section(r: &mut Resolver<'_>) -> Result<ProcessingSection, ConfigE
     };
     let store_data = match r.choice("processing", "store_data")? {
         "swift" => StoreData::Swift,
+        "database" => StoreData::Database,
         _ => StoreData::None,
     };
     Ok(ProcessingSection {

@@ -89,7 +89,7 @@ pub const ADD_PORTS: &[&str] = &["all", "active", "pxe"];
 /// Values of `[processing] keep_ports`.
 pub const KEEP_PORTS: &[&str] = &["all", "present", "added"];
 /// Values of `[processing] store_data`.
-pub const STORE_DATA: &[&str] = &["none", "swift"];
+pub const STORE_DATA: &[&str] = &["none", "swift", "database"];
 /// Values of the two `auth_strategy` options.
 pub const AUTH_STRATEGIES: &[&str] = &["keystone", "noauth"];
 
@@ -231,7 +231,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("processing", "ramdisk_logs_dir", Str, None, "Directory where logs sent by the ramdisk are written.").dep(discoverd!("ramdisk_logs_dir")),
     opt("processing", "always_store_ramdisk_logs", Bool, Some("false"), "Write ramdisk logs even when the ramdisk reports no error.").dep(discoverd!("always_store_ramdisk_logs")),
     opt("processing", "node_not_found_hook", Str, None, "Hook run when no node matches the ramdisk's data."),
-    opt("processing", "store_data", Choice(STORE_DATA), Some("none"), "Where processed introspection data is kept: none or swift."),
+    opt("processing", "store_data", Choice(STORE_DATA), Some("none"), "Where processed introspection data is kept: none, swift, or database (ours: our own database, no Swift needed)."),
     opt("processing", "store_data_location", Str, None, "Key of the node's extra that receives the name of the stored object."),
     opt("processing", "disk_partitioning_spacing", Bool, Some("true"), "Leave 1 GiB of the root disk for partitioning when computing local_gb."),
     // [swift].
