@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 pub const MACS_ATTRIBUTE: &str = "mac";
 /// Attribute name under which a node's BMC address is stored.
 pub const BMC_ATTRIBUTE: &str = "bmc_address";
+/// Option name under which processed introspection data is stored (`store_data = database`).
+pub const DATA_OPTION: &str = "introspection_data";
 /// The error recorded on a node whose introspection ran out of time.
 pub const TIMEOUT_ERROR: &str = "Introspection timeout";
 
@@ -312,9 +314,37 @@ impl NodeCache {
             .execute(&mut *tx)
             .await
             .map_err(DbError::from)?;
-        self.delete_children(&mut tx, uuid).await?;
+        // Lookup attributes and options go (the node's MACs are blocked again); the stored
+        // introspection data stays, so it can be read after the end.
+        let q = self.db.sql("DELETE FROM attributes WHERE uuid = ?");
+        sqlx::query(&q)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        let q = self
+            .db
+            .sql("DELETE FROM options WHERE uuid = ? AND name <> ?");
+        sqlx::query(&q)
+            .bind(uuid)
+            .bind(DATA_OPTION)
+            .execute(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(finished_at)
+    }
+
+    /// Keeps a node's processed introspection data (`[processing] store_data = database`).
+    /// It lives in the node's options under [`DATA_OPTION`], so upstream's schema holds it
+    /// unchanged; it survives [`NodeCache::finished`] and goes with the node's record.
+    pub async fn store_data(&self, uuid: &str, data: &Value) -> Result<()> {
+        self.set_option(uuid, DATA_OPTION, data).await
+    }
+
+    /// The data kept by [`NodeCache::store_data`], if any.
+    pub async fn stored_data(&self, uuid: &str) -> Result<Option<Value>> {
+        Ok(self.options(uuid).await?.remove(DATA_OPTION))
     }
 
     /// Forgets a node entirely: its row, attributes and options.
@@ -747,6 +777,29 @@ mod tests {
             cache.node_uuids().await.unwrap(),
             HashSet::from([U1.to_string()])
         );
+    }
+
+    #[tokio::test]
+    async fn stored_data_survives_finishing_but_not_a_new_start() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        cache
+            .set_option(U1, "new_ipmi_credentials", &json!(null))
+            .await
+            .unwrap();
+        let data = json!({"cpus": 4, "interfaces": {"eth0": {"mac": "11:22:33:44:55:66"}}});
+        cache.store_data(U1, &data).await.unwrap();
+        cache.finished(U1, None).await.unwrap();
+        assert_eq!(cache.stored_data(U1).await.unwrap(), Some(data));
+        assert!(
+            !cache
+                .options(U1)
+                .await
+                .unwrap()
+                .contains_key("new_ipmi_credentials")
+        );
+        cache.add_node(U1, None).await.unwrap();
+        assert_eq!(cache.stored_data(U1).await.unwrap(), None);
     }
 
     #[tokio::test]
