@@ -15,6 +15,7 @@
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
 //! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
+//! - [`swift`]: the Swift object store for processed and extra hardware data.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
@@ -24,14 +25,18 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod data;
 pub mod db;
 pub mod error;
 pub mod firewall;
+pub mod hooks;
 pub mod introspect;
 pub mod ironic;
 pub mod keystone;
 pub mod node_cache;
+pub mod node_info;
 pub mod state;
+pub mod swift;
 pub mod telemetry;
 
 pub use error::{Error, Result};

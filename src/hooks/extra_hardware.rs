@@ -1,0 +1,207 @@
+//! `extra_hardware`: keeps the ramdisk's extra hardware report (`data`, eDeploy's
+//! hardware-detection lists) in Swift and hands rules a nested form of it.
+//!
+//! Ports `ExtraHardwareHook` of `ironic_inspector/plugins/extra_hardware.py`: `data` is
+//! stored as JSON in the object `extra_hardware-<uuid>`; when every item is a 4-item list
+//! `[a, b, c, d]` the data gets `extra = {a: {b: {c: d}}}` (with `d` as an integer when it
+//! reads as one); `data` is removed and the node's `extra.hardware_swift_object` names the
+//! object. Swift failures fail processing with Swift's message (a 400).
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use super::ProcessingHook;
+use crate::data::{IntrospectionData, py_str};
+use crate::error::{Error, Result};
+use crate::node_info::NodeInfo;
+use crate::swift::{EXTRA_HARDWARE_PREFIX, SwiftClient, object_name};
+
+/// Items of an eDeploy report have this many elements.
+const EDEPLOY_ITEM_SIZE: usize = 4;
+
+/// The `extra_hardware` hook.
+#[derive(Clone, Debug)]
+pub struct ExtraHardware {
+    /// Where the data goes; `None` when Swift is not configured.
+    swift: Option<SwiftClient>,
+}
+
+impl ExtraHardware {
+    /// The hook storing through `swift`.
+    pub fn new(swift: Option<SwiftClient>) -> ExtraHardware {
+        ExtraHardware { swift }
+    }
+}
+
+/// Whether `data` is an eDeploy report: every item a list of four.
+pub fn is_edeploy_data(data: &[Value]) -> bool {
+    data.iter().all(|item| {
+        item.as_array()
+            .is_some_and(|item| item.len() == EDEPLOY_ITEM_SIZE)
+    })
+}
+
+/// `[[a, b, c, d], ...]` as `{a: {b: {c: d}}}`; a later item for the same `a, b, c`
+/// wins. Keys that are not strings are written as Python's `str()` would.
+pub fn convert_edeploy_data(data: &[Value]) -> Map<String, Value> {
+    let mut converted = Map::new();
+    for item in data {
+        let Some([a, b, c, d]) = item
+            .as_array()
+            .and_then(|i| <&[Value; 4]>::try_from(i.as_slice()).ok())
+        else {
+            continue;
+        };
+        let level_a = converted
+            .entry(py_str(a))
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(level_a) = level_a else {
+            continue;
+        };
+        let level_b = level_a
+            .entry(py_str(b))
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(level_b) = level_b else {
+            continue;
+        };
+        level_b.insert(py_str(c), python_int(d).unwrap_or_else(|| d.clone()));
+    }
+    converted
+}
+
+/// Python's `int(value)` where it succeeds: integers, floats truncated, booleans, and
+/// strings holding a (signed, space-padded) decimal integer. `None` where Python raised
+/// (upstream then kept the value as is; for `null`, lists and objects upstream failed, the
+/// port keeps those as is too).
+pub fn python_int(value: &Value) -> Option<Value> {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(value.clone()),
+        Value::Number(n) => {
+            let f = n.as_f64()?.trunc();
+            (f.is_finite() && f.abs() < 9.0e18).then(|| Value::from(f as i64))
+        }
+        Value::Bool(b) => Some(Value::from(i64::from(*b))),
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let t = t.strip_prefix('+').unwrap_or(t);
+            t.parse::<i64>()
+                .map(Value::from)
+                .ok()
+                .or_else(|| t.parse::<u64>().map(Value::from).ok())
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl ProcessingHook for ExtraHardware {
+    fn name(&self) -> &'static str {
+        "extra_hardware"
+    }
+
+    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+        let items = match data.get("data") {
+            None | Some(Value::Null) => {
+                tracing::warn!(node.uuid = %node.uuid, "No extra hardware information was received from the ramdisk");
+                return Ok(());
+            }
+            Some(Value::Array(items)) => items.clone(),
+            Some(_) => {
+                return Err(Error::internal("ExtraHardwareError", "data is not a list"));
+            }
+        };
+        let name = object_name(EXTRA_HARDWARE_PREFIX, &node.uuid);
+        let Some(swift) = &self.swift else {
+            return Err(Error::BadRequest(format!(
+                "Cannot store object {name}: Swift is not configured"
+            )));
+        };
+        let body =
+            serde_json::to_vec(&items).map_err(|err| Error::internal("ExtraHardwareError", err))?;
+        swift.store_object(&name, body).await?;
+
+        if is_edeploy_data(&items) {
+            tracing::debug!(node.uuid = %node.uuid, "Extra hardware data is in eDeploy format, converting to usable format");
+            data.insert("extra", Value::Object(convert_edeploy_data(&items)));
+        } else {
+            tracing::warn!(
+                node.uuid = %node.uuid,
+                "Extra hardware data was not in a recognised format (eDeploy), and will not \
+                 be forwarded to introspection rules"
+            );
+        }
+        data.remove("data");
+        node.patch(&[json!({"op": "add", "path": "/extra/hardware_swift_object", "value": name})])
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(value: Value) -> Vec<Value> {
+        let Value::Array(items) = value else {
+            unreachable!()
+        };
+        items
+    }
+
+    #[test]
+    fn edeploy_data_is_nested_with_integers() {
+        let data = items(json!([
+            ["memory", "total", "size", "4294967296"],
+            ["cpu", "physical", "number", "1"],
+            ["cpu", "logical", "number", "1"],
+            ["cpu", "logical", "vendor", "GenuineIntel"],
+            ["disk", "sda", "size", 10],
+        ]));
+        assert!(is_edeploy_data(&data));
+        assert_eq!(
+            Value::Object(convert_edeploy_data(&data)),
+            json!({
+                "memory": {"total": {"size": 4_294_967_296_u64}},
+                "cpu": {"physical": {"number": 1}, "logical": {"number": 1, "vendor": "GenuineIntel"}},
+                "disk": {"sda": {"size": 10}},
+            })
+        );
+    }
+
+    #[test]
+    fn non_edeploy_data() {
+        let data = items(json!([["memory", "total", "size", "1"], {"interface": "eth1"}]));
+        assert!(!is_edeploy_data(&data));
+        assert!(!is_edeploy_data(&items(json!([["a", "b", "c"]]))));
+        assert!(is_edeploy_data(&[]), "vacuously, as Python's all()");
+    }
+
+    #[test]
+    fn python_int_semantics() {
+        assert_eq!(python_int(&json!(" 42 ")), Some(json!(42)));
+        assert_eq!(python_int(&json!("-7")), Some(json!(-7)));
+        assert_eq!(python_int(&json!("+7")), Some(json!(7)));
+        assert_eq!(python_int(&json!("4.5")), None);
+        assert_eq!(python_int(&json!("0x10")), None);
+        assert_eq!(python_int(&json!("")), None);
+        assert_eq!(python_int(&json!(4.9)), Some(json!(4)));
+        assert_eq!(python_int(&json!(true)), Some(json!(1)));
+        assert_eq!(python_int(&Value::Null), None);
+        assert_eq!(
+            python_int(&json!("18446744073709551615")),
+            Some(json!(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn non_string_keys_read_as_python_str() {
+        let data = items(json!([[1, true, null, "x"]]));
+        assert_eq!(
+            Value::Object(convert_edeploy_data(&data)),
+            json!({"1": {"True": {"None": "x"}}})
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Processing hooks: the plugins that check and enrich the ramdisk's data around the node
+//! lookup, and the hook asked when no node matches.
+//!
+//! Ports `ironic_inspector/plugins/base.py` (`ProcessingHook`, the stevedore managers) and
+//! the `ironic_inspector.hooks.*` entry points of `setup.cfg`. Instead of entry points,
+//! [`load`] maps each configured name to an implementation in one `match`; an unknown name
+//! stops the daemon at start-up, as upstream's `init()` did for processing hooks (upstream
+//! noticed an unknown node-not-found hook only at the first unknown node).
+//!
+//! Error convention for the pipeline: a hook answers [`Error::BadRequest`](crate::Error::BadRequest) (or another
+//! client error) for what upstream raised as `utils.Error`, whose message is shown to the
+//! client (`Preprocessing hook <name>: <msg>`, or the processing error); it answers
+//! [`Error::Internal`](crate::Error::Internal) for what upstream failed on with any other exception, which the
+//! pipeline reports as `Unexpected exception during preprocessing in hook <name>` /
+//! `Unexpected exception during processing`.
+
+pub mod example;
+pub mod extra_hardware;
+pub mod raid_device;
+pub mod ramdisk_error;
+pub mod root_disk_selection;
+pub mod scheduler;
+pub mod validate_interfaces;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::Config;
+use crate::data::IntrospectionData;
+use crate::error::Result;
+use crate::node_info::NodeInfo;
+
+/// Names accepted in `[processing] processing_hooks`.
+pub const PROCESSING_HOOK_NAMES: [&str; 8] = [
+    "scheduler",
+    "validate_interfaces",
+    "ramdisk_error",
+    "root_disk_selection",
+    "example",
+    "extra_hardware",
+    "raid_device",
+    "root_device_hint",
+];
+
+/// Names accepted in `[processing] node_not_found_hook`.
+pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 1] = ["example"];
+
+/// A processing hook. Both steps default to doing nothing.
+#[async_trait]
+pub trait ProcessingHook: Send + Sync {
+    /// The name it was enabled under, used in failure messages.
+    fn name(&self) -> &'static str;
+
+    /// Runs before the node lookup, on the data as the ramdisk sent it (after
+    /// normalisation); may change it. A failure is reported after the lookup, together
+    /// with the other hooks' failures.
+    async fn before_processing(&self, _data: &mut IntrospectionData) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs after the node was found and its ports created, before rules; may change the
+    /// data and the node (through `node`'s patch methods).
+    async fn before_update(
+        &self,
+        _data: &mut IntrospectionData,
+        _node: &mut NodeInfo,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The hook asked when no node under introspection matches the data.
+#[async_trait]
+pub trait NodeNotFoundHook: Send + Sync {
+    /// Its configured name.
+    fn name(&self) -> &'static str;
+
+    /// The UUID of the node to process the data for, or `None` when it has none.
+    async fn run(&self, data: &IntrospectionData) -> Result<Option<String>>;
+}
+
+/// The enabled hooks, in run order.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// `[processing] processing_hooks`, in order.
+    pub processing: Vec<Arc<dyn ProcessingHook>>,
+    /// `[processing] node_not_found_hook`, when set.
+    pub node_not_found: Option<Arc<dyn NodeNotFoundHook>>,
+}
+
+impl Hooks {
+    /// The processing hooks' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.processing.iter().map(|hook| hook.name()).collect()
+    }
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("processing", &self.names())
+            .field(
+                "node_not_found",
+                &self.node_not_found.as_ref().map(|hook| hook.name()),
+            )
+            .finish()
+    }
+}
+
+/// A configured hook name with no implementation. Fatal at start-up.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Hook {name} failed to load or was not found")]
+pub struct UnknownHook {
+    /// The name as configured.
+    pub name: String,
+}
+
+/// Builds the hooks `[processing]` enables. `swift` is the client `extra_hardware` stores
+/// through (`None` when Swift is not configured; the hook then fails each node it runs
+/// for, as upstream's Swift client did without credentials).
+///
+/// A name listed twice runs once, at its first place.
+pub fn load(
+    config: &Arc<Config>,
+    swift: Option<crate::swift::SwiftClient>,
+) -> Result<Hooks, UnknownHook> {
+    let mut processing: Vec<Arc<dyn ProcessingHook>> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for name in config
+        .processing
+        .processing_hooks
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+    {
+        if seen.contains(&name) {
+            tracing::warn!(hook.name = %name, "processing hook listed twice, running it once");
+            continue;
+        }
+        seen.push(name);
+        processing.push(processing_hook(name, config, swift.as_ref())?);
+    }
+    let node_not_found = match config.processing.node_not_found_hook.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(node_not_found_hook(name)?),
+    };
+    let hooks = Hooks {
+        processing,
+        node_not_found,
+    };
+    tracing::info!(hooks = ?hooks, "hooks loaded");
+    Ok(hooks)
+}
+
+/// The processing hook called `name`.
+fn processing_hook(
+    name: &str,
+    config: &Config,
+    swift: Option<&crate::swift::SwiftClient>,
+) -> Result<Arc<dyn ProcessingHook>, UnknownHook> {
+    let p = &config.processing;
+    let hook: Arc<dyn ProcessingHook> = match name {
+        "ramdisk_error" => Arc::new(ramdisk_error::RamdiskError::new(
+            p.ramdisk_logs_dir.clone(),
+            p.always_store_ramdisk_logs,
+        )),
+        "scheduler" => Arc::new(scheduler::Scheduler::new(
+            p.overwrite_existing,
+            p.disk_partitioning_spacing,
+        )),
+        "validate_interfaces" => Arc::new(validate_interfaces::ValidateInterfaces::new(
+            p.add_ports,
+            p.keep_ports,
+        )),
+        "root_disk_selection" => Arc::new(root_disk_selection::RootDiskSelection),
+        "raid_device" => Arc::new(raid_device::RaidDevice::new("raid_device")),
+        "root_device_hint" => {
+            tracing::warn!(
+                "processing hook root_device_hint is deprecated, use raid_device instead"
+            );
+            Arc::new(raid_device::RaidDevice::new("root_device_hint"))
+        }
+        "extra_hardware" => Arc::new(extra_hardware::ExtraHardware::new(swift.cloned())),
+        "example" => Arc::new(example::Example),
+        other => {
+            return Err(UnknownHook {
+                name: other.to_string(),
+            });
+        }
+    };
+    Ok(hook)
+}
+
+/// The node-not-found hook called `name`.
+fn node_not_found_hook(name: &str) -> Result<Arc<dyn NodeNotFoundHook>, UnknownHook> {
+    match name {
+        "example" => Ok(Arc::new(example::ExampleNotFound)),
+        other => Err(UnknownHook {
+            name: other.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,219 @@
+//! `scheduler`: writes the properties Nova's scheduler needs (`cpus`, `cpu_arch`,
+//! `memory_mb`, `local_gb`) into the node.
+//!
+//! Ports `SchedulerHook` of `ironic_inspector/plugins/standard.py`. Values are patched as
+//! strings (`"4"`), as upstream did. Departure: nothing is sent when there is nothing to
+//! update (PORTING.md §14 #17).
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::ProcessingHook;
+use crate::data::{IntrospectionData, local_gb_from_size, py_repr, py_str, truthy};
+use crate::error::{Error, Result};
+use crate::node_info::{NodeInfo, properties_patch};
+
+/// The properties written, in upstream's order.
+pub const KEYS: [&str; 4] = ["cpus", "cpu_arch", "memory_mb", "local_gb"];
+
+/// The `scheduler` hook.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    /// `[processing] overwrite_existing`.
+    overwrite_existing: bool,
+    /// `[processing] disk_partitioning_spacing`.
+    disk_partitioning_spacing: bool,
+}
+
+impl Scheduler {
+    /// The hook with `[processing] overwrite_existing` and `disk_partitioning_spacing`.
+    pub fn new(overwrite_existing: bool, disk_partitioning_spacing: bool) -> Scheduler {
+        Scheduler {
+            overwrite_existing,
+            disk_partitioning_spacing,
+        }
+    }
+
+    /// The properties to patch, as strings, in the order of [`KEYS`]. Sets `local_gb` in the data from `root_disk`
+    /// when there is one.
+    ///
+    /// # Errors
+    /// `The following required parameters are missing: ['cpus', ...]` when any of
+    /// [`KEYS`] is missing or falsy.
+    pub fn properties(
+        &self,
+        data: &mut IntrospectionData,
+        node_properties: &Map<String, Value>,
+    ) -> Result<Vec<(&'static str, Value)>> {
+        if let Some(root_disk) = data.get("root_disk").filter(|d| truthy(d)) {
+            let size = root_disk
+                .get("size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| Error::internal("RootDiskError", "root_disk has no usable size"))?;
+            let local_gb = local_gb_from_size(size, self.disk_partitioning_spacing);
+            data.insert("local_gb", Value::from(local_gb));
+        }
+        let missing: Vec<Value> = KEYS
+            .iter()
+            .filter(|key| !data.is_truthy(key))
+            .map(|key| Value::from(*key))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "The following required parameters are missing: {}",
+                py_repr(&Value::Array(missing))
+            )));
+        }
+        let shown = |key: &str| data.get(key).map(py_str).unwrap_or_default();
+        tracing::info!(
+            "Discovered data: CPUs: {} {}, memory {} MiB, disk {} GiB",
+            shown("cpus"),
+            shown("cpu_arch"),
+            shown("memory_mb"),
+            shown("local_gb")
+        );
+        Ok(KEYS
+            .into_iter()
+            .filter(|key| self.overwrite_existing || !node_properties.get(*key).is_some_and(truthy))
+            .map(|key| (key, Value::String(shown(key))))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ProcessingHook for Scheduler {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+        let props = self.properties(data, &node.node().properties)?;
+        node.patch(&properties_patch(props)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::data::GIB;
+
+    fn data(value: Value) -> IntrospectionData {
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        IntrospectionData::from_payload(map, true).unwrap()
+    }
+
+    fn full() -> IntrospectionData {
+        data(json!({"local_gb": 20, "memory_mb": 1024, "cpus": 2, "cpu_arch": "x86_64"}))
+    }
+
+    fn as_object(props: Vec<(&'static str, Value)>) -> Value {
+        Value::Object(props.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    fn props(value: Value) -> Map<String, Value> {
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        map
+    }
+
+    #[test]
+    fn every_property_as_a_string() {
+        let got = Scheduler::new(true, true)
+            .properties(&mut full(), &Map::new())
+            .unwrap();
+        let order: Vec<&str> = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(order, KEYS, "upstream's order");
+        assert_eq!(
+            as_object(got),
+            json!({"cpus": "2", "cpu_arch": "x86_64", "memory_mb": "1024", "local_gb": "20"})
+        );
+    }
+
+    #[test]
+    fn missing_keys_are_listed() {
+        for key in KEYS {
+            let mut d = full();
+            d.remove(key);
+            let err = Scheduler::new(true, true)
+                .properties(&mut d, &Map::new())
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("The following required parameters are missing: ['{key}']")
+            );
+        }
+        let mut d = data(json!({"cpus": 0, "cpu_arch": "", "memory_mb": 1}));
+        let err = Scheduler::new(true, true)
+            .properties(&mut d, &Map::new())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "The following required parameters are missing: ['cpus', 'cpu_arch', 'local_gb']"
+        );
+        assert!(matches!(err, Error::BadRequest(_)));
+    }
+
+    #[test]
+    fn no_overwrite_patches_only_what_the_node_lacks() {
+        let existing =
+            props(json!({"memory_mb": "4096", "cpu_arch": "i686", "cpus": "", "local_gb": null}));
+        let got = Scheduler::new(false, true)
+            .properties(&mut full(), &existing)
+            .unwrap();
+        assert_eq!(as_object(got), json!({"cpus": "2", "local_gb": "20"}));
+
+        let complete =
+            props(json!({"cpus": "1", "cpu_arch": "a", "memory_mb": "1", "local_gb": "1"}));
+        let got = Scheduler::new(false, true)
+            .properties(&mut full(), &complete)
+            .unwrap();
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn root_disk_gives_local_gb_with_and_without_spacing() {
+        for (spacing, expected) in [(true, "41"), (false, "42")] {
+            let mut d = full();
+            d.insert("root_disk", json!({"name": "/dev/sda", "size": 42 * GIB}));
+            let got = Scheduler::new(true, spacing)
+                .properties(&mut d, &Map::new())
+                .unwrap();
+            assert_eq!(as_object(got)["local_gb"], json!(expected));
+            assert_eq!(
+                d.get("local_gb"),
+                Some(&json!(expected.parse::<u64>().unwrap()))
+            );
+        }
+    }
+
+    #[test]
+    fn functional_root_disk_of_1000_gib() {
+        let mut d = full();
+        d.insert("root_disk", json!({"size": 1000 * GIB}));
+        let got = Scheduler::new(true, true)
+            .properties(&mut d, &Map::new())
+            .unwrap();
+        assert_eq!(as_object(got)["local_gb"], json!("999"));
+        let mut d = full();
+        d.insert("root_disk", json!({"size": 1000 * GIB}));
+        let got = Scheduler::new(true, false)
+            .properties(&mut d, &Map::new())
+            .unwrap();
+        assert_eq!(as_object(got)["local_gb"], json!("1000"));
+    }
+
+    #[test]
+    fn empty_root_disk_is_ignored() {
+        let mut d = full();
+        d.insert("root_disk", json!({}));
+        let got = Scheduler::new(true, true)
+            .properties(&mut d, &Map::new())
+            .unwrap();
+        assert_eq!(as_object(got)["local_gb"], json!("20"));
+    }
+}

@@ -1,0 +1,431 @@
+//! `validate_interfaces`: picks the NICs that become ports (and lookup MACs), and drops
+//! ports the node should no longer have.
+//!
+//! Ports `ValidateInterfacesHook` of `ironic_inspector/plugins/standard.py`: before the
+//! lookup it sets `all_interfaces` (what the ramdisk sent), `interfaces` (the eligible
+//! ones under `[processing] add_ports`) and `macs`; after the lookup it deletes ports as
+//! `[processing] keep_ports` says.
+//!
+//! Departures: a colon-form `boot_interface` is lower-cased like the PXE form (PORTING.md
+//! §14 #11); ports are compared with the ramdisk's MACs case-insensitively (upstream
+//! compared Ironic's lower-case addresses with the MACs as sent, so upper-case MACs from a
+//! ramdisk would have deleted every port).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::ProcessingHook;
+use crate::config::{AddPorts, KeepPorts};
+use crate::data::{IntrospectionData, py_repr, truthy};
+use crate::error::{Error, Result};
+use crate::ironic::Port;
+use crate::node_info::NodeInfo;
+
+/// The `validate_interfaces` hook.
+#[derive(Clone, Debug)]
+pub struct ValidateInterfaces {
+    /// `[processing] add_ports`.
+    add_ports: AddPorts,
+    /// `[processing] keep_ports`.
+    keep_ports: KeepPorts,
+}
+
+impl ValidateInterfaces {
+    /// The hook with `[processing] add_ports` and `keep_ports`.
+    pub fn new(add_ports: AddPorts, keep_ports: KeepPorts) -> ValidateInterfaces {
+        ValidateInterfaces {
+            add_ports,
+            keep_ports,
+        }
+    }
+
+    /// The work of `before_processing`, without I/O.
+    pub fn select(&self, data: &mut IntrospectionData) -> Result<()> {
+        let bmc_address = data.get("ipmi_address").cloned().unwrap_or(Value::Null);
+        let interfaces = match data.get("interfaces") {
+            Some(value) if truthy(value) => value.clone(),
+            _ => {
+                return Err(Error::BadRequest(
+                    "No interfaces supplied by the ramdisk".to_string(),
+                ));
+            }
+        };
+        let Value::Object(all) = &interfaces else {
+            return Err(Error::internal(
+                "InterfacesError",
+                "interfaces is not an object",
+            ));
+        };
+        let mut valid: Map<String, Value> = all
+            .iter()
+            .filter(|(_, iface)| {
+                iface
+                    .get("mac")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_valid_mac)
+            })
+            .map(|(name, iface)| (name.clone(), iface.clone()))
+            .collect();
+
+        let pxe_mac = data.get_str("boot_interface").filter(|m| !m.is_empty());
+        match (self.add_ports, pxe_mac) {
+            (AddPorts::Pxe, Some(pxe_mac)) => {
+                tracing::info!("PXE boot interface was {pxe_mac}");
+                let pxe_mac = normalise_boot_interface(pxe_mac);
+                valid.retain(|_, iface| {
+                    iface
+                        .get("mac")
+                        .and_then(Value::as_str)
+                        .is_some_and(|mac| mac.to_lowercase() == pxe_mac)
+                });
+            }
+            (AddPorts::All, _) => {}
+            _ => valid.retain(|_, iface| iface.get("ip").is_some_and(truthy)),
+        }
+
+        let shown_bmc = crate::data::py_str(&bmc_address);
+        if valid.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "No valid interfaces found for node with BMC {shown_bmc}, got {}",
+                py_repr(&interfaces)
+            )));
+        }
+        if valid.len() != all.len() {
+            let excluded: Vec<&String> = all.keys().filter(|n| !valid.contains_key(*n)).collect();
+            tracing::warn!(
+                bmc_address = %shown_bmc,
+                excluded = ?excluded,
+                "some interfaces were invalid or not eligible and were excluded"
+            );
+            tracing::info!(eligible = ?valid.keys().collect::<Vec<_>>(), "eligible interfaces");
+        }
+        let macs: Vec<Value> = valid
+            .values()
+            .filter_map(|iface| iface.get("mac").cloned())
+            .collect();
+        data.insert("all_interfaces", interfaces);
+        data.insert("interfaces", Value::Object(valid));
+        data.insert("macs", Value::Array(macs));
+        Ok(())
+    }
+
+    /// The lower-case MACs whose ports are kept under `keep_ports`; `None` keeps every
+    /// port.
+    pub fn expected_macs(&self, data: &IntrospectionData) -> Result<Option<BTreeSet<String>>> {
+        let macs: Vec<&str> = match self.keep_ports {
+            KeepPorts::All => return Ok(None),
+            KeepPorts::Present => match data.get("all_interfaces") {
+                Some(Value::Object(all)) => all
+                    .values()
+                    .filter_map(|iface| iface.get("mac").and_then(Value::as_str))
+                    .collect(),
+                _ => return Err(missing_field("all_interfaces")),
+            },
+            KeepPorts::Added => match data.get("macs") {
+                Some(Value::Array(macs)) => macs.iter().filter_map(Value::as_str).collect(),
+                _ => return Err(missing_field("macs")),
+            },
+        };
+        Ok(Some(macs.into_iter().map(str::to_lowercase).collect()))
+    }
+}
+
+/// Whether `mac` is six colon-separated hex pairs (either case).
+pub fn is_valid_mac(mac: &str) -> bool {
+    let bytes = mac.as_bytes();
+    bytes.len() == 17
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i % 3 == 2 {
+                *b == b':'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// The MAC of a `boot_interface`: PXELinux form `01-aa-bb-cc-dd-ee-ff` (the first token is
+/// the hardware type) or a plain MAC; lower case.
+pub fn normalise_boot_interface(boot_interface: &str) -> String {
+    match boot_interface.split_once('-') {
+        Some((_, rest)) => rest.replace('-', ":").to_lowercase(),
+        None => boot_interface.to_lowercase(),
+    }
+}
+
+/// The MACs (cache keys) of the ports not in `expected`.
+pub fn ports_to_delete(ports: &BTreeMap<String, Port>, expected: &BTreeSet<String>) -> Vec<String> {
+    ports
+        .keys()
+        .filter(|mac| !expected.contains(*mac))
+        .cloned()
+        .collect()
+}
+
+/// A field `before_processing` sets is gone: the data did not come through this hook.
+fn missing_field(field: &str) -> Error {
+    Error::internal(
+        "KeyError",
+        format!("introspection data has no usable \"{field}\""),
+    )
+}
+
+#[async_trait]
+impl ProcessingHook for ValidateInterfaces {
+    fn name(&self) -> &'static str {
+        "validate_interfaces"
+    }
+
+    async fn before_processing(&self, data: &mut IntrospectionData) -> Result<()> {
+        self.select(data)
+    }
+
+    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+        let Some(expected) = self.expected_macs(data)? else {
+            return Ok(());
+        };
+        for mac in ports_to_delete(node.ports(), &expected) {
+            let port_uuid = node
+                .ports()
+                .get(&mac)
+                .map(|p| p.uuid.clone())
+                .unwrap_or_default();
+            tracing::info!(
+                node.uuid = %node.uuid,
+                port.uuid = %port_uuid,
+                mac = %mac,
+                expected = ?expected,
+                "Deleting port {port_uuid} as its MAC {mac} is not in the expected MAC list"
+            );
+            node.delete_port(&mac).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn data(value: Value) -> IntrospectionData {
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
+        IntrospectionData::from_payload(map, true).unwrap()
+    }
+
+    fn interfaces() -> Value {
+        json!({
+            "em1": {"mac": "11:11:11:11:11:11", "ip": "1.1.1.1"},
+            "em2": {"mac": "22:22:22:22:22:22", "ip": "2.2.2.2"},
+            "em3": {"mac": "33:33:33:33:33:33"},
+        })
+    }
+
+    fn sample() -> IntrospectionData {
+        data(json!({"interfaces": interfaces(), "boot_interface": "01-22-22-22-22-22-22"}))
+    }
+
+    fn hook(add: AddPorts) -> ValidateInterfaces {
+        ValidateInterfaces::new(add, KeepPorts::All)
+    }
+
+    fn active() -> Value {
+        json!({
+            "em1": {"mac": "11:11:11:11:11:11", "ip": "1.1.1.1"},
+            "em2": {"mac": "22:22:22:22:22:22", "ip": "2.2.2.2"},
+        })
+    }
+
+    #[test]
+    fn no_interfaces() {
+        for payload in [
+            json!({}),
+            json!({"interfaces": {}}),
+            json!({"interfaces": null}),
+        ] {
+            let err = hook(AddPorts::Pxe).select(&mut data(payload)).unwrap_err();
+            assert_eq!(err.to_string(), "No interfaces supplied by the ramdisk");
+        }
+    }
+
+    #[test]
+    fn only_pxe_in_pxelinux_form() {
+        let mut d = sample();
+        hook(AddPorts::Pxe).select(&mut d).unwrap();
+        assert_eq!(
+            d.get("interfaces"),
+            Some(&json!({"em2": {"mac": "22:22:22:22:22:22", "ip": "2.2.2.2"}}))
+        );
+        assert_eq!(d.macs(), vec!["22:22:22:22:22:22"]);
+        assert_eq!(d.get("all_interfaces"), Some(&interfaces()));
+    }
+
+    #[test]
+    fn only_pxe_in_mac_form_any_case() {
+        for boot in ["22:22:22:22:22:22", "01-22-22-22-22-22-22"] {
+            let mut d = sample();
+            d.insert("boot_interface", json!(boot));
+            hook(AddPorts::Pxe).select(&mut d).unwrap();
+            assert_eq!(d.macs(), vec!["22:22:22:22:22:22"]);
+        }
+        let mut d = data(json!({
+            "interfaces": {"eth0": {"mac": "AA:BB:CC:DD:EE:FF"}, "eth1": {"mac": "aa:bb:cc:dd:ee:00"}},
+            "boot_interface": "AA:BB:CC:DD:EE:FF",
+        }));
+        hook(AddPorts::Pxe).select(&mut d).unwrap();
+        assert_eq!(d.macs(), vec!["AA:BB:CC:DD:EE:FF"], "original case kept");
+        assert_eq!(
+            normalise_boot_interface("01-AA-BB-CC-DD-EE-FF"),
+            "aa:bb:cc:dd:ee:ff"
+        );
+    }
+
+    #[test]
+    fn pxe_not_found() {
+        let mut d = sample();
+        d.insert("boot_interface", json!("aa:bb:cc:dd:ee:ff"));
+        d.insert("ipmi_address", json!("1.2.3.4"));
+        let err = hook(AddPorts::Pxe).select(&mut d).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "No valid interfaces found for node with BMC 1.2.3.4, got \
+             {'em1': {'ip': '1.1.1.1', 'mac': '11:11:11:11:11:11'}, \
+             'em2': {'ip': '2.2.2.2', 'mac': '22:22:22:22:22:22'}, \
+             'em3': {'mac': '33:33:33:33:33:33'}}"
+        );
+        let mut d = data(json!({"interfaces": {"em1": {"mac": "bad"}}}));
+        let err = hook(AddPorts::All).select(&mut d).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "No valid interfaces found for node with BMC None, got {'em1': {'mac': 'bad'}}"
+        );
+    }
+
+    #[test]
+    fn pxe_without_boot_interface_acts_as_active() {
+        let mut d = sample();
+        d.remove("boot_interface");
+        hook(AddPorts::Pxe).select(&mut d).unwrap();
+        assert_eq!(d.get("interfaces"), Some(&active()));
+        assert_eq!(d.macs(), vec!["11:11:11:11:11:11", "22:22:22:22:22:22"]);
+    }
+
+    #[test]
+    fn active_and_all() {
+        let mut d = sample();
+        hook(AddPorts::Active).select(&mut d).unwrap();
+        assert_eq!(d.get("interfaces"), Some(&active()));
+        assert_eq!(d.get("all_interfaces"), Some(&interfaces()));
+
+        let mut d = sample();
+        hook(AddPorts::All).select(&mut d).unwrap();
+        assert_eq!(d.get("interfaces"), Some(&interfaces()));
+        assert_eq!(
+            d.macs(),
+            vec![
+                "11:11:11:11:11:11",
+                "22:22:22:22:22:22",
+                "33:33:33:33:33:33"
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_macs_are_dropped() {
+        let mut d = data(json!({"interfaces": {
+            "em1": {"mac": "11:11:11:11:11:11"},
+            "lo": {"mac": "00:00:00:00:00"},
+            "ib0": {"mac": null},
+            "bad": {"mac": "gg:11:11:11:11:11"},
+            "up": {"mac": "AB:CD:EF:01:23:45"},
+            "nomac": {"ip": "1.1.1.1"},
+        }}));
+        hook(AddPorts::All).select(&mut d).unwrap();
+        assert_eq!(d.macs(), vec!["11:11:11:11:11:11", "AB:CD:EF:01:23:45"]);
+        assert_eq!(
+            d.get("all_interfaces").unwrap().as_object().unwrap().len(),
+            6
+        );
+        assert!(is_valid_mac("aa:BB:cc:dd:ee:ff"));
+        assert!(!is_valid_mac("aa-bb-cc-dd-ee-ff"));
+        assert!(!is_valid_mac("aa:bb:cc:dd:ee:ff:00"));
+        assert!(!is_valid_mac(""));
+    }
+
+    fn ports(macs: &[&str]) -> BTreeMap<String, Port> {
+        macs.iter()
+            .enumerate()
+            .map(|(i, mac)| {
+                let port: Port =
+                    serde_json::from_value(json!({"uuid": format!("p{i}"), "address": mac}))
+                        .unwrap();
+                (mac.to_string(), port)
+            })
+            .collect()
+    }
+
+    fn validated() -> IntrospectionData {
+        let mut d = sample();
+        hook(AddPorts::Pxe).select(&mut d).unwrap();
+        d
+    }
+
+    #[test]
+    fn keep_all_deletes_nothing() {
+        let h = ValidateInterfaces::new(AddPorts::Pxe, KeepPorts::All);
+        assert_eq!(h.expected_macs(&validated()).unwrap(), None);
+    }
+
+    #[test]
+    fn keep_present_deletes_ports_the_ramdisk_did_not_see() {
+        let h = ValidateInterfaces::new(AddPorts::Pxe, KeepPorts::Present);
+        let expected = h.expected_macs(&validated()).unwrap().unwrap();
+        let existing = ports(&["11:11:11:11:11:11", "44:44:44:44:44:44"]);
+        assert_eq!(
+            ports_to_delete(&existing, &expected),
+            vec!["44:44:44:44:44:44"]
+        );
+    }
+
+    #[test]
+    fn keep_added_deletes_every_port_not_added() {
+        let h = ValidateInterfaces::new(AddPorts::Pxe, KeepPorts::Added);
+        let expected = h.expected_macs(&validated()).unwrap().unwrap();
+        let existing = ports(&[
+            "11:11:11:11:11:11",
+            "22:22:22:22:22:22",
+            "44:44:44:44:44:44",
+        ]);
+        assert_eq!(
+            ports_to_delete(&existing, &expected),
+            vec!["11:11:11:11:11:11", "44:44:44:44:44:44"]
+        );
+    }
+
+    #[test]
+    fn upper_case_ramdisk_macs_keep_their_ports() {
+        let h = ValidateInterfaces::new(AddPorts::All, KeepPorts::Present);
+        let mut d = data(json!({"interfaces": {"eth0": {"mac": "AA:BB:CC:DD:EE:FF"}}}));
+        h.select(&mut d).unwrap();
+        let expected = h.expected_macs(&d).unwrap().unwrap();
+        assert!(ports_to_delete(&ports(&["aa:bb:cc:dd:ee:ff"]), &expected).is_empty());
+    }
+
+    #[test]
+    fn keeping_ports_without_validated_data_is_an_error() {
+        let h = ValidateInterfaces::new(AddPorts::All, KeepPorts::Present);
+        assert!(matches!(
+            h.expected_macs(&data(json!({}))),
+            Err(Error::Internal { .. })
+        ));
+        let h = ValidateInterfaces::new(AddPorts::All, KeepPorts::Added);
+        assert!(matches!(
+            h.expected_macs(&data(json!({}))),
+            Err(Error::Internal { .. })
+        ));
+    }
+}

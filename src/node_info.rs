@@ -1,0 +1,392 @@
+//! The Ironic half of a node under processing: its node document and ports, cached, and the
+//! changes hooks and rules make to them.
+//!
+//! Ports the Ironic part of `NodeInfo` in `ironic_inspector/node_cache.py` (`node()`,
+//! `ports()`, `create_ports`, `patch`, `patch_port`, `delete_port`, `update_properties`,
+//! `update_capabilities`, `get_by_path`, `replace_field`) and the capabilities codec of
+//! `ironic_inspector/utils.py` (`capabilities_to_dict`, `dict_to_capabilities`). The
+//! database half lives in [`crate::node_cache`].
+//!
+//! Departures from 2.2.2: an empty patch sends nothing (PORTING.md §14 #17); ports are keyed
+//! by lower-case MAC, so a ramdisk reporting upper-case MACs matches Ironic's ports; a port
+//! Ironic no longer knows is dropped from the cache instead of failing the delete.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::ironic::{IronicClient, IronicError, Node, Port};
+
+/// A node being processed, with its ports, and the client that changes them.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The node's UUID.
+    pub uuid: String,
+    node: Node,
+    /// Ports by lower-case MAC.
+    ports: BTreeMap<String, Port>,
+    ironic: IronicClient,
+}
+
+impl NodeInfo {
+    /// Reads the node and all its ports from Ironic.
+    pub async fn load(ironic: IronicClient, uuid: &str) -> Result<NodeInfo, IronicError> {
+        let node = ironic.get_node(uuid).await?;
+        let ports = ironic.node_ports(uuid).await?;
+        Ok(NodeInfo::from_parts(ironic, node, ports))
+    }
+
+    /// Builds from a node and its ports already read (the UUID is the node's).
+    pub fn from_parts(ironic: IronicClient, node: Node, ports: Vec<Port>) -> NodeInfo {
+        NodeInfo {
+            uuid: node.uuid.clone(),
+            node,
+            ports: ports_by_mac(ports),
+            ironic,
+        }
+    }
+
+    /// Reads the node and its ports again (upstream's `invalidate_cache()` followed by the
+    /// next access).
+    pub async fn reload(&mut self) -> Result<(), IronicError> {
+        self.node = self.ironic.get_node(&self.uuid).await?;
+        self.reload_ports().await
+    }
+
+    /// The cached node document.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The cached ports, by lower-case MAC.
+    pub fn ports(&self) -> &BTreeMap<String, Port> {
+        &self.ports
+    }
+
+    /// The client used for changes.
+    pub fn ironic(&self) -> &IronicClient {
+        &self.ironic
+    }
+
+    /// `PATCH`es the node with an RFC 6902 list and caches the node Ironic answers. An
+    /// empty list sends nothing.
+    pub async fn patch(&mut self, ops: &[Value]) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(node.uuid = %self.uuid, patch = ?ops, "updating node");
+        self.node = self.ironic.patch_node(&self.uuid, ops).await?;
+        Ok(())
+    }
+
+    /// Sets node properties, one `add /properties/<key>` per entry, in one PATCH.
+    pub async fn update_properties(&mut self, props: Map<String, Value>) -> Result<()> {
+        self.patch(&properties_patch(props)).await
+    }
+
+    /// Merges `caps` into the node's `properties.capabilities` string: existing keys keep
+    /// their place, new keys are appended in the given order, `None` removes a key. Always
+    /// patches, even when nothing changed (as upstream).
+    pub async fn update_capabilities(&mut self, caps: &[(String, Option<String>)]) -> Result<()> {
+        let existing = match self.node.properties.get("capabilities") {
+            Some(Value::String(text)) => capabilities_to_map(text),
+            None | Some(Value::Null) => Vec::new(),
+            Some(other) => {
+                tracing::warn!(
+                    node.uuid = %self.uuid,
+                    capabilities = %other,
+                    "node capabilities are not a string, replacing them"
+                );
+                Vec::new()
+            }
+        };
+        let merged = merge_capabilities(existing, caps);
+        let mut props = Map::new();
+        props.insert(
+            "capabilities".to_string(),
+            Value::String(map_to_capabilities(&merged)),
+        );
+        self.update_properties(props).await
+    }
+
+    /// Registers a port for each MAC the node does not have yet. A MAC already known is
+    /// skipped with a warning; so is one Ironic answers 409 for (another node may own it),
+    /// after which the ports are read again. Other failures stop and are returned.
+    pub async fn create_ports(&mut self, macs: &[String]) -> Result<()> {
+        let mut stale = false;
+        for mac in macs {
+            let key = mac.to_lowercase();
+            if self.ports.contains_key(&key) {
+                tracing::warn!(node.uuid = %self.uuid, mac = %mac, "Port {mac} already exists for node {}, skipping", self.uuid);
+                continue;
+            }
+            match self.ironic.create_port(&self.uuid, mac).await {
+                Ok(port) => {
+                    tracing::info!(node.uuid = %self.uuid, mac = %mac, port.uuid = %port.uuid, "port created");
+                    self.ports.insert(port.address.to_lowercase(), port);
+                }
+                Err(IronicError::Conflict(message)) => {
+                    tracing::warn!(node.uuid = %self.uuid, mac = %mac, error = %message, "Port {mac} already exists for node {}, skipping", self.uuid);
+                    stale = true;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if stale {
+            // Ironic did not say which port exists: read them again.
+            self.reload_ports().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the port with this MAC. A port Ironic no longer knows counts as deleted.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the node has no such port in the cache; Ironic failures.
+    pub async fn delete_port(&mut self, mac: &str) -> Result<()> {
+        let key = mac.to_lowercase();
+        let port_uuid = self.port_uuid(&key)?;
+        match self.ironic.delete_port(&port_uuid).await {
+            Ok(()) => {}
+            Err(IronicError::NotFound(message)) => {
+                tracing::warn!(node.uuid = %self.uuid, port.uuid = %port_uuid, error = %message, "port was already deleted");
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.ports.remove(&key);
+        Ok(())
+    }
+
+    /// `PATCH`es the port with this MAC and caches Ironic's answer. An empty list sends
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the node has no such port in the cache; Ironic failures.
+    pub async fn patch_port(&mut self, mac: &str, ops: &[Value]) -> Result<()> {
+        let key = mac.to_lowercase();
+        let port_uuid = self.port_uuid(&key)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(node.uuid = %self.uuid, port.uuid = %port_uuid, patch = ?ops, "updating port");
+        let port = self.ironic.patch_port(&port_uuid, ops).await?;
+        self.ports.insert(key, port);
+        Ok(())
+    }
+
+    /// A field of the node by Ironic-style path, as upstream read it: slashes around the
+    /// path are ignored; `/a` is the top-level field `a`; `/a/b/c` is the key `b/c` of
+    /// the object `a` (the rest is one key, not a deeper path). `None` when absent; a
+    /// field set to `null` is `Some(Value::Null)`.
+    pub fn get_by_path(&self, path: &str) -> Option<Value> {
+        get_by_path(&self.node.raw, path)
+    }
+
+    /// Replaces a field with `f(old value)`, patching only when the value changes: `replace`
+    /// when the field exists, else `add` of `f(default)`.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] when the field is absent and there is no default; Ironic
+    /// failures.
+    pub async fn replace_field(
+        &mut self,
+        path: &str,
+        f: impl FnOnce(Value) -> Value,
+        default: Option<Value>,
+    ) -> Result<()> {
+        let (op, old) = match (self.get_by_path(path), default) {
+            (Some(value), _) => ("replace", value),
+            (None, Some(default)) => ("add", default),
+            (None, None) => {
+                return Err(Error::BadRequest(format!(
+                    "Field {path} was not found on node {}",
+                    self.uuid
+                )));
+            }
+        };
+        let new = f(old.clone());
+        if new == old {
+            return Ok(());
+        }
+        self.patch(&[json!({"op": op, "path": path, "value": new})])
+            .await
+    }
+
+    /// The UUID of the cached port with this lower-case MAC.
+    fn port_uuid(&self, key: &str) -> Result<String> {
+        self.ports
+            .get(key)
+            .map(|port| port.uuid.clone())
+            .ok_or_else(|| {
+                Error::NotFound(format!("Port {key} was not found for node {}", self.uuid))
+            })
+    }
+
+    async fn reload_ports(&mut self) -> Result<(), IronicError> {
+        self.ports = ports_by_mac(self.ironic.node_ports(&self.uuid).await?);
+        Ok(())
+    }
+}
+
+fn ports_by_mac(ports: Vec<Port>) -> BTreeMap<String, Port> {
+    ports
+        .into_iter()
+        .map(|port| (port.address.to_lowercase(), port))
+        .collect()
+}
+
+/// The PATCH setting these properties (`add /properties/<key>` each), in the given order.
+pub fn properties_patch<K: fmt::Display>(
+    props: impl IntoIterator<Item = (K, Value)>,
+) -> Vec<Value> {
+    props
+        .into_iter()
+        .map(|(key, value)| json!({"op": "add", "path": format!("/properties/{key}"), "value": value}))
+        .collect()
+}
+
+/// [`NodeInfo::get_by_path`] on a node document.
+pub fn get_by_path(node: &Value, path: &str) -> Option<Value> {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return None;
+    }
+    match path.split_once('/') {
+        Some((field, key)) => node.get(field)?.as_object()?.get(key).cloned(),
+        None => node.get(path).cloned(),
+    }
+}
+
+/// Parses a capabilities string `k1:v1,k2:v2`: each item splits at its first `:` (values
+/// may hold more colons). Empty items are skipped; an item without `:` is a key with an
+/// empty value (upstream failed on it). A key given twice keeps its first place and its
+/// last value.
+pub fn capabilities_to_map(s: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in s.split(',').filter(|item| !item.is_empty()) {
+        let (key, value) = item.split_once(':').unwrap_or((item, ""));
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => out.push((key.to_string(), value.to_string())),
+        }
+    }
+    out
+}
+
+/// Serialises capabilities as `k1:v1,k2:v2`, in the given order.
+pub fn map_to_capabilities(caps: &[(String, String)]) -> String {
+    caps.iter()
+        .map(|(key, value)| format!("{key}:{value}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Merges `changes` into `existing` (see [`NodeInfo::update_capabilities`]).
+pub fn merge_capabilities(
+    existing: Vec<(String, String)>,
+    changes: &[(String, Option<String>)],
+) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, Option<String>)> = existing
+        .into_iter()
+        .map(|(key, value)| (key, Some(value)))
+        .collect();
+    for (key, value) in changes {
+        match merged.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.clone(),
+            None => merged.push((key.clone(), value.clone())),
+        }
+    }
+    merged
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|value| (key, value)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn capabilities_round_trip() {
+        let caps = capabilities_to_map("a:b,c:d");
+        assert_eq!(caps, pairs(&[("a", "b"), ("c", "d")]));
+        assert_eq!(map_to_capabilities(&caps), "a:b,c:d");
+        assert!(capabilities_to_map("").is_empty());
+        assert_eq!(map_to_capabilities(&[]), "");
+    }
+
+    #[test]
+    fn capability_values_may_hold_colons() {
+        let caps = capabilities_to_map("boot_mode:uefi,url:http://x:80/y");
+        assert_eq!(
+            caps,
+            pairs(&[("boot_mode", "uefi"), ("url", "http://x:80/y")])
+        );
+        assert_eq!(
+            map_to_capabilities(&caps),
+            "boot_mode:uefi,url:http://x:80/y"
+        );
+    }
+
+    #[test]
+    fn odd_capability_strings() {
+        assert_eq!(
+            capabilities_to_map("a:1,,b"),
+            pairs(&[("a", "1"), ("b", "")])
+        );
+        assert_eq!(
+            capabilities_to_map("a:1,b:2,a:3"),
+            pairs(&[("a", "3"), ("b", "2")])
+        );
+    }
+
+    #[test]
+    fn merge_keeps_order_appends_and_removes() {
+        let merged = merge_capabilities(
+            pairs(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            &[
+                ("b".to_string(), Some("20".to_string())),
+                ("d".to_string(), Some("4".to_string())),
+                ("a".to_string(), None),
+                ("zz".to_string(), None),
+            ],
+        );
+        assert_eq!(merged, pairs(&[("b", "20"), ("c", "3"), ("d", "4")]));
+    }
+
+    #[test]
+    fn paths_follow_upstream() {
+        let node = json!({
+            "uuid": "u", "driver": "fake", "maintenance": false, "instance_info": null,
+            "extra": {"foo": 1, "a/b": "slash", "nested": {"x": 2}},
+            "properties": {"cpus": "4"},
+        });
+        assert_eq!(get_by_path(&node, "/driver"), Some(json!("fake")));
+        assert_eq!(get_by_path(&node, "driver/"), Some(json!("fake")));
+        assert_eq!(get_by_path(&node, "/maintenance"), Some(json!(false)));
+        assert_eq!(get_by_path(&node, "/instance_info"), Some(Value::Null));
+        assert_eq!(get_by_path(&node, "/extra/foo"), Some(json!(1)));
+        assert_eq!(get_by_path(&node, "/extra/a/b"), Some(json!("slash")));
+        assert_eq!(
+            get_by_path(&node, "/extra/nested/x"),
+            None,
+            "no deep traversal"
+        );
+        assert_eq!(get_by_path(&node, "/extra/nested"), Some(json!({"x": 2})));
+        assert_eq!(get_by_path(&node, "/properties/cpus"), Some(json!("4")));
+        assert_eq!(get_by_path(&node, "/properties/memory_mb"), None);
+        assert_eq!(get_by_path(&node, "/nothing"), None);
+        assert_eq!(get_by_path(&node, "/driver/x"), None, "not an object");
+        assert_eq!(get_by_path(&node, "/"), None);
+        assert_eq!(get_by_path(&node, ""), None);
+    }
+}
