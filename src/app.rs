@@ -21,6 +21,7 @@ use crate::db::Db;
 use crate::firewall::Disabled;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
+use crate::swift::SwiftClient;
 
 /// Connects to the database, checks its schema and builds the shared state.
 pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
@@ -28,6 +29,19 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     db.check_schema().await?;
     let auth = crate::auth::from_config(&config)?;
     let ironic = IronicClient::from_config(&config)?;
+    let needs_swift = config.processing.store_data == StoreData::Swift
+        || config
+            .processing
+            .processing_hooks
+            .iter()
+            .any(|h| h == "extra_hardware");
+    let swift = if needs_swift {
+        Some(SwiftClient::from_config(&config)?)
+    } else {
+        None
+    };
+    let hooks = crate::hooks::load(&config, swift.clone())?;
+    tracing::info!(hooks = ?hooks.names(), "processing hooks enabled");
     if config.firewall.manage_firewall {
         tracing::warn!(
             "[firewall] manage_firewall is set, but this build has no iptables backend yet: \
@@ -43,6 +57,8 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         db,
         auth,
         ironic,
+        hooks: Arc::new(hooks),
+        swift,
         firewall: Arc::new(Disabled),
         background_slots: Arc::new(Semaphore::new(slots)),
         last_paced_reboot: Arc::default(),

@@ -9,8 +9,10 @@
 //!
 //! - [`app`]: builds the shared state, serves the API, stops gracefully.
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
+//! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
 //! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
 //! - [`firewall`]: the DHCP filter interface.
+//! - [`rules`]: introspection rules applied during processing.
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
@@ -35,6 +37,8 @@ pub mod ironic;
 pub mod keystone;
 pub mod node_cache;
 pub mod node_info;
+pub mod process;
+pub mod rules;
 pub mod state;
 pub mod swift;
 pub mod telemetry;

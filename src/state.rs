@@ -15,8 +15,10 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
 use crate::firewall::Firewall;
+use crate::hooks::Hooks;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
+use crate::swift::SwiftClient;
 
 /// Handles to everything the daemon shares between requests.
 #[derive(Clone)]
@@ -31,6 +33,10 @@ pub struct AppState {
     pub auth: Arc<dyn Auth>,
     /// Ironic, with the service credentials (one pooled client for the whole daemon).
     pub ironic: IronicClient,
+    /// The processing hooks, loaded at start-up in `[processing] processing_hooks` order.
+    pub hooks: Arc<Hooks>,
+    /// Swift, when `store_data = swift` or a hook stores objects.
+    pub swift: Option<SwiftClient>,
     /// The DHCP filter.
     pub firewall: Arc<dyn Firewall>,
     /// Bounds background introspection work (`[DEFAULT] max_concurrency`).

@@ -7,10 +7,13 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::config::StoreData;
+use crate::error::Error;
 use crate::introspect::{self, NewIpmiCredentials};
 
 use crate::error::Result;
@@ -55,4 +58,44 @@ pub async fn start(
         });
     introspect::introspect(&state, &uuid, new_credentials, auth.token.as_deref()).await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `GET /v1/introspection/{uuid}/data` (API 1.1): the processed data as stored.
+pub async fn get_data(
+    _auth: Authorized,
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> Result<Response> {
+    let uuid = parse_uuid(&uuid)?;
+    tracing::Span::current().record("node.uuid", uuid.as_str());
+    let body = match state.config.processing.store_data {
+        StoreData::None => {
+            return Err(Error::NotFound(
+                "Inspector is not configured to store data. Set the [processing] store_data \
+                 configuration option to change this."
+                    .to_string(),
+            ));
+        }
+        StoreData::Swift => {
+            let Some(swift) = &state.swift else {
+                return Err(Error::internal(
+                    "SwiftMissing",
+                    "store_data = swift without a Swift client",
+                ));
+            };
+            let name = crate::swift::object_name(crate::process::DATA_OBJECT_PREFIX, &uuid);
+            swift.get_object(&name).await?
+        }
+        StoreData::Database => match state.node_cache.stored_data(&uuid).await? {
+            Some(data) => {
+                serde_json::to_vec(&data).map_err(|e| Error::internal("DataEncoding", e))?
+            }
+            None => {
+                return Err(Error::NotFound(format!(
+                    "No introspection data is stored for node {uuid}"
+                )));
+            }
+        },
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

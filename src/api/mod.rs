@@ -6,6 +6,7 @@
 //! framework's own 404/405/413 answers and panics.
 
 pub mod introspection;
+pub mod ramdisk;
 pub mod version;
 
 use std::time::Duration;
@@ -17,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -35,7 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/introspection/{uuid}",
             get(introspection::get_status).post(introspection::start),
-        );
+        )
+        .route(
+            "/v1/introspection/{uuid}/data",
+            get(introspection::get_data),
+        )
+        .route("/v1/continue", post(ramdisk::post_continue));
     with_layers(routes, state)
 }
 

@@ -8,6 +8,7 @@
 mod helpers;
 mod introspect;
 mod ironic_api;
+mod process;
 
 use serde_json::json;
 

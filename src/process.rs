@@ -1,0 +1,324 @@
+//! Processing the ramdisk's report: `POST /v1/continue`.
+//!
+//! Ports upstream `process.py`. In order: every hook's `before_processing` (failures are
+//! collected, not fatal yet), lookup of the node by BMC address and MACs, the failures
+//! reported against the node found, a fresh read of the node from Ironic, the provision-state
+//! check, ports for the MACs, every hook's `before_update`, storage of the data, the firewall,
+//! the introspection rules; then the answer, and in the background the power-off (or the
+//! finishing of new IPMI credentials) and the node marked finished. Work on one node is
+//! serialised by its lock, so a repeated post cannot create ports twice.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use crate::config::StoreData;
+use crate::data::IntrospectionData;
+use crate::error::{Error, Result};
+use crate::introspect::{self, NEW_IPMI_CREDENTIALS_OPTION};
+use crate::ironic::{IronicError, PowerTarget};
+use crate::node_info::NodeInfo;
+use crate::state::AppState;
+
+/// Attempts to reach the BMC with new IPMI credentials before giving up.
+pub const CREDENTIALS_WAIT_RETRIES: u32 = 10;
+/// Pause between those attempts.
+pub const CREDENTIALS_WAIT_PERIOD: Duration = Duration::from_secs(3);
+/// Swift object prefix of the processed data (`inspector_data-<uuid>`).
+pub const DATA_OBJECT_PREFIX: &str = "inspector_data";
+
+/// Processes one report of the ramdisk and returns the answer for it.
+pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Value> {
+    let mut data = IntrospectionData::from_payload(
+        payload,
+        state.config.processing.disk_partitioning_spacing,
+    )?;
+
+    let mut failures = Vec::new();
+    for hook in &state.hooks.processing {
+        if let Err(err) = hook.before_processing(&mut data).await {
+            tracing::error!(hook.name = hook.name(), error = %err, "pre-processing hook failed; reporting after the lookup");
+            failures.push(match err {
+                Error::Internal { .. } => format!(
+                    "Unexpected exception during preprocessing in hook {}",
+                    hook.name()
+                ),
+                known => format!("Preprocessing hook {}: {known}", hook.name()),
+            });
+        }
+    }
+
+    let Some(uuid) = find_node(state, &data, &mut failures).await else {
+        return Err(Error::BadRequest(format!(
+            "The following failures happened during running pre-processing hooks for unknown \
+             node:\n{}",
+            failures.join("\n")
+        )));
+    };
+    tracing::Span::current().record("node.uuid", uuid.as_str());
+
+    let lock = state.node_cache.lock(&uuid).await;
+    // Another post for this node may have finished it while we waited for the lock.
+    let cached = state.node_cache.get_node(&uuid).await?;
+    if let Some(finished_at) = cached.finished_at {
+        return Err(Error::BadRequest(format!(
+            "The following failures happened during running pre-processing hooks for unknown \
+             node:\nLook up error: Introspection for node {uuid} already finished on {finished_at}"
+        )));
+    }
+
+    if !failures.is_empty() {
+        finish(state, &uuid, Some("Data pre-processing failed")).await;
+        return Err(Error::BadRequest(format!(
+            "The following failures happened during running pre-processing hooks for node \
+             {uuid}:\n{}",
+            failures.join("\n")
+        )));
+    }
+
+    let mut node = match NodeInfo::load(state.ironic.clone(), &uuid).await {
+        Ok(node) => node,
+        Err(IronicError::NotFound(_)) => {
+            let message =
+                format!("Node UUID {uuid} was found in cache, but is not found in Ironic");
+            finish(state, &uuid, Some(&message)).await;
+            return Err(Error::NotFound(message));
+        }
+        // Ironic being away is no reason to lose the report: the ramdisk retries on 503.
+        Err(err @ IronicError::Unavailable(_)) => return Err(err.into()),
+        Err(err) => {
+            let message = err.to_string();
+            finish(state, &uuid, Some(&message)).await;
+            return Err(Error::BadRequest(message));
+        }
+    };
+
+    match process_node(state, &mut node, &mut data).await {
+        Ok(credentials) => {
+            drop(lock);
+            let mut answer = json!({"uuid": uuid});
+            if let Some((user, password)) = &credentials {
+                answer["ipmi_setup_credentials"] = json!(true);
+                answer["ipmi_username"] = json!(user);
+                answer["ipmi_password"] = json!(password);
+            }
+            spawn_finisher(state, node, data, credentials);
+            Ok(answer)
+        }
+        Err(err @ Error::ServiceUnavailable(_)) => Err(err),
+        Err(err) => {
+            let message = match &err {
+                Error::Internal { .. } => {
+                    tracing::error!(error = %err, "unexpected failure while processing");
+                    "Unexpected exception during processing".to_string()
+                }
+                known => known.to_string(),
+            };
+            finish(state, &uuid, Some(&message)).await;
+            Err(match err {
+                Error::NotFound(_) => Error::NotFound(message),
+                _ => Error::BadRequest(message),
+            })
+        }
+    }
+}
+
+/// Looks the node up by the data's BMC address and MACs; a failure is added to `failures`.
+async fn find_node(
+    state: &AppState,
+    data: &IntrospectionData,
+    failures: &mut Vec<String>,
+) -> Option<String> {
+    let macs = data.macs();
+    match state.node_cache.find_node(data.ipmi_address(), &macs).await {
+        Ok(node) => Some(node.uuid),
+        Err(Error::NotFound(message)) if message.starts_with("Could not find a node") => {
+            let Some(hook) = &state.hooks.node_not_found else {
+                failures.push(format!("Look up error: {message}"));
+                return None;
+            };
+            match hook.run(data).await {
+                Ok(Some(uuid)) => Some(uuid),
+                Ok(None) => {
+                    failures.push("Node not found hook returned nothing".to_string());
+                    None
+                }
+                Err(err) => {
+                    failures.push(format!("Node not found hook failed: {err}"));
+                    None
+                }
+            }
+        }
+        Err(err) => {
+            failures.push(format!("Look up error: {err}"));
+            None
+        }
+    }
+}
+
+/// The part after the node is known; returns the new IPMI credentials, if requested.
+async fn process_node(
+    state: &AppState,
+    node: &mut NodeInfo,
+    data: &mut IntrospectionData,
+) -> Result<Option<(String, String)>> {
+    introspect::check_provision_state(node.node(), false)?;
+    node.create_ports(&data.macs()).await?;
+    for hook in &state.hooks.processing {
+        hook.before_update(data, node).await?;
+    }
+    store_data(state, node, data).await?;
+    introspect::refresh_firewall(state, &state.ironic).await?;
+    // 2.2 re-read the node before the rules, so they see what the hooks patched.
+    node.reload().await?;
+    crate::rules::apply(&state.db, node, data).await?;
+
+    let options = state.node_cache.options(&node.uuid).await?;
+    let credentials = match options.get(NEW_IPMI_CREDENTIALS_OPTION) {
+        Some(Value::Array(pair)) => match pair.as_slice() {
+            [Value::String(user), Value::String(password)] => {
+                Some((user.clone(), password.clone()))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(credentials)
+}
+
+/// Keeps the processed data where `[processing] store_data` says.
+async fn store_data(state: &AppState, node: &mut NodeInfo, data: &IntrospectionData) -> Result<()> {
+    match state.config.processing.store_data {
+        StoreData::None => {
+            tracing::debug!("introspection data is not stored ([processing] store_data = none)");
+            Ok(())
+        }
+        StoreData::Swift => {
+            let Some(swift) = &state.swift else {
+                return Err(Error::internal(
+                    "SwiftMissing",
+                    "store_data = swift without a Swift client",
+                ));
+            };
+            let name = crate::swift::object_name(DATA_OBJECT_PREFIX, &node.uuid);
+            let body = serde_json::to_vec(data.as_map())
+                .map_err(|e| Error::internal("DataEncoding", e))?;
+            swift.store_object(&name, body).await?;
+            tracing::info!(object = %name, "introspection data stored in Swift");
+            if let Some(location) = &state.config.processing.store_data_location {
+                node.patch(&[
+                    json!({"op": "add", "path": format!("/extra/{location}"), "value": name}),
+                ])
+                .await?;
+            }
+            Ok(())
+        }
+        StoreData::Database => {
+            // The ramdisk's logs go to ramdisk_logs_dir (ramdisk_error hook), not into the
+            // database: they are the bulk of a report and MySQL's TEXT column holds 64 KiB.
+            let mut stored = data.as_map().clone();
+            stored.remove("logs");
+            state
+                .node_cache
+                .store_data(&node.uuid, &Value::Object(stored))
+                .await?;
+            tracing::info!("introspection data stored in the database");
+            Ok(())
+        }
+    }
+}
+
+/// Powers the node off (after setting new IPMI credentials, when requested) and marks it
+/// finished, in the background: the ramdisk has its answer already.
+fn spawn_finisher(
+    state: &AppState,
+    node: NodeInfo,
+    data: IntrospectionData,
+    credentials: Option<(String, String)>,
+) {
+    let span = tracing::info_span!("node", node.uuid = %node.uuid);
+    let task_state = state.clone();
+    state.tasks.spawn(
+        async move {
+            let uuid = node.uuid.clone();
+            let _lock = task_state.node_cache.lock(&uuid).await;
+            let outcome = match credentials {
+                Some((user, password)) => {
+                    finish_setting_credentials(&task_state, node, &data, &user, &password).await
+                }
+                None => power_off(&task_state, &uuid).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    finish(&task_state, &uuid, None).await;
+                    tracing::info!("introspection finished");
+                }
+                Err(message) => finish(&task_state, &uuid, Some(&message)).await,
+            }
+        }
+        .instrument(span),
+    );
+}
+
+async fn power_off(state: &AppState, uuid: &str) -> std::result::Result<(), String> {
+    state
+        .ironic
+        .set_power_state(uuid, PowerTarget::Off)
+        .await
+        .map_err(|err| {
+            format!(
+                "Failed to power off node {uuid}, check it's power management configuration: {err}"
+            )
+        })
+}
+
+/// Gives the node's driver the new IPMI credentials the ramdisk set on the BMC, waits until
+/// the BMC answers with them, then powers the node off.
+async fn finish_setting_credentials(
+    state: &AppState,
+    mut node: NodeInfo,
+    data: &IntrospectionData,
+    user: &str,
+    password: &str,
+) -> std::result::Result<(), String> {
+    let uuid = node.uuid.clone();
+    let mut patch = vec![
+        json!({"op": "add", "path": "/driver_info/ipmi_username", "value": user}),
+        json!({"op": "add", "path": "/driver_info/ipmi_password", "value": password}),
+    ];
+    let known_bmc =
+        introspect::ipmi_address(node.node(), &state.config.default.ipmi_address_fields)
+            .await
+            .ok()
+            .flatten();
+    if known_bmc.is_none()
+        && let Some(address) = data.ipmi_address()
+    {
+        patch.push(json!({"op": "add", "path": "/driver_info/ipmi_address", "value": address}));
+    }
+    node.patch(&patch).await.map_err(|e| e.to_string())?;
+    for attempt in 1..=CREDENTIALS_WAIT_RETRIES {
+        // Reading the boot device needs working credentials; its value does not matter.
+        match state.ironic.get_boot_device(&uuid).await {
+            Ok(_) => return power_off(state, &uuid).await,
+            Err(err) => {
+                tracing::info!(attempt, error = %err, "waiting for the new IPMI credentials to work");
+                tokio::time::sleep(CREDENTIALS_WAIT_PERIOD).await;
+            }
+        }
+    }
+    Err(format!(
+        "Failed to validate updated IPMI credentials for node {uuid}, node might require maintenance"
+    ))
+}
+
+/// Marks the node finished (with an error, or not); a failure to record it is logged.
+async fn finish(state: &AppState, uuid: &str, error: Option<&str>) {
+    if let Some(error) = error {
+        tracing::error!(error, "introspection failed");
+    }
+    if let Err(err) = state.node_cache.finished(uuid, error).await {
+        tracing::error!(error = %err, "cannot record the end of introspection");
+    }
+}

@@ -1,0 +1,369 @@
+//! `POST /v1/continue` against a real Ironic: both ramdisks, end to end.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, spawn_app_customised, wait_for};
+use crate::ironic_api::{IronicApi, unique_macs};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A fixture with its placeholder MACs and BMC address replaced by this test's own.
+fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let dashed = |mac: &str| mac.replace(':', "-");
+    let text = text
+        .replace("52:54:00:00:00:01", &macs[0])
+        .replace("52:54:00:00:00:02", &macs[1])
+        .replace("52-54-00-00-00-01", &dashed(&macs[0]))
+        .replace("52-54-00-00-00-02", &dashed(&macs[1]))
+        .replace("192.0.2.100", bmc);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn config(ironic: &IronicApi, extra: &str) -> String {
+    format!(
+        "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
+         [processing]\nstore_data = database\n{extra}",
+        ironic.url()
+    )
+}
+
+async fn daemon(ironic: &IronicApi, extra: &str) -> TestApp {
+    spawn_app_customised(&config(ironic, extra), |_| {}).await
+}
+
+/// Enrolls and manages a node with `driver_info` and ports, and starts introspection.
+async fn node_on_introspection(
+    app: &TestApp,
+    ironic: &IronicApi,
+    driver_info: Value,
+    ports: &[&str],
+) -> String {
+    let uuid = ironic.enroll(driver_info, ports).await;
+    ironic.manage(&uuid).await;
+    let response = app
+        .client
+        .post(format!("{}/v1/introspection/{uuid}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    wait_for(DEADLINE, "the node to be rebooted", || async {
+        (ironic.power_state(&uuid).await.as_deref() == Some("power on")).then_some(())
+    })
+    .await;
+    uuid
+}
+
+async fn post_continue(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/continue", app.address))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn status(app: &TestApp, uuid: &str) -> Value {
+    app.get(&format!("/v1/introspection/{uuid}"), &[])
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
+    wait_for(DEADLINE, "introspection to finish", || async {
+        let body = status(app, uuid).await;
+        (body["finished"] == true).then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn liberty_flat_payload_end_to_end() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.31";
+    // No ports yet: the node is found by its BMC address, and its PXE NIC becomes a port.
+    let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
+    let payload = fixture("liberty-flat.json", &macs, bmc);
+
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"uuid": uuid})
+    );
+
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
+    let node = ironic.node(&uuid).await;
+    let properties = &node["properties"];
+    assert_eq!(properties["cpus"], payload["cpus"].to_string());
+    assert_eq!(properties["memory_mb"], payload["memory_mb"].to_string());
+    assert_eq!(properties["local_gb"], payload["local_gb"].to_string());
+    assert_eq!(properties["cpu_arch"], payload["cpu_arch"]);
+    assert_eq!(
+        ironic.ports(&uuid).await,
+        vec![macs[0].clone()],
+        "only the PXE NIC"
+    );
+    assert_eq!(
+        ironic.power_state(&uuid).await.as_deref(),
+        Some("power off")
+    );
+
+    let stored: Value = app
+        .get(&format!("/v1/introspection/{uuid}/data"), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["cpus"], payload["cpus"]);
+    assert_eq!(stored["macs"], json!([macs[0]]));
+    assert!(stored["all_interfaces"].is_object());
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn agent_inventory_payload_end_to_end() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.32";
+    let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
+    let payload = fixture("ipa-inventory.json", &macs, bmc);
+
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
+
+    let inventory = &payload["inventory"];
+    let node = ironic.node(&uuid).await;
+    let properties = &node["properties"];
+    assert_eq!(properties["cpus"], inventory["cpu"]["count"].to_string());
+    assert_eq!(properties["cpu_arch"], inventory["cpu"]["architecture"]);
+    assert_eq!(
+        properties["memory_mb"],
+        inventory["memory"]["physical_mb"].to_string()
+    );
+    let root_gib = payload["root_disk"]["size"].as_u64().unwrap() / (1 << 30);
+    assert_eq!(properties["local_gb"], (root_gib - 1).to_string());
+    assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
+    assert_eq!(
+        ironic.power_state(&uuid).await.as_deref(),
+        Some("power off")
+    );
+    let stored: Value = app
+        .get(&format!("/v1/introspection/{uuid}/data"), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["inventory"], payload["inventory"]);
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lookup_by_mac_only_and_failures() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let macs = unique_macs(2);
+    // The node has its PXE NIC as a port and no BMC address: found by MAC.
+    let uuid = node_on_introspection(&app, &ironic, json!({}), &[macs[0].as_str()]).await;
+    let mut payload = fixture("liberty-flat.json", &macs, "192.0.2.33");
+    payload.as_object_mut().unwrap().remove("ipmi_address");
+
+    // Nothing matches another machine's report.
+    let strangers = unique_macs(2);
+    let mut stranger = fixture("liberty-flat.json", &strangers, "192.0.2.34");
+    stranger.as_object_mut().unwrap().remove("ipmi_address");
+    let response = post_continue(&app, &stranger).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "The following failures happened during running pre-processing hooks for unknown \
+             node:\nLook up error: Could not find a node for attributes"
+        ),
+        "{message}"
+    );
+
+    // Wrong types are refused before anything is looked up or written.
+    let mut bad = payload.clone();
+    bad["cpus"] = json!("many");
+    let response = post_continue(&app, &bad).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(status(&app, &uuid).await["finished"], false);
+
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200);
+    wait_finished(&app, &uuid).await;
+    assert_eq!(
+        ironic.ports(&uuid).await,
+        vec![macs[0].clone()],
+        "no second port"
+    );
+
+    // A second post after the end is refused and changes nothing: finishing dropped the
+    // node's lookup attributes, so, as in 2.2, the report matches no node.
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Look up error: Could not find a node for attributes"),
+        "{body}"
+    );
+    assert_eq!(status(&app, &uuid).await, json!({"finished": true, "error": null}));
+    assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ambiguous_lookup_is_refused() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let macs = unique_macs(2);
+    let by_bmc =
+        node_on_introspection(&app, &ironic, json!({"ipmi_address": "192.0.2.35"}), &[]).await;
+    let by_mac = node_on_introspection(&app, &ironic, json!({}), &[macs[0].as_str()]).await;
+    let payload = fixture("liberty-flat.json", &macs, "192.0.2.35");
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Look up error: Multiple matching nodes found for attributes"),
+        "{body}"
+    );
+    // Neither node was touched.
+    assert_eq!(status(&app, &by_bmc).await["finished"], false);
+    assert_eq!(status(&app, &by_mac).await["finished"], false);
+    ironic.delete_node(&by_bmc).await;
+    ironic.delete_node(&by_mac).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ramdisk_errors_end_introspection_and_keep_the_logs() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let logs_dir = tempfile::tempdir().unwrap();
+    let app = daemon(
+        &ironic,
+        &format!("ramdisk_logs_dir = {}\n", logs_dir.path().display()),
+    )
+    .await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.36";
+    let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
+    let payload = fixture("liberty-error.json", &macs, bmc);
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "The following failures happened during running pre-processing hooks for node {uuid}:\nPreprocessing hook ramdisk_error: Ramdisk reported error: "
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        status(&app, &uuid).await,
+        json!({"finished": true, "error": "Data pre-processing failed"})
+    );
+    let files: Vec<String> = std::fs::read_dir(logs_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with(&format!("bmc_{bmc}_")), "{files:?}");
+    // The node stays on, as upstream left it for an operator to look at.
+    assert_eq!(ironic.power_state(&uuid).await.as_deref(), Some("power on"));
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keep_ports_added_deletes_ports_the_ramdisk_did_not_report() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "add_ports = all\nkeep_ports = added\n").await;
+    let macs = unique_macs(3);
+    let bmc = "192.0.2.37";
+    // A stale port (macs[2]) the ramdisk will not report.
+    let uuid = node_on_introspection(
+        &app,
+        &ironic,
+        json!({"ipmi_address": bmc}),
+        &[macs[2].as_str()],
+    )
+    .await;
+    let payload = fixture("liberty-flat.json", &macs, bmc);
+    assert_eq!(post_continue(&app, &payload).await.status(), 200);
+    wait_finished(&app, &uuid).await;
+    let mut ports = ironic.ports(&uuid).await;
+    ports.sort();
+    let mut expected = vec![macs[0].clone(), macs[1].clone()];
+    expected.sort();
+    assert_eq!(
+        ports, expected,
+        "both reported NICs added, the stale port deleted"
+    );
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let url = format!("{}/v1/continue", app.address);
+    let response = app
+        .client
+        .post(&url)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = app.client.post(&url).body("[1, 2]").send().await.unwrap();
+    assert_error(
+        response,
+        400,
+        "Invalid request body: expected a JSON object",
+    )
+    .await;
+    app.stop().await;
+}
