@@ -8,6 +8,7 @@ mod fake_ironic;
 mod helpers;
 mod hooks;
 mod introspect_faults;
+mod process_faults;
 mod ironic_client;
 mod keystone;
 mod load;

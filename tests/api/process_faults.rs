@@ -1,0 +1,247 @@
+//! `POST /v1/continue` when Ironic misbehaves or new IPMI credentials are involved: the parts
+//! a real fake-hardware Ironic cannot show on demand.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json};
+use crate::helpers::{TestApp, spawn_app_with, wait_for};
+
+const NODE: &str = "5f0e2d1c-3b4a-4968-8776-a5b4c3d2e1f0";
+const BMC: &str = "192.0.2.77";
+const MAC: &str = "52:54:00:12:34:56";
+
+fn node_path(suffix: &str) -> String {
+    format!("/v1/nodes/{NODE}{suffix}")
+}
+
+fn config(url: &str, extra: &str) -> String {
+    format!(
+        "[ironic]\nironic_url = {url}\nmax_retries = 1\nretry_interval = 0\nconnect_timeout = 1\n\
+         request_timeout = 2\n{extra}"
+    )
+}
+
+/// A node Ironic knows, with no ports yet, in `manageable`.
+fn script_node(fake: &FakeIronic, node: Value) {
+    fake.on("GET", &node_path(""), [Reply::Json(200, node.clone())]);
+    fake.on(
+        "GET",
+        &node_path("/ports/detail"),
+        [Reply::Json(200, json!({"ports": []}))],
+    );
+    fake.on(
+        "POST",
+        "/v1/ports",
+        [Reply::Json(
+            201,
+            json!({"uuid": "p1", "address": MAC, "node_uuid": NODE, "extra": {}}),
+        )],
+    );
+    fake.on("PATCH", &node_path(""), [Reply::Json(200, node)]);
+    fake.on("PUT", &node_path("/states/power"), [Reply::Empty(202)]);
+}
+
+fn payload() -> Value {
+    json!({
+        "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
+        "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.5"}},
+        "ipmi_address": BMC,
+    })
+}
+
+async fn post(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/continue", app.address))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn status(app: &TestApp) -> Value {
+    app.get(&format!("/v1/introspection/{NODE}"), &[])
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_finished(app: &TestApp) -> Value {
+    wait_for(Duration::from_secs(15), "the node to finish", || async {
+        let body = status(app).await;
+        (body["finished"] == true).then_some(body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn new_ipmi_credentials_are_given_to_the_ramdisk_and_the_driver() {
+    let fake = FakeIronic::start().await;
+    let mut node = node_json(NODE);
+    node["driver_info"] = json!({});
+    node["provision_state"] = json!("enroll");
+    script_node(&fake, node);
+    fake.on(
+        "GET",
+        &node_path("/management/boot_device"),
+        [Reply::Json(
+            200,
+            json!({"boot_device": "pxe", "persistent": false}),
+        )],
+    );
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    // As the start would have recorded it.
+    let cache = &app.state.node_cache;
+    cache.add_node(NODE, Some(BMC)).await.unwrap();
+    cache
+        .set_option(NODE, "new_ipmi_credentials", &json!(["admin", "Secret42"]))
+        .await
+        .unwrap();
+
+    let response = post(&app, &payload()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"uuid": NODE, "ipmi_setup_credentials": true, "ipmi_username": "admin",
+               "ipmi_password": "Secret42"})
+    );
+    assert_eq!(
+        wait_finished(&app).await,
+        json!({"finished": true, "error": null})
+    );
+    let requests = fake.requests();
+    let credentials_patch = requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.json())
+        .find(|body| body.to_string().contains("ipmi_password"))
+        .expect("driver_info was patched");
+    assert_eq!(
+        credentials_patch,
+        json!([
+            {"op": "add", "path": "/driver_info/ipmi_username", "value": "admin"},
+            {"op": "add", "path": "/driver_info/ipmi_password", "value": "Secret42"},
+            {"op": "add", "path": "/driver_info/ipmi_address", "value": BMC},
+        ])
+    );
+    let power = requests
+        .iter()
+        .find(|r| r.path == node_path("/states/power"))
+        .unwrap();
+    assert_eq!(power.json(), json!({"target": "power off"}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_power_off_is_the_nodes_error() {
+    let fake = FakeIronic::start().await;
+    script_node(&fake, node_json(NODE));
+    fake.on(
+        "PUT",
+        &node_path("/states/power"),
+        [ironic_error(400, "The power driver is broken.")],
+    );
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    let response = post(&app, &payload()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        wait_finished(&app).await["error"],
+        format!(
+            "Failed to power off node {NODE}, check it's power management configuration: The \
+             power driver is broken."
+        )
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_gone_from_ironic_is_404_and_finished() {
+    let fake = FakeIronic::start().await;
+    fake.on(
+        "GET",
+        &node_path(""),
+        [ironic_error(
+            404,
+            &format!("Node {NODE} could not be found."),
+        )],
+    );
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    let response = post(&app, &payload()).await;
+    assert_eq!(response.status(), 404);
+    let message = format!("Node UUID {NODE} was found in cache, but is not found in Ironic");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": {"message": message}})
+    );
+    assert_eq!(
+        status(&app).await,
+        json!({"finished": true, "error": message})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_ironic_is_503_and_the_report_can_be_retried() {
+    let fake = FakeIronic::start().await;
+    fake.on("GET", &node_path(""), [Reply::Empty(503)]);
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    let response = post(&app, &payload()).await;
+    assert_eq!(response.status(), 503);
+    // Not finished: the ramdisk retries on 5xx, and then it goes through.
+    assert_eq!(
+        status(&app).await,
+        json!({"finished": false, "error": null})
+    );
+    script_node(&fake, node_json(NODE));
+    assert_eq!(post(&app, &payload()).await.status(), 200);
+    assert_eq!(
+        wait_finished(&app).await,
+        json!({"finished": true, "error": null})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_moved_to_a_wrong_state_is_refused_and_finished() {
+    let fake = FakeIronic::start().await;
+    let mut node = node_json(NODE);
+    node["provision_state"] = json!("active");
+    script_node(&fake, node);
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    let response = post(&app, &payload()).await;
+    assert_eq!(response.status(), 400);
+    let body = status(&app).await;
+    assert_eq!(body["finished"], true);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid provision state \"active\""),
+        "{body}"
+    );
+    // Nothing was written to Ironic.
+    assert!(fake.requests().iter().all(|r| r.method == "GET"));
+    app.stop().await;
+}
