@@ -532,3 +532,89 @@ async fn a_refused_token_is_replaced_once() {
     assert_eq!(fake.requests().len(), 4);
     service.remove().await;
 }
+
+/// Over the API: with `store_data = swift`, the processed data goes to
+/// `inspector_data-<uuid>`, its name to the node's `extra`, and `GET …/data` reads it back.
+#[tokio::test]
+async fn processed_data_is_stored_in_swift_and_served() {
+    let Some((env, _swift)) = swift_env("processed_data_is_stored_in_swift_and_served") else {
+        return;
+    };
+    let fake = FakeIronic::start().await;
+    let node_path = format!("/v1/nodes/{NODE}");
+    let node = crate::fake_ironic::node_json(NODE);
+    fake.on("GET", &node_path, [Reply::Json(200, node.clone())]);
+    fake.on(
+        "GET",
+        &format!("{node_path}/ports/detail"),
+        [Reply::Json(200, json!({"ports": []}))],
+    );
+    fake.on(
+        "POST",
+        "/v1/ports",
+        [Reply::Json(
+            201,
+            json!({"uuid": "p", "address": "52:54:00:9f:00:01", "node_uuid": NODE}),
+        )],
+    );
+    fake.on("PATCH", &node_path, [Reply::Json(200, node)]);
+    fake.on(
+        "PUT",
+        &format!("{node_path}/states/power"),
+        [Reply::Empty(202)],
+    );
+    let container = unique_container();
+    let app = crate::helpers::spawn_app_with(&format!(
+        "[ironic]\nironic_url = {}\nmax_retries = 0\n\
+         [processing]\nstore_data = swift\nstore_data_location = inspector_data_object\n\
+         [swift]\nos_auth_url = {}\nusername = {}\npassword = {}\ntenant_name = {}\ncontainer = {container}\n",
+        fake.url, env.url, env.service.user, env.service.password, env.service.project
+    ))
+    .await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some("192.0.2.1"))
+        .await
+        .unwrap();
+    let payload = json!({
+        "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
+        "interfaces": {"eth0": {"mac": "52:54:00:9f:00:01", "ip": "10.0.0.9"}},
+        "ipmi_address": "192.0.2.1",
+    });
+    let response = app
+        .client
+        .post(format!("{}/v1/continue", app.address))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let object = format!("inspector_data-{NODE}");
+    let patches: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.json())
+        .collect();
+    assert!(
+        patches.contains(
+            &json!([{"op": "add", "path": "/extra/inspector_data_object", "value": object}])
+        ),
+        "{patches:?}"
+    );
+    let stored: Value = app
+        .get(&format!("/v1/introspection/{NODE}/data"), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["cpus"], 2);
+    assert_eq!(stored["macs"], json!(["52:54:00:9f:00:01"]));
+    // A node with nothing stored is a 404.
+    let other = "00000000-0000-4000-8000-000000000001";
+    let response = app
+        .get(&format!("/v1/introspection/{other}/data"), &[])
+        .await;
+    assert_eq!(response.status(), 404);
+    app.stop().await;
+}
