@@ -18,6 +18,7 @@ use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::introspect::{self, NEW_IPMI_CREDENTIALS_OPTION};
 use crate::ironic::{IronicError, PowerTarget};
+use crate::node_cache::NodeLock;
 use crate::node_info::NodeInfo;
 use crate::state::AppState;
 
@@ -96,14 +97,15 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
 
     match process_node(state, &mut node, &mut data).await {
         Ok(credentials) => {
-            drop(lock);
             let mut answer = json!({"uuid": uuid});
             if let Some((user, password)) = &credentials {
                 answer["ipmi_setup_credentials"] = json!(true);
                 answer["ipmi_username"] = json!(user);
                 answer["ipmi_password"] = json!(password);
             }
-            spawn_finisher(state, node, data, credentials);
+            // The lock goes with the finisher: a second post for this node waits until the
+            // node is finished, then is refused, instead of processing it again.
+            spawn_finisher(state, node, data, credentials, lock);
             Ok(answer)
         }
         Err(err @ Error::ServiceUnavailable(_)) => Err(err),
@@ -236,13 +238,14 @@ fn spawn_finisher(
     node: NodeInfo,
     data: IntrospectionData,
     credentials: Option<(String, String)>,
+    lock: NodeLock,
 ) {
     let span = tracing::info_span!("node", node.uuid = %node.uuid);
     let task_state = state.clone();
     state.tasks.spawn(
         async move {
+            let _lock = lock;
             let uuid = node.uuid.clone();
-            let _lock = task_state.node_cache.lock(&uuid).await;
             let outcome = match credentials {
                 Some((user, password)) => {
                     finish_setting_credentials(&task_state, node, &data, &user, &password).await

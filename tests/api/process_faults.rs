@@ -245,3 +245,53 @@ async fn a_node_moved_to_a_wrong_state_is_refused_and_finished() {
     assert!(fake.requests().iter().all(|r| r.method == "GET"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_posts_for_one_node_are_processed_once() {
+    let fake = FakeIronic::start().await;
+    script_node(&fake, node_json(NODE));
+    // A slow power-off keeps the node busy while the second post waits.
+    fake.on(
+        "PUT",
+        &node_path("/states/power"),
+        [Reply::Slow(
+            Duration::from_millis(500),
+            Box::new(Reply::Empty(202)),
+        )],
+    );
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    let body = payload();
+    let (first, second) = tokio::join!(post(&app, &body), post(&app, &body));
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400]);
+    let refused: Value = if first.status() == 400 { first } else { second }
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "Introspection for node {NODE} already finished on"
+            )),
+        "{refused}"
+    );
+    let port_creations = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/ports")
+        .count();
+    assert_eq!(port_creations, 1);
+    assert_eq!(
+        wait_finished(&app).await,
+        json!({"finished": true, "error": null})
+    );
+    app.stop().await;
+}
