@@ -145,3 +145,25 @@ fn help_and_version() {
         assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
     }
 }
+
+#[test]
+fn refuses_unknown_processing_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_file(
+        dir.path(),
+        "inspector.conf",
+        &config_text(
+            dir.path(),
+            free_port(),
+            "[processing]\nprocessing_hooks = $default_processing_hooks,no_such_hook\n",
+        ),
+    );
+    dbsync_upgrade(&conf);
+    let out = run_daemon(&conf);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Hook no_such_hook failed to load or was not found"),
+        "{stderr}"
+    );
+}

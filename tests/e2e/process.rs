@@ -236,7 +236,10 @@ async fn lookup_by_mac_only_and_failures() {
             .contains("Look up error: Could not find a node for attributes"),
         "{body}"
     );
-    assert_eq!(status(&app, &uuid).await, json!({"finished": true, "error": null}));
+    assert_eq!(
+        status(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
     assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
     ironic.delete_node(&uuid).await;
     app.stop().await;
@@ -365,5 +368,36 @@ async fn malformed_bodies_are_400() {
         "Invalid request body: expected a JSON object",
     )
     .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn agent_without_a_bmc_is_found_by_its_pxe_mac() {
+    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+        return;
+    };
+    let app = daemon(&ironic, "").await;
+    let macs = unique_macs(2);
+    // The agent reports bmc_address 0.0.0.0: no BMC. The node is known by its PXE NIC.
+    let uuid = node_on_introspection(&app, &ironic, json!({}), &[macs[0].as_str()]).await;
+    let payload = fixture("ipa-inventory-no-bmc.json", &macs, "192.0.2.38");
+    assert_eq!(payload["inventory"]["bmc_address"], "0.0.0.0");
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
+    let stored: Value = app
+        .get(&format!("/v1/introspection/{uuid}/data"), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        stored.get("ipmi_address").is_none_or(Value::is_null),
+        "{stored}"
+    );
+    ironic.delete_node(&uuid).await;
     app.stop().await;
 }
