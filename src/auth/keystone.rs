@@ -10,13 +10,12 @@
 //! Never logged or printed: the service password, the service token, callers' tokens.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::cache::{TokenCache, TokenKey, Verdict};
 use super::{Auth, SetupError, forbidden, has_admin_role, unauthorized};
@@ -40,22 +39,10 @@ const UNAVAILABLE: &str = "Authentication service is unavailable";
 ///
 /// Usually built by [`KeystoneOptions::from_section`]; tests adjust fields (for example a
 /// shorter `request_timeout`) before calling [`KeystoneAuth::new`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct KeystoneOptions {
-    /// Keystone's v3 root, e.g. `http://keystone:5000/v3` (no trailing slash).
-    pub endpoint: Url,
-    /// Service user name (`admin_user`), in the default domain.
-    pub username: String,
-    /// Its password (`admin_password`).
-    pub password: SecretString,
-    /// Project the service token is scoped to (`admin_tenant_name`), in the default domain.
-    pub project_name: String,
-    /// Time allowed to open a connection to Keystone.
-    pub connect_timeout: Duration,
-    /// Time allowed for one whole request to Keystone.
-    pub request_timeout: Duration,
-    /// Retries of a request that could not connect (`http_request_max_retries`).
-    pub max_retries: u32,
+    /// The service user's session: endpoint, credentials, timeouts, TLS settings.
+    pub session: SessionOptions,
     /// Longest time a valid token's outcome is cached (`token_cache_time`; zero disables
     /// caching altogether).
     pub token_cache_time: Duration,
@@ -63,29 +50,6 @@ pub struct KeystoneOptions {
     pub negative_cache_time: Duration,
     /// Most cached outcomes.
     pub cache_capacity: usize,
-    /// Extra CA bundle (PEM) for Keystone's certificate.
-    pub cafile: Option<PathBuf>,
-    /// Accept any certificate from Keystone.
-    pub insecure: bool,
-}
-
-impl fmt::Debug for KeystoneOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeystoneOptions")
-            .field("endpoint", &self.endpoint.as_str())
-            .field("username", &self.username)
-            .field("password", &"[REDACTED]")
-            .field("project_name", &self.project_name)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("token_cache_time", &self.token_cache_time)
-            .field("negative_cache_time", &self.negative_cache_time)
-            .field("cache_capacity", &self.cache_capacity)
-            .field("cafile", &self.cafile)
-            .field("insecure", &self.insecure)
-            .finish()
-    }
 }
 
 impl KeystoneOptions {
@@ -138,13 +102,18 @@ impl KeystoneOptions {
         // keystonemiddleware disables its cache with a negative value; zero does the same here.
         let token_cache_time = Duration::from_secs(section.token_cache_time.max(0).unsigned_abs());
         Ok(KeystoneOptions {
-            endpoint,
-            username,
-            password,
-            project_name: section.admin_tenant_name.clone(),
-            connect_timeout,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT.max(connect_timeout + Duration::from_secs(5)),
-            max_retries,
+            session: SessionOptions {
+                endpoint,
+                username,
+                password,
+                project_name: section.admin_tenant_name.clone(),
+                connect_timeout,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT
+                    .max(connect_timeout + Duration::from_secs(5)),
+                max_retries,
+                cafile: section.cafile.clone(),
+                insecure: section.insecure,
+            },
             token_cache_time,
             negative_cache_time: if token_cache_time.is_zero() {
                 Duration::ZERO
@@ -152,8 +121,6 @@ impl KeystoneOptions {
                 NEGATIVE_CACHE_TIME
             },
             cache_capacity: DEFAULT_CACHE_CAPACITY,
-            cafile: section.cafile.clone(),
-            insecure: section.insecure,
         })
     }
 }
@@ -199,17 +166,7 @@ impl KeystoneAuth {
     /// Builds the session's HTTP client (once, for the life of the daemon). Sends nothing
     /// yet.
     pub fn new(options: KeystoneOptions) -> Result<Self, SetupError> {
-        let session = KeystoneSession::new(SessionOptions {
-            endpoint: options.endpoint,
-            username: options.username,
-            password: options.password,
-            project_name: options.project_name,
-            connect_timeout: options.connect_timeout,
-            request_timeout: options.request_timeout,
-            max_retries: options.max_retries,
-            cafile: options.cafile,
-            insecure: options.insecure,
-        })?;
+        let session = KeystoneSession::new(options.session)?;
         let mut validate_url = session.tokens_url().clone();
         validate_url.set_query(Some("nocatalog"));
         Ok(KeystoneAuth {
@@ -345,6 +302,8 @@ fn unavailable() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
+    use std::path::PathBuf;
 
     fn section() -> KeystoneAuthtoken {
         KeystoneAuthtoken {
@@ -395,13 +354,13 @@ mod tests {
         let mut s = section();
         s.auth_uri = Some("http://public:5000/v2.0".to_string());
         let o = KeystoneOptions::from_section(&s).unwrap();
-        assert_eq!(o.endpoint.as_str(), "http://127.0.0.1:35357/v3");
+        assert_eq!(o.session.endpoint.as_str(), "http://127.0.0.1:35357/v3");
         s.identity_uri = Some("  ".to_string());
         let o = KeystoneOptions::from_section(&s).unwrap();
-        assert_eq!(o.endpoint.as_str(), "http://public:5000/v3");
-        assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
-        assert_eq!(o.request_timeout, DEFAULT_REQUEST_TIMEOUT);
-        assert_eq!(o.max_retries, 3);
+        assert_eq!(o.session.endpoint.as_str(), "http://public:5000/v3");
+        assert_eq!(o.session.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(o.session.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(o.session.max_retries, 3);
         assert_eq!(o.token_cache_time, Duration::from_secs(300));
         assert_eq!(o.negative_cache_time, NEGATIVE_CACHE_TIME);
     }
@@ -440,8 +399,8 @@ mod tests {
         assert!(KeystoneOptions::from_section(&s).is_err());
         s.http_connect_timeout = Some(30);
         let o = KeystoneOptions::from_section(&s).unwrap();
-        assert_eq!(o.connect_timeout, Duration::from_secs(30));
-        assert_eq!(o.request_timeout, Duration::from_secs(35));
+        assert_eq!(o.session.connect_timeout, Duration::from_secs(30));
+        assert_eq!(o.session.request_timeout, Duration::from_secs(35));
         s.http_request_max_retries = -1;
         assert!(KeystoneOptions::from_section(&s).is_err());
         let mut s = section();
@@ -465,7 +424,7 @@ mod tests {
     #[test]
     fn unreadable_cafile_is_a_setup_error() {
         let mut options = KeystoneOptions::from_section(&section()).unwrap();
-        options.cafile = Some(PathBuf::from("/nonexistent/ca.pem"));
+        options.session.cafile = Some(PathBuf::from("/nonexistent/ca.pem"));
         assert!(matches!(
             KeystoneAuth::new(options),
             Err(SetupError::CaFile { .. })

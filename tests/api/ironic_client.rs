@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json, port_json};
 use crate::helpers::{free_port, init_logging, test_config};
-use crate::keystone::{Credentials, KeystoneEnv, client, issue_token, keystone_env};
+use crate::keystone::{Credentials, RegisteredService, client, issue_token, keystone_env};
 
 const NODE: &str = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
 const NODE_PATH: &str = "/v1/nodes/1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
@@ -552,70 +552,6 @@ async fn calls_send_what_ironic_expects() {
 
 // --- keystone mode, against the real Keystone ---
 
-/// A service registered in Keystone for one test; removed on `remove`.
-struct RegisteredService {
-    url: String,
-    admin_token: String,
-    id: String,
-    service_type: String,
-}
-
-impl RegisteredService {
-    /// Registers a service of a type unique to this test with an `internal` endpoint at
-    /// `internal` and a `public` one at `public`.
-    async fn register(env: &KeystoneEnv, internal: &str, public: &str) -> RegisteredService {
-        let admin_token = issue_token(&env.url, &env.admin).await;
-        let service_type = format!("baremetal-test-{}", uuid::Uuid::new_v4().simple());
-        let created: Value = admin_post(
-            &env.url,
-            &admin_token,
-            "services",
-            json!({"service": {"type": service_type, "name": "fake-ironic"}}),
-        )
-        .await;
-        let id = created["service"]["id"].as_str().unwrap().to_string();
-        for (interface, url) in [("internal", internal), ("public", public)] {
-            admin_post(
-                &env.url,
-                &admin_token,
-                "endpoints",
-                json!({"endpoint": {"service_id": id, "interface": interface, "url": url,
-                                    "region_id": "RegionOne"}}),
-            )
-            .await;
-        }
-        RegisteredService {
-            url: env.url.clone(),
-            admin_token,
-            id,
-            service_type,
-        }
-    }
-
-    /// Deletes the service (Keystone deletes its endpoints with it).
-    async fn remove(self) {
-        let response = client()
-            .delete(format!("{}/services/{}", self.url, self.id))
-            .header("X-Auth-Token", &self.admin_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204, "service deletion failed");
-    }
-}
-
-async fn admin_post(url: &str, token: &str, collection: &str, body: Value) -> Value {
-    let response = client()
-        .post(format!("{url}/{collection}"))
-        .header("X-Auth-Token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "creating {collection} failed");
-    response.json().await.unwrap()
-}
-
 /// Whether Keystone accepts `token` (checked with the admin's token).
 async fn token_is_valid(url: &str, admin_token: &str, token: &str) -> bool {
     let response = client()
@@ -653,7 +589,7 @@ async fn keystone_catalog_gives_the_endpoint_and_the_service_token() {
     fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
     // The public endpoint is a closed port: using it would fail the calls.
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let service = RegisteredService::register(&env, &fake.url, &dead).await;
+    let service = RegisteredService::register(&env, "baremetal", &fake.url, &dead).await;
     // os_auth_url as Liberty configs wrote it, a v2.0 URL.
     let v2 = env.url.trim_end_matches("/v3").to_string() + "/v2.0";
     let client = keystone_client(&v2, &env.service, &service.service_type);
@@ -700,7 +636,7 @@ async fn keystone_mode_logs_in_again_when_ironic_refuses_the_token() {
             Reply::Json(200, node_json(NODE)),
         ],
     );
-    let service = RegisteredService::register(&env, &fake.url, &fake.url).await;
+    let service = RegisteredService::register(&env, "baremetal", &fake.url, &fake.url).await;
     let client = keystone_client(&env.url, &env.service, &service.service_type);
     client.get_node(NODE).await.unwrap();
     let requests = fake.requests();
@@ -794,7 +730,7 @@ async fn introspection_calls_ironic_with_the_callers_token() {
         &format!("{NODE_PATH}/states/power"),
         [Reply::Empty(202)],
     );
-    let service = RegisteredService::register(&env, &fake.url, &fake.url).await;
+    let service = RegisteredService::register(&env, "baremetal", &fake.url, &fake.url).await;
     let app = crate::helpers::spawn_app_with(&format!(
         "[DEFAULT]\nauth_strategy = keystone\n\
          [ironic]\nauth_strategy = keystone\nos_auth_url = {}\nos_username = {}\n\

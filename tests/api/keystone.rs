@@ -326,7 +326,7 @@ async fn silent_keystone_is_unavailable_within_the_timeout() {
     let mut options =
         KeystoneOptions::from_section(&section(&format!("http://127.0.0.1:{port}"), &nobody))
             .unwrap();
-    options.request_timeout = Duration::from_secs(2);
+    options.session.request_timeout = Duration::from_secs(2);
     let auth = KeystoneAuth::new(options).unwrap();
     let started = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(10), auth.authorize(Some("some-token")))
@@ -569,4 +569,84 @@ async fn keystone_faults_are_unavailable_never_a_pass() {
             "{token}: {result:?}"
         );
     }
+}
+
+/// A service registered in Keystone's catalog for one test, under a type of its own so that
+/// tests sharing the Keystone cannot make a lookup ambiguous; removed on `remove`.
+pub struct RegisteredService {
+    /// Keystone's v3 root.
+    pub url: String,
+    /// The cloud admin's token, which registered it.
+    pub admin_token: String,
+    /// The service's id.
+    pub id: String,
+    /// `<kind>-test-<unique>`: what the client under test must be configured to look up.
+    pub service_type: String,
+}
+
+impl RegisteredService {
+    /// Registers a `<kind>-test-…` service with an `internal` endpoint at `internal` and a
+    /// `public` one at `public`.
+    pub async fn register(
+        env: &KeystoneEnv,
+        kind: &str,
+        internal: &str,
+        public: &str,
+    ) -> RegisteredService {
+        let admin_token = issue_token(&env.url, &env.admin).await;
+        let service_type = format!("{kind}-test-{}", uuid::Uuid::new_v4().simple());
+        let created = admin_post(
+            &env.url,
+            &admin_token,
+            "services",
+            serde_json::json!({"service": {"type": service_type, "name": format!("fake-{kind}")}}),
+        )
+        .await;
+        let id = created["service"]["id"].as_str().unwrap().to_string();
+        for (interface, url) in [("internal", internal), ("public", public)] {
+            admin_post(
+                &env.url,
+                &admin_token,
+                "endpoints",
+                serde_json::json!({"endpoint": {"service_id": id, "interface": interface,
+                                                "url": url, "region_id": "RegionOne"}}),
+            )
+            .await;
+        }
+        RegisteredService {
+            url: env.url.clone(),
+            admin_token,
+            id,
+            service_type,
+        }
+    }
+
+    /// Deletes the service (Keystone deletes its endpoints with it).
+    pub async fn remove(self) {
+        let response = client()
+            .delete(format!("{}/services/{}", self.url, self.id))
+            .header("X-Auth-Token", &self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "service deletion failed");
+    }
+}
+
+/// POSTs `body` to Keystone's `collection` with the admin's token; expects 201.
+pub async fn admin_post(
+    url: &str,
+    token: &str,
+    collection: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let response = client()
+        .post(format!("{url}/{collection}"))
+        .header("X-Auth-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "creating {collection} failed");
+    response.json().await.unwrap()
 }

@@ -22,7 +22,9 @@ use serde_json::{Value, json};
 
 use crate::fake_ironic::{FakeIronic, Reply};
 use crate::helpers::{free_port, init_logging, test_config};
-use crate::keystone::{Credentials, KeystoneEnv, client, issue_token, keystone_env};
+use crate::keystone::{
+    Credentials, KeystoneEnv, RegisteredService, client, issue_token, keystone_env,
+};
 
 const NODE: &str = "9f1e7a52-4b8c-4d3e-a6f0-2c5b8d7e1a93";
 
@@ -121,70 +123,6 @@ impl Account {
         }
         self.call(reqwest::Method::DELETE, container).await;
     }
-}
-
-/// A service registered in Keystone for one test; removed on `remove`.
-struct RegisteredService {
-    url: String,
-    admin_token: String,
-    id: String,
-    service_type: String,
-}
-
-impl RegisteredService {
-    /// Registers a service of a type unique to this test with `internal` and `public`
-    /// endpoints at `url`.
-    async fn register(env: &KeystoneEnv, url: &str) -> RegisteredService {
-        let admin_token = issue_token(&env.url, &env.admin).await;
-        let service_type = format!("object-store-test-{}", uuid::Uuid::new_v4().simple());
-        let created = admin_post(
-            &env.url,
-            &admin_token,
-            "services",
-            json!({"service": {"type": service_type, "name": "fake-swift"}}),
-        )
-        .await;
-        let id = created["service"]["id"].as_str().unwrap().to_string();
-        for interface in ["internal", "public"] {
-            admin_post(
-                &env.url,
-                &admin_token,
-                "endpoints",
-                json!({"endpoint": {"service_id": id, "interface": interface, "url": url,
-                                    "region_id": "RegionOne"}}),
-            )
-            .await;
-        }
-        RegisteredService {
-            url: env.url.clone(),
-            admin_token,
-            id,
-            service_type,
-        }
-    }
-
-    /// Deletes the service (Keystone deletes its endpoints with it).
-    async fn remove(self) {
-        let response = client()
-            .delete(format!("{}/services/{}", self.url, self.id))
-            .header("X-Auth-Token", &self.admin_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204, "service deletion failed");
-    }
-}
-
-async fn admin_post(url: &str, token: &str, collection: &str, body: Value) -> Value {
-    let response = client()
-        .post(format!("{url}/{collection}"))
-        .header("X-Auth-Token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "creating {collection} failed");
-    response.json().await.unwrap()
 }
 
 fn other_message(result: Result<impl std::fmt::Debug, SwiftError>) -> String {
@@ -373,7 +311,7 @@ async fn swift_down_is_an_error_in_bounded_time() {
     };
     // The catalog points at a port nobody listens on.
     let dead = format!("http://127.0.0.1:{}/v1/AUTH_%(tenant_id)s", free_port());
-    let service = RegisteredService::register(&env, &dead).await;
+    let service = RegisteredService::register(&env, "object-store", &dead, &dead).await;
     let swift = swift_client(
         &env.url,
         &env.service,
@@ -430,7 +368,13 @@ async fn server_errors_are_retried_then_reported() {
         return;
     };
     let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(&env, &format!("{}/v1/AUTH_test", fake.url)).await;
+    let service = RegisteredService::register(
+        &env,
+        "object-store",
+        &format!("{}/v1/AUTH_test", fake.url),
+        &format!("{}/v1/AUTH_test", fake.url),
+    )
+    .await;
     let swift = swift_client(
         &env.url,
         &env.service,
@@ -499,7 +443,13 @@ async fn a_refused_token_is_replaced_once() {
         return;
     };
     let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(&env, &format!("{}/v1/AUTH_test", fake.url)).await;
+    let service = RegisteredService::register(
+        &env,
+        "object-store",
+        &format!("{}/v1/AUTH_test", fake.url),
+        &format!("{}/v1/AUTH_test", fake.url),
+    )
+    .await;
     let swift = swift_client(
         &env.url,
         &env.service,
