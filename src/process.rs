@@ -172,8 +172,6 @@ async fn process_node(
     }
     store_data(state, node, data).await?;
     introspect::refresh_firewall(state, &state.ironic).await?;
-    // 2.2 re-read the node before the rules, so they see what the hooks patched.
-    node.reload().await?;
     crate::rules::apply(&state.db, node, data).await?;
 
     let options = state.node_cache.options(&node.uuid).await?;
