@@ -7,6 +7,7 @@
 
 pub mod introspection;
 pub mod ramdisk;
+pub mod rules;
 pub mod version;
 
 use std::time::Duration;
@@ -41,7 +42,14 @@ pub fn router(state: AppState) -> Router {
             "/v1/introspection/{uuid}/data",
             get(introspection::get_data),
         )
-        .route("/v1/continue", post(ramdisk::post_continue));
+        .route("/v1/continue", post(ramdisk::post_continue))
+        .route(
+            "/v1/rules",
+            get(rules::list)
+                .post(rules::create)
+                .delete(rules::delete_all),
+        )
+        .route("/v1/rules/{uuid}", get(rules::get).delete(rules::delete));
     with_layers(routes, state)
 }
 

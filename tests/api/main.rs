@@ -12,6 +12,8 @@ mod ironic_client;
 mod keystone;
 mod load;
 mod process_faults;
+mod rules;
+mod rules_engine;
 mod status;
 mod swift;
 mod tls;

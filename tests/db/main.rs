@@ -14,4 +14,5 @@ mod contract;
 mod dbsync_cli;
 mod helpers;
 mod interop;
+mod rules_contract;
 mod servers;

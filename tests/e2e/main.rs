@@ -9,6 +9,7 @@ mod helpers;
 mod introspect;
 mod ironic_api;
 mod process;
+mod rules;
 
 use serde_json::json;
 

@@ -1,0 +1,377 @@
+//! Rule actions: what a matching rule does to the node, and what a rule that does not match
+//! undoes.
+//!
+//! Ports the `ironic_inspector.rules.actions` entry points of upstream's `setup.cfg`, their
+//! classes in `ironic_inspector/plugins/rules.py` (`FailAction`, `SetAttributeAction`,
+//! `SetCapabilityAction`, `ExtendAttributeAction`), `ExampleRuleAction` of
+//! `ironic_inspector/plugins/example.py`, and `RuleActionPlugin` of
+//! `ironic_inspector/plugins/base.py`. [`action`] is the registry: one `match` from name to
+//! implementation. Actions change the node only through [`NodeInfo`].
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use super::check_params;
+use crate::data::{py_eq, py_str, truthy};
+use crate::error::{Error, Result};
+use crate::node_info::NodeInfo;
+
+/// Every action name, in `setup.cfg` order (the order validation messages list them in).
+pub const ACTION_NAMES: [&str; 5] = [
+    "example",
+    "fail",
+    "set-attribute",
+    "set-capability",
+    "extend-attribute",
+];
+
+/// One action.
+#[async_trait]
+pub trait Action: Send + Sync {
+    /// The name rules use for it (`action`).
+    fn name(&self) -> &'static str;
+
+    /// Parameters that must be present (and not `null`).
+    fn required(&self) -> &'static [&'static str];
+
+    /// Parameters that may be present.
+    fn optional(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks the parameters of a new action (all its keys except `action`).
+    ///
+    /// # Errors
+    /// The reason, shown after `Invalid parameters for action <name>: `.
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, self.required(), self.optional())
+    }
+
+    /// Runs the action for a rule that matched.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] to fail processing with a message; Ironic failures as they
+    /// come; [`Error::Internal`] for parameters the action cannot use.
+    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()>;
+
+    /// Undoes what [`Action::apply`] would have done, for a rule that did not match. The
+    /// default does nothing.
+    ///
+    /// # Errors
+    /// As for [`Action::apply`].
+    async fn rollback(&self, _node: &mut NodeInfo, _params: &Map<String, Value>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The action called `name`, if there is one.
+pub fn action(name: &str) -> Option<&'static dyn Action> {
+    match name {
+        "example" => Some(&Example),
+        "fail" => Some(&Fail),
+        "set-attribute" => Some(&SetAttribute),
+        "set-capability" => Some(&SetCapability),
+        "extend-attribute" => Some(&ExtendAttribute),
+        _ => None,
+    }
+}
+
+/// A parameter that validation made sure of, yet is missing: the rule was stored by
+/// something else. Upstream failed with a `KeyError` here.
+fn param<'a>(params: &'a Map<String, Value>, action: &str, key: &str) -> Result<&'a Value> {
+    params.get(key).ok_or_else(|| {
+        Error::internal(
+            "RuleActionError",
+            format!("action {action} has no parameter {key}"),
+        )
+    })
+}
+
+/// A parameter that must be text.
+fn str_param<'a>(params: &'a Map<String, Value>, action: &str, key: &str) -> Result<&'a str> {
+    match param(params, action, key)? {
+        Value::String(s) => Ok(s),
+        other => Err(Error::internal(
+            "RuleActionError",
+            format!("parameter {key} of action {action} must be a string, not {other}"),
+        )),
+    }
+}
+
+/// `example`: logs, nothing else.
+#[derive(Clone, Copy, Debug)]
+pub struct Example;
+
+#[async_trait]
+impl Action for Example {
+    fn name(&self) -> &'static str {
+        "example"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let shown = Value::Object(params.clone());
+        tracing::debug!(node.uuid = %node.uuid, params = %shown, "example rule action applied");
+        Ok(())
+    }
+
+    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let shown = Value::Object(params.clone());
+        tracing::debug!(node.uuid = %node.uuid, params = %shown, "example rule action rolled back");
+        Ok(())
+    }
+}
+
+/// `fail`: stops processing with `message`; the node is finished with it.
+#[derive(Clone, Copy, Debug)]
+pub struct Fail;
+
+#[async_trait]
+impl Action for Fail {
+    fn name(&self) -> &'static str {
+        "fail"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &["message"]
+    }
+
+    async fn apply(&self, _node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        Err(Error::BadRequest(py_str(param(params, "fail", "message")?)))
+    }
+}
+
+/// `set-attribute`: sets the node field `path` to `value` (PATCH `add`); rolled back by
+/// removing the field, when the node has it.
+#[derive(Clone, Copy, Debug)]
+pub struct SetAttribute;
+
+#[async_trait]
+impl Action for SetAttribute {
+    fn name(&self) -> &'static str {
+        "set-attribute"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &["path", "value"]
+    }
+
+    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let path = param(params, self.name(), "path")?;
+        let value = param(params, self.name(), "value")?;
+        node.patch(&[json!({"op": "add", "path": path, "value": value})])
+            .await
+    }
+
+    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let path = str_param(params, self.name(), "path")?;
+        if node.get_by_path(path).is_none() {
+            tracing::debug!(node.uuid = %node.uuid, path, "field is not set, nothing to roll back");
+            return Ok(());
+        }
+        node.patch(&[json!({"op": "remove", "path": path})]).await
+    }
+}
+
+/// `set-capability`: sets the capability `name` to `value` (removes it when `value` is
+/// absent or `null`); rolled back by removing the capability.
+#[derive(Clone, Copy, Debug)]
+pub struct SetCapability;
+
+#[async_trait]
+impl Action for SetCapability {
+    fn name(&self) -> &'static str {
+        "set-capability"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+
+    fn optional(&self) -> &'static [&'static str] {
+        &["value"]
+    }
+
+    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let name = str_param(params, self.name(), "name")?;
+        // Upstream formatted the value with "%s": 42 becomes "42", true "True".
+        let value = match params.get("value") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(py_str(value)),
+        };
+        node.update_capabilities(&[(name.to_string(), value)]).await
+    }
+
+    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let name = str_param(params, self.name(), "name")?;
+        node.update_capabilities(&[(name.to_string(), None)]).await
+    }
+}
+
+/// `extend-attribute`: appends `value` to the list at `path` (created empty when absent),
+/// unless `unique` is true and the list already holds it; rolled back by removing every
+/// element equal to `value`. Ironic is patched only when the list changes.
+#[derive(Clone, Copy, Debug)]
+pub struct ExtendAttribute;
+
+#[async_trait]
+impl Action for ExtendAttribute {
+    fn name(&self) -> &'static str {
+        "extend-attribute"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &["path", "value"]
+    }
+
+    fn optional(&self) -> &'static [&'static str] {
+        &["unique"]
+    }
+
+    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let path = str_param(params, self.name(), "path")?;
+        let value = param(params, self.name(), "value")?.clone();
+        let unique = params.get("unique").is_some_and(truthy);
+        match node.get_by_path(path) {
+            None | Some(Value::Array(_)) => {}
+            Some(other) => {
+                // Upstream failed here too: it called `append` on whatever it found.
+                return Err(Error::internal(
+                    "RuleActionError",
+                    format!("cannot extend field {path}: it is not a list but {other}"),
+                ));
+            }
+        }
+        node.replace_field(
+            path,
+            move |old| {
+                let mut items = match old {
+                    Value::Array(items) => items,
+                    _ => Vec::new(),
+                };
+                if !unique || !items.iter().any(|item| py_eq(item, &value)) {
+                    items.push(value);
+                }
+                Value::Array(items)
+            },
+            Some(Value::Array(Vec::new())),
+        )
+        .await
+    }
+
+    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+        let path = str_param(params, self.name(), "path")?;
+        let value = param(params, self.name(), "value")?.clone();
+        match node.get_by_path(path) {
+            None | Some(Value::Array(_)) => {}
+            Some(other) => {
+                // Upstream iterated whatever it found (a string became a list of its
+                // characters); leaving a field that is not a list alone is the safe choice.
+                tracing::warn!(node.uuid = %node.uuid, path, found = %other, "field is not a list, nothing to roll back");
+                return Ok(());
+            }
+        }
+        node.replace_field(
+            path,
+            move |old| match old {
+                Value::Array(items) => Value::Array(
+                    items
+                        .into_iter()
+                        .filter(|item| !py_eq(item, &value))
+                        .collect(),
+                ),
+                other => other,
+            },
+            Some(Value::Array(Vec::new())),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn registry_knows_every_name() {
+        for name in ACTION_NAMES {
+            assert_eq!(action(name).unwrap().name(), name);
+        }
+        assert!(action("foobar").is_none());
+    }
+
+    #[test]
+    fn validation_per_action() {
+        let fail = action("fail").unwrap();
+        fail.validate(&params(json!({"message": "boom"}))).unwrap();
+        assert_eq!(
+            fail.validate(&Map::new()).unwrap_err(),
+            "missing required parameter(s): message"
+        );
+        assert_eq!(
+            fail.validate(&params(json!({"message": "boom", "foo": "bar"})))
+                .unwrap_err(),
+            "unexpected parameter(s): foo"
+        );
+
+        let set_attr = action("set-attribute").unwrap();
+        set_attr
+            .validate(&params(json!({"path": "/extra/value", "value": 42})))
+            .unwrap();
+        assert_eq!(
+            set_attr
+                .validate(&params(json!({"value": 42})))
+                .unwrap_err(),
+            "missing required parameter(s): path"
+        );
+        assert_eq!(
+            set_attr
+                .validate(&params(json!({"path": "/extra/value"})))
+                .unwrap_err(),
+            "missing required parameter(s): value"
+        );
+        assert_eq!(
+            set_attr.validate(&params(json!({"x": 1}))).unwrap_err(),
+            "missing required parameter(s): path, value; unexpected parameter(s): x"
+        );
+
+        let set_cap = action("set-capability").unwrap();
+        set_cap
+            .validate(&params(json!({"name": "cap1", "value": "val"})))
+            .unwrap();
+        set_cap.validate(&params(json!({"name": "cap1"}))).unwrap();
+        assert_eq!(
+            set_cap.validate(&params(json!({"value": 42}))).unwrap_err(),
+            "missing required parameter(s): name"
+        );
+
+        let extend = action("extend-attribute").unwrap();
+        extend
+            .validate(&params(
+                json!({"path": "/extra/v", "value": 1, "unique": true}),
+            ))
+            .unwrap();
+        assert_eq!(
+            extend.validate(&params(json!({"value": 42}))).unwrap_err(),
+            "missing required parameter(s): path"
+        );
+
+        let example = action("example").unwrap();
+        example.validate(&Map::new()).unwrap();
+        example.validate(&params(json!({"x": null}))).unwrap();
+        assert_eq!(
+            example.validate(&params(json!({"x": 1}))).unwrap_err(),
+            "unexpected parameter(s): x"
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! Rule conditions: the operators a condition's `op` names, and how each checks one field
+//! value.
+//!
+//! Ports the `ironic_inspector.rules.conditions` entry points of upstream's `setup.cfg`,
+//! their classes in `ironic_inspector/plugins/rules.py` (`coerce`, `SimpleCondition` and its
+//! six comparisons, `NetCondition`) and `RuleConditionPlugin` of
+//! `ironic_inspector/plugins/base.py`. [`condition`] is the registry: one `match` from name
+//! to implementation. Conditions do no I/O.
+
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use ipnetwork::IpNetwork;
+use serde_json::{Map, Value};
+
+use super::check_params;
+
+/// Every condition name, in `setup.cfg` order (the order validation messages list them in).
+pub const CONDITION_NAMES: [&str; 7] = ["eq", "lt", "gt", "le", "ge", "ne", "in-net"];
+
+/// One condition operator.
+pub trait Condition: Send + Sync {
+    /// The name rules use for it (`op`).
+    fn name(&self) -> &'static str;
+
+    /// Checks the parameters of a new condition (all its keys except `op`, `field` and
+    /// `multiple`). The default requires `value` and nothing else; `null` counts as absent.
+    ///
+    /// # Errors
+    /// The reason, shown after `Invalid parameters for operator <op>: `.
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, &["value"], &[])
+    }
+
+    /// Whether the condition holds for one value the field's path matched.
+    ///
+    /// # Errors
+    /// The field's value cannot be compared (upstream raised there and processing failed
+    /// with "Unexpected exception during processing").
+    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String>;
+}
+
+/// The condition called `name`, if there is one.
+pub fn condition(name: &str) -> Option<&'static dyn Condition> {
+    match name {
+        "eq" => Some(&Comparison(CmpOp::Eq)),
+        "lt" => Some(&Comparison(CmpOp::Lt)),
+        "gt" => Some(&Comparison(CmpOp::Gt)),
+        "le" => Some(&Comparison(CmpOp::Le)),
+        "ge" => Some(&Comparison(CmpOp::Ge)),
+        "ne" => Some(&Comparison(CmpOp::Ne)),
+        "in-net" => Some(&InNet),
+        _ => None,
+    }
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `eq`
+    Eq,
+    /// `ne`
+    Ne,
+    /// `lt`
+    Lt,
+    /// `le`
+    Le,
+    /// `gt`
+    Gt,
+    /// `ge`
+    Ge,
+}
+
+impl CmpOp {
+    fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+        }
+    }
+}
+
+/// `eq`, `ne`, `lt`, `le`, `gt`, `ge`: the field's value, coerced to the type of `value`,
+/// compared with `value` as Python compares.
+#[derive(Clone, Copy, Debug)]
+pub struct Comparison(pub CmpOp);
+
+impl Condition for Comparison {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String> {
+        let expected = params.get("value").unwrap_or(&Value::Null);
+        let left = coerce(field, expected)?;
+        let right = Py::from_json(expected);
+        compare(self.0, &left, &right)
+    }
+}
+
+/// `in-net`: the field is an IP address inside the network `value`.
+#[derive(Clone, Copy, Debug)]
+pub struct InNet;
+
+impl Condition for InNet {
+    fn name(&self) -> &'static str {
+        "in-net"
+    }
+
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, &["value"], &[])?;
+        network(params.get("value").unwrap_or(&Value::Null))
+            .map(|_| ())
+            .map_err(|err| format!("invalid value: {err}"))
+    }
+
+    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String> {
+        let net = network(params.get("value").unwrap_or(&Value::Null))?;
+        Ok(net.contains(ip_address(field)?))
+    }
+}
+
+/// The network a rule names: `a.b.c.d/n`, an IPv6 CIDR, or a single address.
+fn network(value: &Value) -> Result<IpNetwork, String> {
+    let text = match value {
+        Value::String(s) => s.trim(),
+        other => return Err(format!("invalid IPNetwork {other}")),
+    };
+    IpNetwork::from_str(text).map_err(|_| format!("invalid IPNetwork {text}"))
+}
+
+/// An IP address as netaddr's `IPAddress` read it: text, or an integer (IPv4 below 2^32).
+fn ip_address(value: &Value) -> Result<IpAddr, String> {
+    match value {
+        Value::String(s) => IpAddr::from_str(s.trim())
+            .map_err(|_| format!("failed to detect a valid IP address from {s:?}")),
+        Value::Number(n) => match n.as_u64() {
+            Some(v) => Ok(match u32::try_from(v) {
+                Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
+                Err(_) => IpAddr::V6(Ipv6Addr::from(u128::from(v))),
+            }),
+            None => Err(format!("{n} is not a valid IP address")),
+        },
+        other => Err(format!("{other} is not a valid IP address")),
+    }
+}
+
+/// A value as Python held it for comparing: numbers (and booleans, which are ints in
+/// Python) by value, everything else as JSON.
+#[derive(Clone, Debug)]
+enum Py<'a> {
+    Int(i128),
+    Float(f64),
+    Json(&'a Value),
+}
+
+impl<'a> Py<'a> {
+    fn from_json(value: &'a Value) -> Py<'a> {
+        match value {
+            Value::Bool(b) => Py::Int(i128::from(*b)),
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Py::Int(i128::from(i)),
+                (_, Some(u)) => Py::Int(i128::from(u)),
+                _ => Py::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            other => Py::Json(other),
+        }
+    }
+}
+
+/// Upstream's `coerce(value, expected)`: `float(value)` when the rule's value is a float,
+/// `int(value)` when it is an int or a bool, else the value unchanged.
+fn coerce<'a>(value: &'a Value, expected: &Value) -> Result<Py<'a>, String> {
+    match expected {
+        Value::Number(n) if n.is_f64() => py_float(value).map(Py::Float),
+        Value::Number(_) | Value::Bool(_) => py_int(value).map(Py::Int),
+        _ => Ok(Py::from_json(value)),
+    }
+}
+
+/// Python's `int(x)` on a JSON value: booleans are 0/1, floats truncate toward zero, text
+/// must be an optionally signed run of decimal digits (surrounding white space allowed).
+fn py_int(value: &Value) -> Result<i128, String> {
+    match Py::from_json(value) {
+        Py::Int(i) => Ok(i),
+        Py::Float(f) if f.is_finite() => {
+            let truncated = f.trunc();
+            if truncated.abs() < 1.0e38 {
+                // In range by the check above; `as` on a finite, truncated float is exact.
+                Ok(truncated as i128)
+            } else {
+                Err(format!("cannot convert float {f} to integer: too large"))
+            }
+        }
+        Py::Float(f) => Err(format!("cannot convert float {f} to integer")),
+        Py::Json(Value::String(s)) => {
+            let text = s.trim();
+            let digits = text
+                .strip_prefix('-')
+                .or_else(|| text.strip_prefix('+'))
+                .unwrap_or(text);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "invalid literal for int() with base 10: {}",
+                    crate::data::py_repr_str(s)
+                ));
+            }
+            text.parse::<i128>()
+                .map_err(|_| format!("integer {text} is too large"))
+        }
+        Py::Json(other) => Err(format!(
+            "int() argument must be a string or a number, not {}",
+            py_type(other)
+        )),
+    }
+}
+
+/// Python's `float(x)` on a JSON value.
+fn py_float(value: &Value) -> Result<f64, String> {
+    match Py::from_json(value) {
+        // Python rounds huge ints to the nearest float too.
+        Py::Int(i) => Ok(i as f64),
+        Py::Float(f) => Ok(f),
+        Py::Json(Value::String(s)) => {
+            let text = s.trim();
+            let lower = text.to_ascii_lowercase();
+            let unsigned = lower.trim_start_matches(['+', '-']);
+            // Rust also reads "infinity"/"inf"/"nan" as Python does; nothing else special.
+            let plausible = !text.is_empty()
+                && (matches!(unsigned, "inf" | "infinity" | "nan")
+                    || text.bytes().all(|b| {
+                        b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
+                    }));
+            match text.parse::<f64>() {
+                Ok(f) if plausible => Ok(f),
+                _ => Err(format!(
+                    "could not convert string to float: {}",
+                    crate::data::py_repr_str(s)
+                )),
+            }
+        }
+        Py::Json(other) => Err(format!(
+            "float() argument must be a string or a number, not {}",
+            py_type(other)
+        )),
+    }
+}
+
+/// The Python type name of a decoded JSON value, for messages.
+fn py_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "'NoneType'",
+        Value::Bool(_) => "'bool'",
+        Value::Number(n) if n.is_f64() => "'float'",
+        Value::Number(_) => "'int'",
+        Value::String(_) => "'str'",
+        Value::Array(_) => "'list'",
+        Value::Object(_) => "'dict'",
+    }
+}
+
+/// `operator.<op>(left, right)` with Python 3 semantics: equality never fails (values of
+/// different kinds are unequal; ints, floats and booleans compare by value); ordering
+/// works between numbers, between strings and between lists, and fails otherwise.
+fn compare(op: CmpOp, left: &Py<'_>, right: &Py<'_>) -> Result<bool, String> {
+    match op {
+        CmpOp::Eq => Ok(py_equal(left, right)),
+        CmpOp::Ne => Ok(!py_equal(left, right)),
+        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
+            let order = py_order(left, right)?;
+            Ok(match (op, order) {
+                (_, None) => false,
+                (CmpOp::Lt, Some(o)) => o == Ordering::Less,
+                (CmpOp::Le, Some(o)) => o != Ordering::Greater,
+                (CmpOp::Gt, Some(o)) => o == Ordering::Greater,
+                (_, Some(o)) => o != Ordering::Less,
+            })
+        }
+    }
+}
+
+fn py_equal(left: &Py<'_>, right: &Py<'_>) -> bool {
+    match (left, right) {
+        (Py::Int(a), Py::Int(b)) => a == b,
+        (Py::Int(a), Py::Float(b)) | (Py::Float(b), Py::Int(a)) => (*a as f64) == *b,
+        (Py::Float(a), Py::Float(b)) => a == b,
+        (Py::Json(Value::String(a)), Py::Json(Value::String(b))) => a == b,
+        (Py::Json(Value::Null), Py::Json(Value::Null)) => true,
+        (Py::Json(Value::Array(a)), Py::Json(Value::Array(b))) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| py_equal(&Py::from_json(x), &Py::from_json(y)))
+        }
+        (Py::Json(Value::Object(a)), Py::Json(Value::Object(b))) => {
+            a.len() == b.len()
+                && a.iter().all(|(k, x)| {
+                    b.get(k)
+                        .is_some_and(|y| py_equal(&Py::from_json(x), &Py::from_json(y)))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The order of two values; `None` when unordered (NaN).
+fn py_order(left: &Py<'_>, right: &Py<'_>) -> Result<Option<Ordering>, String> {
+    match (left, right) {
+        (Py::Int(a), Py::Int(b)) => Ok(Some(a.cmp(b))),
+        (Py::Int(a), Py::Float(b)) => Ok((*a as f64).partial_cmp(b)),
+        (Py::Float(a), Py::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
+        (Py::Float(a), Py::Float(b)) => Ok(a.partial_cmp(b)),
+        (Py::Json(Value::String(a)), Py::Json(Value::String(b))) => Ok(Some(a.cmp(b))),
+        (Py::Json(Value::Array(a)), Py::Json(Value::Array(b))) => {
+            for (x, y) in a.iter().zip(b) {
+                let (x, y) = (Py::from_json(x), Py::from_json(y));
+                if !py_equal(&x, &y) {
+                    return py_order(&x, &y);
+                }
+            }
+            Ok(Some(a.len().cmp(&b.len())))
+        }
+        _ => Err(format!(
+            "'<' not supported between instances of {} and {}",
+            py_type_of(left),
+            py_type_of(right)
+        )),
+    }
+}
+
+fn py_type_of(value: &Py<'_>) -> &'static str {
+    match value {
+        Py::Int(_) => "'int'",
+        Py::Float(_) => "'float'",
+        Py::Json(v) => py_type(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(value: Value) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert("value".to_string(), value);
+        map
+    }
+
+    fn check(op: &str, field: Value, value: Value) -> bool {
+        condition(op)
+            .unwrap()
+            .check(&field, &params(value))
+            .unwrap()
+    }
+
+    fn check_err(op: &str, field: Value, value: Value) -> String {
+        condition(op)
+            .unwrap()
+            .check(&field, &params(value))
+            .unwrap_err()
+    }
+
+    /// Upstream's table: (field, rule value) pairs, equal, then greater, then smaller.
+    fn test_set() -> Vec<(Value, Value)> {
+        vec![
+            (json!(42), json!(42)),
+            (json!("42"), json!(42)),
+            (json!("4.2"), json!(4.2)),
+            (json!(42), json!(41)),
+            (json!("42"), json!(41)),
+            (json!("4.2"), json!(4.0)),
+            (json!(41), json!(42)),
+            (json!("41"), json!(42)),
+            (json!("4.0"), json!(4.2)),
+        ]
+    }
+
+    fn run(op: &str, expected: [bool; 9]) {
+        for ((field, value), want) in test_set().into_iter().zip(expected) {
+            assert_eq!(
+                check(op, field.clone(), value.clone()),
+                want,
+                "{op} {field} {value}"
+            );
+        }
+    }
+
+    const T: bool = true;
+    const F: bool = false;
+
+    #[test]
+    fn comparisons_follow_upstream_table() {
+        run("eq", [T, T, T, F, F, F, F, F, F]);
+        run("ne", [F, F, F, T, T, T, T, T, T]);
+        run("gt", [F, F, F, T, T, T, F, F, F]);
+        run("ge", [T, T, T, T, T, T, F, F, F]);
+        run("le", [T, T, T, F, F, F, T, T, T]);
+        run("lt", [F, F, F, F, F, F, T, T, T]);
+        assert!(check("eq", json!("foo"), json!("foo")));
+        assert!(!check("eq", json!("foo"), json!("bar")));
+        assert!(!check("ne", json!("foo"), json!("foo")));
+        assert!(check("ne", json!("foo"), json!("bar")));
+    }
+
+    #[test]
+    fn int_coercion_is_pythons_int() {
+        assert!(check("eq", json!(" 12 "), json!(12)));
+        assert!(check("eq", json!("+12"), json!(12)));
+        assert!(check("eq", json!("-12"), json!(-12)));
+        assert!(check("eq", json!("007"), json!(7)));
+        // int(1.9) == 1: floats truncate toward zero.
+        assert!(check("eq", json!(1.9), json!(1)));
+        assert!(check("eq", json!(-1.9), json!(-1)));
+        assert!(check("eq", json!(true), json!(1)));
+        assert!(check("lt", json!(false), json!(1)));
+        let big = json!(u64::MAX);
+        assert!(check("gt", big, json!(1)));
+        for bad in [
+            json!("1.5"),
+            json!("abc"),
+            json!(""),
+            json!("1e3"),
+            json!(null),
+            json!([1]),
+            json!({}),
+        ] {
+            let err = check_err("eq", bad.clone(), json!(1));
+            assert!(!err.is_empty(), "{bad}");
+        }
+        assert_eq!(
+            check_err("eq", json!("1.5"), json!(1)),
+            "invalid literal for int() with base 10: '1.5'"
+        );
+    }
+
+    #[test]
+    fn bool_rule_value_counts_as_int() {
+        assert!(check("eq", json!(true), json!(true)));
+        assert!(check("eq", json!("1"), json!(true)));
+        assert!(check("eq", json!(1.7), json!(true)));
+        assert!(!check("eq", json!(0), json!(true)));
+        assert!(check("eq", json!(0), json!(false)));
+        assert!(check("lt", json!(0), json!(true)));
+        assert!(check_err("eq", json!("yes"), json!(true)).contains("invalid literal"));
+    }
+
+    #[test]
+    fn float_coercion_is_pythons_float() {
+        assert!(check("eq", json!(4), json!(4.0)));
+        assert!(check("eq", json!("4"), json!(4.0)));
+        assert!(check("eq", json!(" 1e3 "), json!(1000.0)));
+        assert!(check("eq", json!(true), json!(1.0)));
+        assert!(check("gt", json!("inf"), json!(1.5)));
+        assert!(!check("eq", json!("nan"), json!(1.5)));
+        assert!(check("ne", json!("nan"), json!(1.5)));
+        assert!(!check("lt", json!("nan"), json!(1.5)));
+        for bad in [json!("x"), json!(""), json!("0x10"), json!(null), json!([])] {
+            assert!(
+                !check_err("eq", bad.clone(), json!(1.5)).is_empty(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_rule_values_compare_uncoerced() {
+        // A string rule value: no coercion, so 42 != "42".
+        assert!(!check("eq", json!(42), json!("42")));
+        assert!(check("ne", json!(42), json!("42")));
+        assert!(check("lt", json!("abc"), json!("abd")));
+        assert!(check("ge", json!("b"), json!("abc")));
+        assert!(check_err("lt", json!(42), json!("42")).contains("not supported"));
+        assert!(check("eq", json!([1, "a"]), json!([1, "a"])));
+        assert!(check("eq", json!([1.0, true]), json!([1, 1])));
+        assert!(check("lt", json!([1, 2]), json!([1, 3])));
+        assert!(check("lt", json!([1]), json!([1, 0])));
+        assert!(check("eq", json!({"a": [1]}), json!({"a": [1.0]})));
+        assert!(!check("eq", json!(null), json!({"a": 1})));
+        assert!(check_err("gt", json!({"a": 1}), json!({"a": 1})).contains("not supported"));
+    }
+
+    #[test]
+    fn comparison_validation() {
+        let cond = condition("eq").unwrap();
+        cond.validate(&params(json!(42))).unwrap();
+        assert_eq!(
+            cond.validate(&Map::new()).unwrap_err(),
+            "missing required parameter(s): value"
+        );
+        assert_eq!(
+            cond.validate(&params(Value::Null)).unwrap_err(),
+            "missing required parameter(s): value"
+        );
+        let mut extra = params(json!(1));
+        extra.insert("foo".to_string(), json!("bar"));
+        extra.insert("baz".to_string(), json!(1));
+        extra.insert("ignored".to_string(), Value::Null);
+        assert_eq!(
+            cond.validate(&extra).unwrap_err(),
+            "unexpected parameter(s): baz, foo"
+        );
+        extra.remove("value");
+        assert_eq!(
+            cond.validate(&extra).unwrap_err(),
+            "missing required parameter(s): value; unexpected parameter(s): baz, foo"
+        );
+    }
+
+    #[test]
+    fn in_net() {
+        let cond = condition("in-net").unwrap();
+        cond.validate(&params(json!("192.0.2.1/24"))).unwrap();
+        cond.validate(&params(json!("2001:db8::/32"))).unwrap();
+        cond.validate(&params(json!("192.0.2.1"))).unwrap();
+        assert_eq!(
+            cond.validate(&params(json!("foo"))).unwrap_err(),
+            "invalid value: invalid IPNetwork foo"
+        );
+        assert!(
+            cond.validate(&params(json!(42)))
+                .unwrap_err()
+                .starts_with("invalid value: ")
+        );
+        assert!(cond.validate(&params(json!("10.0.0.0/33"))).is_err());
+        assert!(check("in-net", json!("192.0.2.4"), json!("192.0.2.1/24")));
+        assert!(!check("in-net", json!("192.1.2.4"), json!("192.0.2.1/24")));
+        assert!(check(
+            "in-net",
+            json!("2001:db8::5"),
+            json!("2001:db8::/32")
+        ));
+        assert!(!check("in-net", json!("192.0.2.4"), json!("::/0")));
+        assert!(check(
+            "in-net",
+            json!(3_221_225_988_u64),
+            json!("192.0.2.0/24")
+        ));
+        assert!(!check_err("in-net", json!("not an ip"), json!("192.0.2.0/24")).is_empty());
+        assert!(!check_err("in-net", json!(null), json!("192.0.2.0/24")).is_empty());
+    }
+
+    #[test]
+    fn registry_knows_every_name() {
+        for name in CONDITION_NAMES {
+            assert_eq!(condition(name).unwrap().name(), name);
+        }
+        assert!(condition("matches").is_none());
+    }
+}

@@ -1,0 +1,526 @@
+//! The rules engine's Ironic side against the fake Ironic: each action's PATCH (or none) on
+//! apply and on rollback, and `rules::apply`'s order (reload, rollbacks, then actions), its
+//! failures and what it leaves alone. Ports upstream's `test_plugins_rules.py` action tests
+//! and the functional `test_introspection_rules`.
+
+use ironic_inspector::Error;
+use ironic_inspector::data::IntrospectionData;
+use ironic_inspector::db::Db;
+use ironic_inspector::ironic::IronicClient;
+use ironic_inspector::node_info::NodeInfo;
+use ironic_inspector::rules::{self, NewRule, actions::action};
+use serde_json::{Map, Value, json};
+use tempfile::TempDir;
+
+use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json};
+use crate::helpers::{init_logging, migrated_db, test_config};
+
+const NODE: &str = "3d1c6e44-1f0b-4b8e-9a2c-6f0e5d4c3b2a";
+const NODE_PATH: &str = "/v1/nodes/3d1c6e44-1f0b-4b8e-9a2c-6f0e5d4c3b2a";
+const PORTS_PATH: &str = "/v1/nodes/3d1c6e44-1f0b-4b8e-9a2c-6f0e5d4c3b2a/ports/detail";
+
+/// The node document with `extra` and `properties` replaced.
+fn node_doc(extra: Value, properties: Value) -> Value {
+    let mut node = node_json(NODE);
+    node["extra"] = extra;
+    node["properties"] = properties;
+    node
+}
+
+fn client(fake: &FakeIronic) -> IronicClient {
+    init_logging();
+    let config = test_config(
+        &std::env::temp_dir(),
+        &format!(
+            "[ironic]\nauth_strategy = noauth\nironic_url = {}\nmax_retries = 0\n\
+             retry_interval = 0\nconnect_timeout = 2\nrequest_timeout = 5\n",
+            fake.url
+        ),
+    );
+    IronicClient::from_config(&config).unwrap()
+}
+
+/// A fake Ironic serving `node` (PATCH answers with `patched`, or `node` again) and the
+/// node loaded from it, with the recorded requests cleared of the load.
+async fn node_with(node: Value, patched: Option<Value>) -> (FakeIronic, NodeInfo) {
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node.clone())]);
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on(
+        "PATCH",
+        NODE_PATH,
+        [Reply::Json(200, patched.unwrap_or(node))],
+    );
+    let info = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    (fake, info)
+}
+
+fn params(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The bodies of the PATCH requests made so far, in order.
+fn patches(fake: &FakeIronic) -> Vec<Value> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.json())
+        .collect()
+}
+
+/// `METHOD path` of every request made so far.
+fn calls(fake: &FakeIronic) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+async fn apply(name: &str, node: &mut NodeInfo, p: Value) -> ironic_inspector::Result<()> {
+    action(name).unwrap().apply(node, &params(p)).await
+}
+
+async fn rollback(name: &str, node: &mut NodeInfo, p: Value) -> ironic_inspector::Result<()> {
+    action(name).unwrap().rollback(node, &params(p)).await
+}
+
+#[tokio::test]
+async fn fail_stops_with_its_message() {
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    match apply("fail", &mut node, json!({"message": "boom"})).await {
+        Err(Error::BadRequest(msg)) => assert_eq!(msg, "boom"),
+        other => panic!("expected the fail message, got {other:?}"),
+    }
+    rollback("fail", &mut node, json!({"message": "boom"}))
+        .await
+        .unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn example_does_nothing() {
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    apply("example", &mut node, json!({})).await.unwrap();
+    rollback("example", &mut node, json!({})).await.unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn set_attribute_adds_the_field() {
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    apply(
+        "set-attribute",
+        &mut node,
+        json!({"path": "/extra/value", "value": 42}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "add", "path": "/extra/value", "value": 42}])]
+    );
+}
+
+#[tokio::test]
+async fn set_attribute_rollback_removes_only_an_existing_field() {
+    let p = json!({"path": "/extra/value", "value": 42});
+    let (fake, mut node) = node_with(node_doc(json!({"value": "value"}), json!({})), None).await;
+    rollback("set-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "remove", "path": "/extra/value"}])]
+    );
+
+    let (fake, mut node) = node_with(node_doc(json!({}), json!({})), None).await;
+    rollback("set-attribute", &mut node, p).await.unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+fn capabilities_patch(value: &str) -> Value {
+    json!([{"op": "add", "path": "/properties/capabilities", "value": value}])
+}
+
+#[tokio::test]
+async fn set_capability_merges_and_rolls_back() {
+    let p = json!({"name": "cap1", "value": "val"});
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    apply("set-capability", &mut node, p.clone()).await.unwrap();
+    assert_eq!(patches(&fake), vec![capabilities_patch("cap1:val")]);
+
+    let existing = node_doc(
+        json!({}),
+        json!({"capabilities": "x:y,cap1:old_val,answer:42"}),
+    );
+    let (fake, mut node) = node_with(existing, None).await;
+    apply("set-capability", &mut node, p.clone()).await.unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![capabilities_patch("x:y,cap1:val,answer:42")]
+    );
+
+    let (fake, mut node) = node_with(
+        node_doc(json!({}), json!({"capabilities": "foo:bar,cap1:val"})),
+        None,
+    )
+    .await;
+    rollback("set-capability", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(patches(&fake), vec![capabilities_patch("foo:bar")]);
+
+    // Upstream patches even when there is nothing to remove.
+    let (fake, mut node) = node_with(
+        node_doc(json!({}), json!({"capabilities": "foo:bar"})),
+        None,
+    )
+    .await;
+    rollback("set-capability", &mut node, p).await.unwrap();
+    assert_eq!(patches(&fake), vec![capabilities_patch("foo:bar")]);
+}
+
+#[tokio::test]
+async fn set_capability_value_is_optional_and_formatted_as_python() {
+    let (fake, mut node) = node_with(
+        node_doc(json!({}), json!({"capabilities": "a:1,b:2"})),
+        None,
+    )
+    .await;
+    // Without a value the capability goes away.
+    apply("set-capability", &mut node, json!({"name": "a"}))
+        .await
+        .unwrap();
+    let (fake2, mut node2) = node_with(node_json(NODE), None).await;
+    apply(
+        "set-capability",
+        &mut node2,
+        json!({"name": "on", "value": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(patches(&fake), vec![capabilities_patch("b:2")]);
+    assert_eq!(patches(&fake2), vec![capabilities_patch("on:True")]);
+}
+
+#[tokio::test]
+async fn extend_attribute_appends() {
+    let p = json!({"path": "/extra/value", "value": 42});
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    apply("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "add", "path": "/extra/value", "value": [42]}])]
+    );
+
+    let (fake, mut node) = node_with(node_doc(json!({"value": [0]}), json!({})), None).await;
+    apply("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "replace", "path": "/extra/value", "value": [0, 42]}])]
+    );
+
+    // Not unique: a second copy is added.
+    let (fake, mut node) = node_with(node_doc(json!({"value": [42]}), json!({})), None).await;
+    apply("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "replace", "path": "/extra/value", "value": [42, 42]}])]
+    );
+}
+
+#[tokio::test]
+async fn extend_attribute_unique_skips_present_values() {
+    let p = json!({"path": "/extra/value", "value": 42, "unique": true});
+    let (fake, mut node) = node_with(node_doc(json!({"value": [42]}), json!({})), None).await;
+    apply("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert!(patches(&fake).is_empty());
+    // Equal as Python compares: 42.0 == 42.
+    let (fake, mut node) = node_with(node_doc(json!({"value": [42.0]}), json!({})), None).await;
+    apply("extend-attribute", &mut node, p).await.unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn extend_attribute_rollback_removes_every_copy() {
+    let p = json!({"path": "/extra/value", "value": 42});
+    let (fake, mut node) =
+        node_with(node_doc(json!({"value": [1, 42, 0, 42]}), json!({})), None).await;
+    rollback("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "replace", "path": "/extra/value", "value": [1, 0]}])]
+    );
+
+    let (fake, mut node) = node_with(node_doc(json!({"value": [1, 0]}), json!({})), None).await;
+    rollback("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap();
+    assert!(patches(&fake).is_empty());
+
+    // Absent: the default [] stays [] and nothing is sent.
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    rollback("extend-attribute", &mut node, p).await.unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn extend_attribute_on_a_non_list() {
+    let p = json!({"path": "/extra/value", "value": 42});
+    let (fake, mut node) = node_with(node_doc(json!({"value": "abc"}), json!({})), None).await;
+    let err = apply("extend-attribute", &mut node, p.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+    // Rolling back leaves a field that is not a list alone.
+    rollback("extend-attribute", &mut node, p).await.unwrap();
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn ironic_errors_from_actions_propagate() {
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on(
+        "PATCH",
+        NODE_PATH,
+        [ironic_error(400, "Invalid patch: /foo is not allowed")],
+    );
+    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let err = apply(
+        "set-attribute",
+        &mut node,
+        json!({"path": "/foo", "value": 1}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("Invalid patch"),
+        "the Ironic error is kept: {err}"
+    );
+}
+
+// ---- rules::apply ----
+
+async fn db() -> (Db, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = migrated_db(&test_config(dir.path(), "")).await;
+    (db, dir)
+}
+
+async fn add_rule(db: &Db, conditions: Value, actions: Value) -> String {
+    rules::create(
+        db,
+        NewRule {
+            uuid: None,
+            description: None,
+            conditions,
+            actions,
+        },
+    )
+    .await
+    .unwrap()
+    .uuid
+}
+
+fn data(value: Value) -> IntrospectionData {
+    IntrospectionData::from_map_unchecked(params(value))
+}
+
+fn upstream_data() -> IntrospectionData {
+    data(json!({"memory_mb": 12288, "local_gb": 999, "cpus": 4}))
+}
+
+#[tokio::test]
+async fn no_rules_means_no_ironic_requests() {
+    let (db, _dir) = db().await;
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    let before = fake.requests().len();
+    rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap();
+    assert_eq!(fake.requests().len(), before);
+}
+
+#[tokio::test]
+async fn rollbacks_of_non_matching_rules_come_before_actions() {
+    let (db, _dir) = db().await;
+    // Upstream's functional test: the first rule matches, the second does not.
+    add_rule(
+        &db,
+        json!([
+            {"field": "memory_mb", "op": "eq", "value": 12288},
+            {"field": "local_gb", "op": "gt", "value": 998},
+            {"field": "local_gb", "op": "lt", "value": 1000},
+        ]),
+        json!([{"action": "set-attribute", "path": "/extra/foo", "value": "bar"}]),
+    )
+    .await;
+    add_rule(
+        &db,
+        json!([{"field": "memory_mb", "op": "ge", "value": 100500}]),
+        json!([
+            {"action": "set-attribute", "path": "/extra/bar", "value": "foo"},
+            {"action": "fail", "message": "boom"},
+        ]),
+    )
+    .await;
+    let stale = node_json(NODE);
+    // Ironic's current view (what the reload reads) has extra.bar.
+    let fresh = node_doc(json!({"bar": "foo"}), json!({}));
+    let fake = FakeIronic::start().await;
+    fake.on(
+        "GET",
+        NODE_PATH,
+        [Reply::Json(200, stale), Reply::Json(200, fresh.clone())],
+    );
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on("PATCH", NODE_PATH, [Reply::Json(200, fresh)]);
+    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let loaded = fake.requests().len();
+
+    rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap();
+
+    let after: Vec<String> = calls(&fake).into_iter().skip(loaded).collect();
+    assert_eq!(
+        after,
+        vec![
+            format!("GET {NODE_PATH}"),
+            format!("GET {PORTS_PATH}"),
+            format!("PATCH {NODE_PATH}"),
+            format!("PATCH {NODE_PATH}"),
+        ]
+    );
+    assert_eq!(
+        patches(&fake),
+        vec![
+            json!([{"op": "remove", "path": "/extra/bar"}]),
+            json!([{"op": "add", "path": "/extra/foo", "value": "bar"}]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn fail_action_aborts_after_earlier_changes() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
+    )
+    .await;
+    add_rule(
+        &db,
+        json!([{"field": "cpus", "op": "lt", "value": 8}]),
+        json!([
+            {"action": "fail", "message": "not enough CPUs"},
+            {"action": "set-attribute", "path": "/extra/never", "value": 1},
+        ]),
+    )
+    .await;
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    match rules::apply(&db, &mut node, &upstream_data()).await {
+        Err(Error::BadRequest(msg)) => assert_eq!(msg, "not enough CPUs"),
+        other => panic!("expected the fail message, got {other:?}"),
+    }
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "add", "path": "/extra/a", "value": 1}])]
+    );
+}
+
+#[tokio::test]
+async fn rules_whose_field_is_missing_are_rolled_back() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([{"field": "inventory.disks[0].size", "op": "ge", "value": 10}]),
+        json!([{"action": "extend-attribute", "path": "/extra/tags", "value": "big"}]),
+    )
+    .await;
+    let (fake, mut node) =
+        node_with(node_doc(json!({"tags": ["big", "x"]}), json!({})), None).await;
+    rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "replace", "path": "/extra/tags", "value": ["x"]}])]
+    );
+
+    // With the field present the same rule applies.
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    let with_disks = data(json!({"inventory": {"disks": [{"size": "20"}]}}));
+    rules::apply(&db, &mut node, &with_disks).await.unwrap();
+    assert_eq!(
+        patches(&fake),
+        vec![json!([{"op": "add", "path": "/extra/tags", "value": ["big"]}])]
+    );
+}
+
+#[tokio::test]
+async fn uncomparable_data_is_an_unexpected_error_before_any_change() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
+    )
+    .await;
+    add_rule(
+        &db,
+        json!([{"field": "memory_mb", "op": "eq", "value": 1024}]),
+        json!([{"action": "example"}]),
+    )
+    .await;
+    let (fake, mut node) = node_with(node_json(NODE), None).await;
+    let err = rules::apply(&db, &mut node, &data(json!({"memory_mb": "lots"})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+    assert!(patches(&fake).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_reload_stops_before_the_rules() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
+    )
+    .await;
+    let fake = FakeIronic::start().await;
+    fake.on(
+        "GET",
+        NODE_PATH,
+        [
+            Reply::Json(200, node_json(NODE)),
+            ironic_error(404, "Node not found"),
+        ],
+    );
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    assert!(
+        rules::apply(&db, &mut node, &upstream_data())
+            .await
+            .is_err()
+    );
+    assert!(patches(&fake).is_empty());
+}
