@@ -22,6 +22,7 @@
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`telemetry`]: logging set-up.
+//! - [`utc`]: calendar fields of a moment in UTC.
 
 pub mod api;
 pub mod app;
@@ -42,5 +43,6 @@ pub mod rules;
 pub mod state;
 pub mod swift;
 pub mod telemetry;
+pub mod utc;
 
 pub use error::{Error, Result};

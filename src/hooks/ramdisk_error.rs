@@ -10,13 +10,14 @@
 //! (characters outside the alphabet, such as line breaks, are skipped).
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use super::ProcessingHook;
 use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
+use crate::utc::UtcDateTime;
 
 /// The `ramdisk_error` hook.
 #[derive(Clone, Debug)]
@@ -105,38 +106,10 @@ pub fn log_file_name(bmc_address: Option<&str>, now: SystemTime) -> String {
 
 /// `%Y.%m.%d_%H.%M.%S_%f` in UTC (microseconds, six digits).
 fn utc_timestamp(now: SystemTime) -> String {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rest = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let t = UtcDateTime::from_system_time(now);
     format!(
-        "{year:04}.{month:02}.{day:02}_{:02}.{:02}.{:02}_{:06}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_micros()
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction (1..=31, 1..=12).
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
+        "{:04}.{:02}.{:02}_{:02}.{:02}.{:02}_{:06}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros
     )
 }
 
@@ -178,7 +151,7 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use serde_json::{Value, json};
 
