@@ -3,7 +3,9 @@
 //! Ports `init()`, `create_ssl_context()` and `main()` of upstream `main.py`. Differences on
 //! purpose: the database schema is checked before serving (upstream failed on the first
 //! query), a certificate that cannot be loaded stops start-up (upstream carried on without
-//! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0.
+//! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0. The firewall
+//! (upstream's `firewall.init`, `periodic_update` and the clean-up on exit) is handled in
+//! [`serve`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::{AuthStrategy, Config, StoreData};
 use crate::db::Db;
-use crate::firewall::Disabled;
+use crate::firewall::Coalescer;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
 use crate::swift::SwiftClient;
@@ -42,12 +44,7 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     };
     let hooks = crate::hooks::load(&config, swift.clone())?;
     tracing::info!(hooks = ?hooks.names(), "processing hooks enabled");
-    if config.firewall.manage_firewall {
-        tracing::warn!(
-            "[firewall] manage_firewall is set, but this build has no iptables backend yet: \
-             DHCP is not filtered"
-        );
-    }
+    let firewall = crate::firewall::from_config(&config)?;
     let slots = usize::try_from(config.default.max_concurrency)
         .ok()
         .filter(|n| *n > 0)
@@ -59,7 +56,8 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         ironic,
         hooks: Arc::new(hooks),
         swift,
-        firewall: Arc::new(Disabled),
+        firewall,
+        firewall_refresh: Arc::new(Coalescer::default()),
         background_slots: Arc::new(Semaphore::new(slots)),
         last_paced_reboot: Arc::default(),
         config,
@@ -115,8 +113,45 @@ fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
     );
 }
 
+/// The periodic firewall refresh (upstream `periodic_update`): at once, then every
+/// `[firewall] firewall_update_period` seconds until shutdown. A failure is logged and the
+/// loop goes on.
+async fn periodic_firewall_update(state: AppState) {
+    let period = u64::try_from(state.config.firewall.firewall_update_period)
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or_else(|| {
+            tracing::warn!(
+                firewall_update_period = state.config.firewall.firewall_update_period,
+                "[firewall] firewall_update_period is not positive; refreshing every second"
+            );
+            1
+        });
+    let period = std::time::Duration::from_secs(period);
+    loop {
+        tracing::debug!("running periodic update of the firewall");
+        let refresh = crate::introspect::refresh_firewall(&state, &state.ironic);
+        tokio::select! {
+            outcome = refresh => {
+                if let Err(err) = outcome {
+                    tracing::error!(error = %err, "periodic firewall update failed");
+                }
+            }
+            () = state.shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves the API on an already-bound listener until `shutdown` is cancelled, then drains
-/// open requests (at most [`api::SHUTDOWN_GRACE`]) and waits for background tasks.
+/// open requests (at most [`api::SHUTDOWN_GRACE`]), waits for background tasks and removes
+/// the firewall chain.
+///
+/// Before serving, the firewall is initialised (a failure stops start-up) and its periodic
+/// refresh is started on the task tracker.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -124,6 +159,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    if state.firewall.is_enabled() {
+        state.firewall.init().await.context(
+            "cannot set up the DHCP firewall (check [firewall] root_helper, dnsmasq_interface \
+             and that iptables is installed; or set [firewall] manage_firewall = false)",
+        )?;
+        state.tasks.spawn(periodic_firewall_update(state.clone()));
+    }
     log_start_up(&state.config, addr, tls.is_some());
     let handle = Handle::new();
     let shutdown = state.shutdown.clone();
@@ -133,21 +175,25 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(api::SHUTDOWN_GRACE));
     });
     let tasks = state.tasks.clone();
+    let firewall = state.firewall.clone();
+    let stop_loops = state.shutdown.clone();
     let service = api::router(state).into_make_service();
-    match tls {
+    let served = match tls {
         Some(tls) => {
             axum_server::from_tcp_rustls(listener, tls)
                 .handle(handle)
                 .serve(service)
-                .await?
+                .await
         }
         None => {
             axum_server::from_tcp(listener)
                 .handle(handle)
                 .serve(service)
-                .await?
+                .await
         }
-    }
+    };
+    // Whatever ended serving, the loops stop and the firewall chain goes.
+    stop_loops.cancel();
     tasks.close();
     if tokio::time::timeout(api::SHUTDOWN_GRACE, tasks.wait())
         .await
@@ -155,6 +201,12 @@ pub async fn serve(
     {
         tracing::warn!("background tasks still running at shutdown were abandoned");
     }
+    if firewall.is_enabled()
+        && let Err(err) = firewall.clean_up().await
+    {
+        tracing::error!(error = %err, "cannot remove the firewall chain");
+    }
+    served?;
     tracing::info!("ironic-inspector stopped");
     Ok(())
 }

@@ -228,19 +228,29 @@ async fn pace_reboot(state: &AppState) {
 
 /// Recomputes and applies the DHCP filter: every MAC Ironic knows, less those of nodes under
 /// introspection, is blocked. Does nothing (and asks Ironic nothing) when the firewall is off.
+///
+/// The one entry point for every refresh (introspection start, processing, the periodic
+/// loop). Refreshes run one at a time, and callers arriving during one share the next
+/// (`state.firewall_refresh`): the whole refresh is coalesced, since a list read before a
+/// running refresh ends may already be stale.
 pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result<()> {
     if !state.firewall.is_enabled() {
         return Ok(());
     }
-    let active = state.node_cache.active_macs().await?;
-    let blocked: BTreeSet<String> = ironic
-        .list_ports()
-        .await?
-        .into_iter()
-        .map(|port| port.address.to_ascii_lowercase())
-        .filter(|mac| !active.contains(mac))
-        .collect();
-    state.firewall.update(&blocked).await
+    state
+        .firewall_refresh
+        .run(|| async {
+            let ports = ironic.list_ports().await?;
+            let active = state.node_cache.active_macs().await?;
+            let blocked: BTreeSet<String> = ports
+                .into_iter()
+                .map(|port| port.address.to_ascii_lowercase())
+                .filter(|mac| !active.contains(mac))
+                .collect();
+            tracing::debug!(blocked = blocked.len(), "blocking DHCP for idle known MACs");
+            state.firewall.update(&blocked).await
+        })
+        .await
 }
 
 /// Refuses nodes in a state introspection must not touch; nodes in maintenance are accepted

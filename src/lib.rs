@@ -11,7 +11,7 @@
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
 //! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
 //! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
-//! - [`firewall`]: the DHCP filter interface.
+//! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`rules`]: introspection rules applied during processing.
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).

@@ -128,6 +128,9 @@ pub struct FirewallSection {
     pub firewall_update_period: i64,
     /// Name of our iptables chain.
     pub firewall_chain: String,
+    /// Command prefix running iptables as root, interpolated but not yet split (ours;
+    /// upstream hard-coded `sudo ironic-inspector-rootwrap <rootwrap_config>`).
+    pub root_helper: String,
 }
 
 /// `[ironic]`: how we reach Ironic.
@@ -550,6 +553,7 @@ impl Config {
                 dnsmasq_interface: r.string("firewall", "dnsmasq_interface"),
                 firewall_update_period: r.int("firewall", "firewall_update_period")?,
                 firewall_chain: r.string("firewall", "firewall_chain"),
+                root_helper: r.string("firewall", "root_helper"),
             },
             ironic: IronicSection {
                 os_auth_url: r.string("ironic", "os_auth_url"),
@@ -915,6 +919,10 @@ mod tests {
         assert_eq!(c.firewall.dnsmasq_interface, "br-ctlplane");
         assert_eq!(c.firewall.firewall_update_period, 15);
         assert_eq!(c.firewall.firewall_chain, "ironic-inspector");
+        assert_eq!(
+            c.firewall.root_helper,
+            "sudo ironic-inspector-rootwrap /etc/ironic-inspector/rootwrap.conf"
+        );
         assert_eq!(c.ironic.auth_strategy, AuthStrategy::Keystone);
         assert_eq!(c.ironic.ironic_url, "http://localhost:6385/");
         assert_eq!(c.ironic.os_service_type, "baremetal");
@@ -1138,6 +1146,19 @@ mod tests {
         std::fs::set_permissions(&two, std::fs::Permissions::from_mode(0o600)).unwrap();
         let (_, warnings) = Config::from_files(&[one, two]).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn root_helper_follows_rootwrap_config_and_may_be_empty() {
+        let (c, _) = load("[DEFAULT]\nrootwrap_config = /opt/rw.conf\n").unwrap();
+        assert_eq!(
+            c.firewall.root_helper,
+            "sudo ironic-inspector-rootwrap /opt/rw.conf"
+        );
+        let (c, _) = load("[firewall]\nroot_helper =\n").unwrap();
+        assert_eq!(c.firewall.root_helper, "");
+        let (c, _) = load("[firewall]\nroot_helper = ip netns exec ns1\n").unwrap();
+        assert_eq!(c.firewall.root_helper, "ip netns exec ns1");
     }
 
     #[test]

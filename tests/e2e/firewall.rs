@@ -1,0 +1,438 @@
+//! The DHCP firewall with real iptables, inside a network namespace each test creates (a veth
+//! pair stands for the dnsmasq interface; the daemon's root helper is `ip netns exec <ns>`),
+//! against the real Ironic.
+//!
+//! A test skips with a printed line only when the kernel refuses to create a namespace. A
+//! missing Ironic or iptables skips too, except under CI (env `CI` set), where it fails.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_customised, test_config, wait_for};
+use crate::ironic_api::{IronicApi, unique_macs};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const CHAIN: &str = "ironic-inspector";
+const TEMP_CHAIN: &str = "ironic-inspector_temp";
+const INTERFACE: &str = "fwtest0";
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// A network namespace with a veth pair, deleted (with every rule in it) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A fresh namespace, or `None` (after printing why) when this machine cannot give one.
+    pub fn create(test: &str) -> Option<Netns> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "insp-fw-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let tools_missing = ["ip", "iptables", "iptables-restore"]
+            .iter()
+            .find(|tool| which(tool).is_none());
+        if let Some(tool) = tools_missing {
+            assert!(
+                !in_ci(),
+                "{test}: CI is set but `{tool}` is not installed (scripts/test installs it)"
+            );
+            println!(
+                "{test}: skipped: `{tool}` is not installed (apt-get install iptables iproute2)"
+            );
+            return None;
+        }
+        let added = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("running ip netns add");
+        if !added.status.success() {
+            let stderr = String::from_utf8_lossy(&added.stderr);
+            // The only skip allowed under CI: the kernel (or the sandbox) refuses namespaces.
+            println!(
+                "{test}: skipped: the kernel refuses to create a network namespace \
+                 (ip netns add {name}: {})",
+                stderr.trim()
+            );
+            return None;
+        }
+        let netns = Netns { name };
+        netns.run(&[
+            "ip", "link", "add", INTERFACE, "type", "veth", "peer", "name", "fwtest1",
+        ]);
+        netns.run(&["ip", "link", "set", INTERFACE, "up"]);
+        Some(netns)
+    }
+
+    /// `[firewall] root_helper` for the daemon.
+    pub fn root_helper(&self) -> String {
+        format!("ip netns exec {}", self.name)
+    }
+
+    /// Runs a command inside the namespace; its stdout, or a panic with its stderr.
+    pub fn run(&self, argv: &[&str]) -> String {
+        let output = self.try_run(argv);
+        assert!(
+            output.status.success(),
+            "ip netns exec {} {}: {}",
+            self.name,
+            argv.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn try_run(&self, argv: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .expect("running ip netns exec")
+    }
+
+    /// `iptables -S` of the whole filter table, as lines.
+    pub fn rules(&self) -> Vec<String> {
+        self.run(&["iptables", "-S"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `iptables -S <chain>`, or `None` when the chain does not exist.
+    pub fn chain(&self, chain: &str) -> Option<Vec<String>> {
+        let output = self.try_run(&["iptables", "-S", chain]);
+        output.status.success().then(|| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+fn jump() -> String {
+    format!("-A INPUT -i {INTERFACE} -p udp -m udp --dport 67 -j {CHAIN}")
+}
+
+fn drop_rule(mac: &str) -> String {
+    format!("-A {CHAIN} -m mac --mac-source {mac} -j DROP")
+}
+
+fn config(ironic: &IronicApi, netns: &Netns, period: u32) -> String {
+    format!(
+        "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
+         [processing]\nstore_data = database\n\
+         [firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
+         firewall_update_period = {period}\nroot_helper = {}\n",
+        ironic.url(),
+        netns.root_helper()
+    )
+}
+
+/// The chain is well formed: one jump from INPUT, no temporary chain, ACCEPT last; returns
+/// the blocked MACs.
+fn blocked(netns: &Netns) -> Option<BTreeSet<String>> {
+    let rules = netns.chain(CHAIN)?;
+    let all = netns.rules();
+    let jumps = all.iter().filter(|r| **r == jump()).count();
+    if jumps != 1 || rules.last()? != &format!("-A {CHAIN} -j ACCEPT") {
+        return None;
+    }
+    assert!(
+        netns.chain(TEMP_CHAIN).is_none(),
+        "the temporary chain is left between updates: {all:?}"
+    );
+    Some(
+        rules
+            .iter()
+            .filter_map(|r| {
+                r.strip_prefix(&format!("-A {CHAIN} -m mac --mac-source "))
+                    .and_then(|r| r.strip_suffix(" -j DROP"))
+                    .map(str::to_ascii_lowercase)
+            })
+            .collect(),
+    )
+}
+
+/// Waits until the chain blocks every MAC of `blocked_macs` and none of `open_macs`.
+async fn wait_chain(netns: &Netns, what: &str, blocked_macs: &[String], open_macs: &[String]) {
+    wait_for(DEADLINE, what, || async {
+        let now = blocked(netns)?;
+        (blocked_macs.iter().all(|m| now.contains(m)) && open_macs.iter().all(|m| !now.contains(m)))
+            .then_some(())
+    })
+    .await;
+}
+
+fn fixture(macs: &[String], bmc: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/liberty-flat.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = text
+        .replace("52:54:00:00:00:01", &macs[0])
+        .replace("52:54:00:00:00:02", &macs[1])
+        .replace("52-54-00-00-00-01", &macs[0].replace(':', "-"))
+        .replace("52-54-00-00-00-02", &macs[1].replace(':', "-"))
+        .replace("192.0.2.100", bmc);
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn status(app: &TestApp, uuid: &str) -> Value {
+    app.get(&format!("/v1/introspection/{uuid}"), &[])
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Start, introspection start, processing, a port deleted in Ironic, shutdown: the chain
+/// follows each step.
+#[tokio::test]
+async fn the_chain_follows_introspection_and_ironic() {
+    let test = "the_chain_follows_introspection_and_ironic";
+    let Some(ironic) = IronicApi::for_test(test) else {
+        return;
+    };
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let mine = unique_macs(2);
+    let idle = unique_macs(2);
+    let bmc = "192.0.2.61";
+    let node = ironic
+        .enroll(
+            json!({"ipmi_address": bmc}),
+            &[mine[0].as_str(), mine[1].as_str()],
+        )
+        .await;
+    ironic.manage(&node).await;
+    let other = ironic
+        .enroll(json!({}), &[idle[0].as_str(), idle[1].as_str()])
+        .await;
+
+    // Start: every known MAC is blocked, the rest of the world may DHCP.
+    let app = spawn_app_customised(&config(&ironic, &netns, 1), |_| {}).await;
+    let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
+    wait_chain(&netns, "the chain after start", &all, &[]).await;
+    let input = netns.run(&["iptables", "-S", "INPUT"]);
+    assert_eq!(
+        input.lines().nth(1),
+        Some(jump().as_str()),
+        "our jump heads INPUT: {input}"
+    );
+
+    // Introspection starts: the node's MACs are let through, the idle node's are not.
+    let response = app
+        .client
+        .post(format!("{}/v1/introspection/{node}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
+
+    // Processing finishes it: blocked again (on the next periodic update).
+    let response = app
+        .client
+        .post(format!("{}/v1/continue", app.address))
+        .json(&fixture(&mine, bmc))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    wait_for(DEADLINE, "introspection to finish", || async {
+        (status(&app, &node).await["finished"] == true).then_some(())
+    })
+    .await;
+    wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;
+
+    // A port deleted in Ironic leaves the chain on the next update.
+    ironic.delete_port(&idle[1]).await;
+    wait_chain(
+        &netns,
+        "the deleted port's MAC gone",
+        &[mine[0].clone(), mine[1].clone(), idle[0].clone()],
+        &[idle[1].clone()],
+    )
+    .await;
+
+    // Shutdown: no jump, no chain.
+    app.stop().await;
+    let rules = netns.rules();
+    assert_eq!(
+        rules,
+        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"],
+        "everything removed at shutdown"
+    );
+    ironic.delete_node(&node).await;
+    ironic.delete_node(&other).await;
+}
+
+/// A daemon that died without cleaning up left its chain, a stale temporary chain and
+/// duplicate jumps: the next start removes them all and builds the chain afresh.
+#[tokio::test]
+async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
+    let test = "restart_cleans_a_stale_chain_and_rebuilds_it";
+    let Some(ironic) = IronicApi::for_test(test) else {
+        return;
+    };
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let idle = unique_macs(1);
+    let other = ironic.enroll(json!({}), &[idle[0].as_str()]).await;
+    let stale = "02:ee:ee:ee:ee:01";
+    for argv in [
+        vec!["iptables", "-N", CHAIN],
+        vec![
+            "iptables",
+            "-A",
+            CHAIN,
+            "-m",
+            "mac",
+            "--mac-source",
+            stale,
+            "-j",
+            "DROP",
+        ],
+        vec!["iptables", "-A", CHAIN, "-j", "ACCEPT"],
+        vec!["iptables", "-N", TEMP_CHAIN],
+        vec!["iptables", "-A", TEMP_CHAIN, "-j", "ACCEPT"],
+    ] {
+        netns.run(&argv);
+    }
+    for chain in [CHAIN, CHAIN, TEMP_CHAIN] {
+        netns.run(&[
+            "iptables", "-I", "INPUT", "-i", INTERFACE, "-p", "udp", "--dport", "67", "-j", chain,
+        ]);
+    }
+
+    let app = spawn_app_customised(&config(&ironic, &netns, 3600), |_| {}).await;
+    wait_chain(&netns, "the rebuilt chain", &idle, &[stale.to_string()]).await;
+    assert!(
+        netns.rules().iter().all(|r| !r.contains(TEMP_CHAIN)),
+        "{:?}",
+        netns.rules()
+    );
+    app.stop().await;
+    assert_eq!(
+        netns.rules(),
+        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
+    );
+    ironic.delete_node(&other).await;
+}
+
+/// The backend alone, driven with a plain list (no Ironic): per-rule (upstream's way) and
+/// restore give the same chain, and updates replace it whole.
+#[tokio::test]
+async fn restore_and_per_rule_build_the_same_chain() {
+    use ironic_inspector::firewall::Firewall;
+    use ironic_inspector::firewall::iptables::{Iptables, Settings};
+    let test = "restore_and_per_rule_build_the_same_chain";
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let macs: BTreeSet<String> = unique_macs(5).into_iter().collect();
+    let fewer: BTreeSet<String> = macs.iter().skip(2).cloned().collect();
+    let mut chains = Vec::new();
+    for per_rule in [true, false] {
+        let backend = Iptables::new(Settings {
+            root_helper: netns
+                .root_helper()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            interface: INTERFACE.to_string(),
+            chain: CHAIN.to_string(),
+            per_rule,
+        })
+        .unwrap();
+        backend.init().await.unwrap();
+        assert_eq!(backend.uses_restore().await, !per_rule);
+        assert_eq!(netns.chain(CHAIN).unwrap(), [format!("-N {CHAIN}")]);
+        backend.update(&macs).await.unwrap();
+        assert_eq!(blocked(&netns).unwrap(), macs);
+        let before = backend.processes_started();
+        backend.update(&fewer).await.unwrap();
+        if !per_rule {
+            assert_eq!(
+                backend.processes_started() - before,
+                1,
+                "one process per update"
+            );
+        }
+        assert_eq!(blocked(&netns).unwrap(), fewer);
+        chains.push(netns.rules());
+        // Someone removes our jump behind our back: the next update puts it back.
+        netns.run(&[
+            "iptables", "-D", "INPUT", "-i", INTERFACE, "-p", "udp", "--dport", "67", "-j", CHAIN,
+        ]);
+        backend.update(&macs).await.unwrap();
+        assert_eq!(blocked(&netns).unwrap(), macs);
+        backend.clean_up().await.unwrap();
+        assert_eq!(
+            netns.rules(),
+            ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
+        );
+        // Updates after clean-up do nothing.
+        backend.update(&macs).await.unwrap();
+        assert!(netns.chain(CHAIN).is_none());
+    }
+    assert_eq!(chains[0], chains[1]);
+    for mac in &fewer {
+        assert!(chains[1].contains(&drop_rule(mac)));
+    }
+}
+
+/// Start-up stops with a clear error when the firewall cannot be managed.
+#[tokio::test]
+async fn start_up_fails_when_iptables_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(
+        dir.path(),
+        "[firewall]\nmanage_firewall = true\ndnsmasq_interface = eth9\n\
+         root_helper = /nonexistent/root-helper\n",
+    );
+    crate::helpers::migrated_db(&config).await;
+    let state = ironic_inspector::app::build_state(Arc::new(config))
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = ironic_inspector::app::serve(state, listener, None)
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("cannot set up the DHCP firewall")
+            && text.contains("/nonexistent/root-helper iptables"),
+        "{text}"
+    );
+}
