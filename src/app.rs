@@ -4,8 +4,8 @@
 //! purpose: the database schema is checked before serving (upstream failed on the first
 //! query), a certificate that cannot be loaded stops start-up (upstream carried on without
 //! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0. The firewall
-//! (upstream's `firewall.init`, `periodic_update` and the clean-up on exit) is handled in
-//! [`serve`].
+//! (upstream's `firewall.init` and the clean-up on exit) and the periodic jobs
+//! ([`crate::periodic`]) are started and stopped in [`serve`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -113,39 +113,6 @@ fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
     );
 }
 
-/// The periodic firewall refresh (upstream `periodic_update`): at once, then every
-/// `[firewall] firewall_update_period` seconds until shutdown. A failure is logged and the
-/// loop goes on.
-async fn periodic_firewall_update(state: AppState) {
-    let period = u64::try_from(state.config.firewall.firewall_update_period)
-        .ok()
-        .filter(|s| *s > 0)
-        .unwrap_or_else(|| {
-            tracing::warn!(
-                firewall_update_period = state.config.firewall.firewall_update_period,
-                "[firewall] firewall_update_period is not positive; refreshing every second"
-            );
-            1
-        });
-    let period = std::time::Duration::from_secs(period);
-    loop {
-        tracing::debug!("running periodic update of the firewall");
-        let refresh = crate::introspect::refresh_firewall(&state, &state.ironic);
-        tokio::select! {
-            outcome = refresh => {
-                if let Err(err) = outcome {
-                    tracing::error!(error = %err, "periodic firewall update failed");
-                }
-            }
-            () = state.shutdown.cancelled() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(period) => {}
-            () = state.shutdown.cancelled() => return,
-        }
-    }
-}
-
 /// Serves the API on an already-bound listener until `shutdown` is cancelled, then drains
 /// open requests (at most [`api::SHUTDOWN_GRACE`]), waits for background tasks and removes
 /// the firewall chain.
@@ -164,9 +131,9 @@ pub async fn serve(
             "cannot set up the DHCP firewall (check [firewall] root_helper, dnsmasq_interface \
              and that iptables is installed; or set [firewall] manage_firewall = false)",
         )?;
-        state.tasks.spawn(periodic_firewall_update(state.clone()));
     }
     log_start_up(&state.config, addr, tls.is_some());
+    crate::periodic::spawn(&state);
     let handle = Handle::new();
     let shutdown = state.shutdown.clone();
     let stopper = handle.clone();

@@ -20,14 +20,17 @@ use crate::ironic::{IronicClient, IronicError, Node, PowerTarget, UNAVAILABLE_ME
 use crate::node_cache::MACS_ATTRIBUTE;
 use crate::state::AppState;
 
-/// Provision states a node may be in for introspection (2.2's list, plus `inspect failed`,
-/// the spelling Ironic really uses for what 2.2 called `inspectfail`).
+/// Provision states a node may be in for introspection and processing: 2.2's list, plus
+/// `inspect failed` (the spelling Ironic really uses for what 2.2 called `inspectfail`) and
+/// `inspect wait` (where Ironic's own inspect interface leaves a node while it waits on us;
+/// upstream added it after 2.2).
 pub const VALID_STATES: &[&str] = &[
     "enroll",
     "manageable",
     "inspecting",
     "inspectfail",
     "inspect failed",
+    "inspect wait",
 ];
 /// Provision states a node may be in when new IPMI credentials are requested.
 pub const SET_CREDENTIALS_VALID_STATES: &[&str] = &["enroll"];
@@ -429,6 +432,7 @@ mod tests {
     #[test]
     fn provision_states() {
         for state in [
+            "inspect wait",
             "enroll",
             "manageable",
             "inspecting",
@@ -446,7 +450,7 @@ mod tests {
             err.to_string(),
             "Invalid provision state \"active\" for introspection of node \
              1be26c0b-03f2-4d2e-ae87-c02d7f33c123, valid states are \"['enroll', 'manageable', \
-             'inspecting', 'inspectfail', 'inspect failed']\""
+             'inspecting', 'inspectfail', 'inspect failed', 'inspect wait']\""
         );
         assert!(check_provision_state(&node(json!({"provision_state": "enroll"})), true).is_ok());
         let err = check_provision_state(&node(json!({})), true).unwrap_err();

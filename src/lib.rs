@@ -10,6 +10,7 @@
 //! - [`app`]: builds the shared state, serves the API, stops gracefully.
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
 //! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
+//! - [`periodic`]: the firewall refresh and the clean-up loop (timeouts, old statuses).
 //! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
 //! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`rules`]: introspection rules applied during processing.
@@ -38,6 +39,7 @@ pub mod ironic;
 pub mod keystone;
 pub mod node_cache;
 pub mod node_info;
+pub mod periodic;
 pub mod process;
 pub mod rules;
 pub mod state;

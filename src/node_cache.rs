@@ -637,7 +637,8 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeInfo, DbError> {
     })
 }
 
-fn now_unix() -> f64 {
+/// The current time as Unix seconds, as stored in `nodes.started_at` and `finished_at`.
+pub fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

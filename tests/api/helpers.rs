@@ -26,7 +26,9 @@ pub fn init_logging() {
 }
 
 /// Settings every test daemon gets; tests append their own sections after these.
-pub const BASE_CONFIG: &str = "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\n\
+/// `timeout = 0` keeps the clean-up loop off (as upstream does then): it would drop nodes the
+/// tests put in the cache that the Ironic it talks to does not know. Tests of the loop set it.
+pub const BASE_CONFIG: &str = "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\ntimeout = 0\n\
 [ironic]\nauth_strategy = noauth\n[firewall]\nmanage_firewall = false\n";
 
 /// A daemon running in this test process.

@@ -11,6 +11,7 @@ mod introspect_faults;
 mod ironic_client;
 mod keystone;
 mod load;
+mod periodic;
 mod process_faults;
 mod rules;
 mod rules_engine;

@@ -142,7 +142,8 @@ async fn wrong_provision_states_are_refused_unless_in_maintenance() {
         400,
         &format!(
             "Invalid provision state \"available\" for introspection of node {uuid}, valid \
-             states are \"['enroll', 'manageable', 'inspecting', 'inspectfail', 'inspect failed']\""
+             states are \"['enroll', 'manageable', 'inspecting', 'inspectfail', 'inspect failed', \
+             'inspect wait']\""
         ),
     )
     .await;

@@ -1,0 +1,116 @@
+//! Periodic work on the daemon's runtime: the firewall refresh, and the clean-up of the node
+//! cache (introspections that ran out of time, old statuses, nodes deleted from Ironic).
+//!
+//! Ports `periodic_update`, `periodic_clean_up` and `sync_with_ironic` of upstream `main.py`.
+//! Each job has a one-step function (tests call it directly) and runs at once, then every
+//! period, until the shutdown token is cancelled; a failing step is logged and the loop goes
+//! on, it never stops the daemon.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::introspect;
+use crate::node_cache::{self, TIMEOUT_ERROR};
+use crate::state::AppState;
+
+/// Starts the loops the configuration asks for on the daemon's task tracker: the firewall
+/// refresh when the firewall is managed, the clean-up when `[DEFAULT] timeout` is positive
+/// (2.2 ran no clean-up at all otherwise, so old statuses were never purged).
+pub fn spawn(state: &AppState) {
+    if state.firewall.is_enabled() {
+        let period = seconds(
+            state.config.firewall.firewall_update_period,
+            "firewall_update_period",
+        );
+        state.tasks.spawn(run_every(
+            state.clone(),
+            "firewall update",
+            period,
+            |s| async move { firewall_step(&s).await },
+        ));
+    }
+    if state.config.default.timeout > 0 {
+        let period = seconds(state.config.default.clean_up_period, "clean_up_period");
+        state.tasks.spawn(run_every(
+            state.clone(),
+            "clean-up",
+            period,
+            |s| async move { clean_up_step(&s).await.map(|_| ()) },
+        ));
+    }
+}
+
+/// A period option as a duration; a value below one second becomes one second.
+fn seconds(value: i64, option: &str) -> Duration {
+    let secs = u64::try_from(value)
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or_else(|| {
+            tracing::warn!(
+                option,
+                value,
+                "period is not positive; running every second"
+            );
+            1
+        });
+    Duration::from_secs(secs)
+}
+
+/// Runs `step` at once and then every `period` until shutdown.
+async fn run_every<F, Fut>(state: AppState, job: &'static str, period: Duration, step: F)
+where
+    F: Fn(AppState) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    loop {
+        tracing::debug!(job, "running periodic job");
+        tokio::select! {
+            outcome = step(state.clone()) => {
+                if let Err(err) = outcome {
+                    tracing::error!(job, error = %err, "periodic job failed");
+                }
+            }
+            () = state.shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One firewall refresh.
+pub async fn firewall_step(state: &AppState) -> Result<()> {
+    introspect::refresh_firewall(state, &state.ironic).await
+}
+
+/// One clean-up: purges finished statuses older than `node_status_keep_time`, finishes
+/// introspections running longer than `timeout` with upstream's `Introspection timeout`
+/// (their MACs then leave the firewall), and forgets nodes Ironic no longer has. Returns the
+/// nodes that timed out.
+pub async fn clean_up_step(state: &AppState) -> Result<Vec<String>> {
+    let config = &state.config.default;
+    let timed_out = state
+        .node_cache
+        .clean_up(
+            node_cache::now_unix(),
+            config.timeout,
+            config.node_status_keep_time,
+        )
+        .await?;
+    if !timed_out.is_empty() {
+        tracing::error!(nodes = ?timed_out, error = TIMEOUT_ERROR, "introspection timed out");
+        introspect::refresh_firewall(state, &state.ironic).await?;
+    }
+    let in_ironic: HashSet<String> = state.ironic.list_node_uuids().await?.into_iter().collect();
+    let dropped = state
+        .node_cache
+        .delete_nodes_not_in_list(&in_ironic)
+        .await?;
+    if !dropped.is_empty() {
+        tracing::warn!(nodes = ?dropped, "nodes deleted from Ironic were dropped from the cache");
+    }
+    Ok(timed_out)
+}
