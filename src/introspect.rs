@@ -36,6 +36,11 @@ pub const VALID_STATES: &[&str] = &[
 pub const SET_CREDENTIALS_VALID_STATES: &[&str] = &["enroll"];
 /// Longest IPMI 2.0 password.
 pub const PASSWORD_MAX_LENGTH: usize = 20;
+/// Node option set to `false` when Ironic boots the ramdisk itself (`?manage_boot=false`):
+/// we then neither set the boot device nor power the node on or off.
+pub const MANAGE_BOOT_OPTION: &str = "manage_boot";
+/// The error of an introspection an operator stopped.
+pub const CANCELED_ERROR: &str = "Canceled by operator";
 /// Node option holding the requested IPMI credentials (`[user, password]` or null).
 pub const NEW_IPMI_CREDENTIALS_OPTION: &str = "new_ipmi_credentials";
 
@@ -63,6 +68,7 @@ pub async fn introspect(
     state: &AppState,
     uuid: &str,
     new_credentials: Option<NewIpmiCredentials>,
+    manage_boot: bool,
     token: Option<&str>,
 ) -> Result<()> {
     let ironic = state.ironic.with_user_token(token);
@@ -112,6 +118,12 @@ pub async fn introspect(
             .node_cache
             .set_option(uuid, NEW_IPMI_CREDENTIALS_OPTION, &option)
             .await?;
+        if !manage_boot {
+            state
+                .node_cache
+                .set_option(uuid, MANAGE_BOOT_OPTION, &Value::Bool(false))
+                .await?;
+        }
     }
 
     let span = tracing::info_span!("node", node.uuid = %uuid, node.bmc_address = bmc_address.as_deref().unwrap_or(""));
@@ -124,8 +136,19 @@ pub async fn introspect(
                 return;
             };
             let _lock = task_state.node_cache.lock(&uuid).await;
-            let outcome =
-                background_introspect(&task_state, &ironic, &node, setting_credentials).await;
+            // An abort (or a newer start that already ended) may have come first.
+            match task_state.node_cache.get_node(&uuid).await {
+                Ok(current) if current.finished_at.is_none() => {}
+                _ => return,
+            }
+            let outcome = background_introspect(
+                &task_state,
+                &ironic,
+                &node,
+                setting_credentials,
+                manage_boot,
+            )
+            .await;
             if let Err(err) = outcome {
                 let message = match &err {
                     Error::Internal { .. } => {
@@ -153,6 +176,7 @@ async fn background_introspect(
     ironic: &IronicClient,
     node: &Node,
     setting_credentials: bool,
+    manage_boot: bool,
 ) -> Result<()> {
     let uuid = node.uuid.as_str();
     let macs: Vec<String> = ironic
@@ -183,6 +207,12 @@ async fn background_introspect(
         tracing::info!(
             timeout_s = state.config.default.timeout,
             "introspection environment is ready; the node must be powered on by hand within the timeout"
+        );
+        return Ok(());
+    }
+    if !manage_boot {
+        tracing::info!(
+            "Ironic boots the ramdisk itself (manage_boot = false): no boot device or power change"
         );
         return Ok(());
     }
@@ -402,6 +432,51 @@ fn truthy(value: &Value) -> bool {
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
     }
+}
+
+/// Stops a running introspection (`POST /v1/introspection/<uuid>/abort`, upstream 12.x):
+/// the node is finished with [`CANCELED_ERROR`], its MACs leave the DHCP whitelist, and it is
+/// powered off unless Ironic manages its boot. 404 for a node we do not know, 409 while the
+/// node is busy (its lock is held); an introspection that already ended is left as it is.
+pub async fn abort(state: &AppState, uuid: &str, token: Option<&str>) -> Result<()> {
+    let cached = state.node_cache.get_node(uuid).await?;
+    let Some(lock) = state.node_cache.try_lock(uuid) else {
+        return Err(Error::Conflict(format!(
+            "Node {uuid} is locked, please, retry later"
+        )));
+    };
+    if cached.finished_at.is_some() {
+        tracing::debug!(node.uuid = %uuid, "abort of a finished introspection: nothing to do");
+        return Ok(());
+    }
+    let manage_boot = state
+        .node_cache
+        .options(uuid)
+        .await?
+        .get(MANAGE_BOOT_OPTION)
+        != Some(&Value::Bool(false));
+    state
+        .node_cache
+        .finished(uuid, Some(CANCELED_ERROR))
+        .await?;
+    tracing::info!(node.uuid = %uuid, "introspection canceled by operator");
+    let ironic = state.ironic.with_user_token(token);
+    let task_state = state.clone();
+    let uuid = uuid.to_string();
+    let span = tracing::info_span!("node", node.uuid = %uuid);
+    state.tasks.spawn(
+        async move {
+            let _lock = lock;
+            if let Err(err) = refresh_firewall(&task_state, &ironic).await {
+                tracing::error!(error = %err, "cannot refresh the firewall after an abort");
+            }
+            if manage_boot && let Err(err) = ironic.set_power_state(&uuid, PowerTarget::Off).await {
+                tracing::error!(error = %err, "cannot power off the aborted node");
+            }
+        }
+        .instrument(span),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

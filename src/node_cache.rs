@@ -470,6 +470,17 @@ impl NodeCache {
         }
     }
 
+    /// The node's lock if nobody holds it now; `None` when the node is busy (abort answers
+    /// 409 then, as upstream did).
+    pub fn try_lock(&self, uuid: &str) -> Option<NodeLock> {
+        let entry = LockEntry::new(&self.locks, uuid);
+        let guard = entry.mutex.clone().try_lock_owned().ok()?;
+        Some(NodeLock {
+            guard: Some(guard),
+            _entry: entry,
+        })
+    }
+
     /// How many nodes currently have a lock entry (held or awaited). For tests and metrics.
     pub fn lock_entries(&self) -> usize {
         self.locks

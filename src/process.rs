@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::config::StoreData;
 use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
-use crate::introspect::{self, NEW_IPMI_CREDENTIALS_OPTION};
+use crate::introspect::{self, MANAGE_BOOT_OPTION, NEW_IPMI_CREDENTIALS_OPTION};
 use crate::ironic::{IronicError, PowerTarget};
 use crate::node_cache::NodeLock;
 use crate::node_info::NodeInfo;
@@ -96,16 +96,16 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
     };
 
     match process_node(state, &mut node, &mut data).await {
-        Ok(credentials) => {
+        Ok(work) => {
             let mut answer = json!({"uuid": uuid});
-            if let Some((user, password)) = &credentials {
+            if let Some((user, password)) = &work.credentials {
                 answer["ipmi_setup_credentials"] = json!(true);
                 answer["ipmi_username"] = json!(user);
                 answer["ipmi_password"] = json!(password);
             }
             // The lock goes with the finisher: a second post for this node waits until the
             // node is finished, then is refused, instead of processing it again.
-            spawn_finisher(state, node, data, credentials, lock);
+            spawn_finisher(state, node, data, work, lock);
             Ok(answer)
         }
         Err(err @ Error::ServiceUnavailable(_)) => Err(err),
@@ -159,12 +159,20 @@ async fn find_node(
     }
 }
 
-/// The part after the node is known; returns the new IPMI credentials, if requested.
+/// What the background finisher must do once the answer is out.
+struct Finish {
+    /// New IPMI credentials to hand to the driver, when they were requested.
+    credentials: Option<(String, String)>,
+    /// False when Ironic boots the ramdisk itself: then the node is not powered off.
+    manage_boot: bool,
+}
+
+/// The part after the node is known.
 async fn process_node(
     state: &AppState,
     node: &mut NodeInfo,
     data: &mut IntrospectionData,
-) -> Result<Option<(String, String)>> {
+) -> Result<Finish> {
     introspect::check_provision_state(node.node(), false)?;
     node.create_ports(&data.macs()).await?;
     for hook in &state.hooks.processing {
@@ -184,7 +192,11 @@ async fn process_node(
         },
         _ => None,
     };
-    Ok(credentials)
+    let manage_boot = options.get(MANAGE_BOOT_OPTION) != Some(&Value::Bool(false));
+    Ok(Finish {
+        credentials,
+        manage_boot,
+    })
 }
 
 /// Keeps the processed data where `[processing] store_data` says.
@@ -235,7 +247,7 @@ fn spawn_finisher(
     state: &AppState,
     node: NodeInfo,
     data: IntrospectionData,
-    credentials: Option<(String, String)>,
+    work: Finish,
     lock: NodeLock,
 ) {
     let span = tracing::info_span!("node", node.uuid = %node.uuid);
@@ -244,11 +256,20 @@ fn spawn_finisher(
         async move {
             let _lock = lock;
             let uuid = node.uuid.clone();
-            let outcome = match credentials {
+            let outcome = match work.credentials {
                 Some((user, password)) => {
-                    finish_setting_credentials(&task_state, node, &data, &user, &password).await
+                    finish_setting_credentials(
+                        &task_state,
+                        node,
+                        &data,
+                        (&user, &password),
+                        work.manage_boot,
+                    )
+                    .await
                 }
-                None => power_off(&task_state, &uuid).await,
+                None if work.manage_boot => power_off(&task_state, &uuid).await,
+                // Ironic boots the ramdisk itself and decides what happens to the power.
+                None => Ok(()),
             };
             match outcome {
                 Ok(()) => {
@@ -280,8 +301,8 @@ async fn finish_setting_credentials(
     state: &AppState,
     mut node: NodeInfo,
     data: &IntrospectionData,
-    user: &str,
-    password: &str,
+    (user, password): (&str, &str),
+    manage_boot: bool,
 ) -> std::result::Result<(), String> {
     let uuid = node.uuid.clone();
     let mut patch = vec![
@@ -302,7 +323,8 @@ async fn finish_setting_credentials(
     for attempt in 1..=CREDENTIALS_WAIT_RETRIES {
         // Reading the boot device needs working credentials; its value does not matter.
         match state.ironic.get_boot_device(&uuid).await {
-            Ok(_) => return power_off(state, &uuid).await,
+            Ok(_) if manage_boot => return power_off(state, &uuid).await,
+            Ok(_) => return Ok(()),
             Err(err) => {
                 tracing::info!(attempt, error = %err, "waiting for the new IPMI credentials to work");
                 tokio::time::sleep(CREDENTIALS_WAIT_PERIOD).await;

@@ -56,7 +56,46 @@ pub async fn start(
             username: query.get("new_ipmi_username").cloned(),
             password: SecretString::from(password.clone()),
         });
-    introspect::introspect(&state, &uuid, new_credentials, auth.token.as_deref()).await?;
+    let manage_boot = match query.get("manage_boot") {
+        None => true,
+        Some(value) => parse_bool(value).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "Invalid value for manage_boot: expected true or false, got {value:?}"
+            ))
+        })?,
+    };
+    introspect::introspect(
+        &state,
+        &uuid,
+        new_credentials,
+        manage_boot,
+        auth.token.as_deref(),
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `true`/`false` in any case, as Ironic sends `manage_boot`.
+fn parse_bool(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `POST /v1/introspection/{uuid}/abort` (upstream 12.x, answered on every API version):
+/// 202 once the introspection is stopped.
+pub async fn abort(
+    auth: Authorized,
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> Result<StatusCode> {
+    let uuid = parse_uuid(&uuid)?;
+    tracing::Span::current().record("node.uuid", uuid.as_str());
+    introspect::abort(&state, &uuid, auth.token.as_deref()).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/introspection/{uuid}/data",
             get(introspection::get_data),
         )
+        .route("/v1/introspection/{uuid}/abort", post(introspection::abort))
         .route("/v1/continue", post(ramdisk::post_continue))
         .route(
             "/v1/rules",

@@ -9,6 +9,7 @@ mod helpers;
 mod hooks;
 mod introspect_faults;
 mod ironic_client;
+mod ironic_driven;
 mod keystone;
 mod load;
 mod periodic;
