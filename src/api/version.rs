@@ -116,6 +116,9 @@ pub async fn add_version_headers(request: Request, next: Next) -> Response {
 
 /// The URL root of a request, with a trailing slash (`http://host:5050/`).
 fn url_root(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    if let Some(public) = &state.config.default.public_endpoint {
+        return format!("{public}/");
+    }
     let scheme = if state.config.default.use_ssl {
         "https"
     } else {

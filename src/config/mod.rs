@@ -92,6 +92,8 @@ pub struct DefaultSection {
     pub node_status_keep_time: i64,
     /// Seconds between clean-up runs.
     pub clean_up_period: i64,
+    /// Root URL of the API as clients reach it (behind a proxy); `None`: from each request.
+    pub public_endpoint: Option<String>,
     /// Serve HTTPS.
     pub use_ssl: bool,
     /// PEM certificate for HTTPS.
@@ -680,6 +682,9 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
         timeout: r.int("DEFAULT", "timeout")?,
         node_status_keep_time: r.int("DEFAULT", "node_status_keep_time")?,
         clean_up_period,
+        public_endpoint: r
+            .optional("DEFAULT", "public_endpoint")
+            .map(|url| url.trim_end_matches('/').to_string()),
         use_ssl,
         ssl_cert_path,
         ssl_key_path,

@@ -103,6 +103,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("DEFAULT", "timeout", Int, Some("3600"), "Seconds before an unfinished introspection is failed; 0 or less turns timeouts and the clean-up loop off.").dep(discoverd!("timeout")),
     opt("DEFAULT", "node_status_keep_time", Int, Some("604800"), "Seconds the status of a finished introspection is kept.").dep(discoverd!("node_status_keep_time")),
     opt("DEFAULT", "clean_up_period", Int, Some("60"), "Seconds between runs of the clean-up loop (timeouts, old statuses, nodes gone from Ironic).").dep(discoverd!("clean_up_period")),
+    opt("DEFAULT", "public_endpoint", Str, Some(""), "URL clients use to reach this API, for the links of GET / and GET /v1 behind a proxy (ours); empty builds them from each request."),
     opt("DEFAULT", "use_ssl", Bool, Some("false"), "Serve the API over HTTPS."),
     opt("DEFAULT", "ssl_cert_path", Str, Some(""), "PEM certificate (chain) for HTTPS."),
     opt("DEFAULT", "ssl_key_path", Str, Some(""), "PEM private key for HTTPS."),

@@ -139,3 +139,22 @@ async fn wrong_methods_are_405_with_allow() {
     assert_error(response, 405, "Method Not Allowed").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn links_use_the_public_endpoint_behind_a_proxy() {
+    let app = crate::helpers::spawn_app_with(
+        "[DEFAULT]\npublic_endpoint = https://inspector.example.org/baremetal-introspection/\n",
+    )
+    .await;
+    let body: serde_json::Value = app.get("/", &[]).await.json().await.unwrap();
+    assert_eq!(
+        body["versions"][0]["links"][0]["href"],
+        "https://inspector.example.org/baremetal-introspection/v1"
+    );
+    let body: serde_json::Value = app.get("/v1", &[]).await.json().await.unwrap();
+    assert_eq!(
+        body["resources"][0]["links"][0]["href"],
+        "https://inspector.example.org/baremetal-introspection/v1/continue"
+    );
+    app.stop().await;
+}
