@@ -9,6 +9,7 @@ mod firewall;
 mod helpers;
 mod introspect;
 mod ironic_api;
+mod ironic_inspect;
 mod process;
 mod rules;
 

@@ -1,0 +1,279 @@
+//! Ironic 32.1 drives our daemon through its `inspector` inspect interface, as a real
+//! deployment would: `PUT /v1/nodes/<id>/states/provision {"target": "inspect"}` on Ironic
+//! makes Ironic call our API (GET /, POST /v1/introspection/<id>, GET status every second,
+//! GET …/data once finished, POST …/abort), and the node's provision state in Ironic follows
+//! what our daemon reports.
+//!
+//! Start that Ironic with
+//! `eval "$(scripts/services/ironic-inspect.sh start .work/ironic-32 16385 http://127.0.0.1:15050)"`:
+//! it exports `INSPECTOR_TEST_IRONIC32_URL` (Ironic) and `INSPECTOR_TEST_IRONIC32_INSPECTOR_URL`
+//! (where Ironic expects the inspector; the tests bind our daemon there, so they run one at
+//! a time). Without it the tests print a skip line, unless `CI` is set, where they fail.
+//!
+//! Our daemon's own `[ironic]` section points at the same Ironic 32.1: it sets the boot
+//! device, reboots and powers off the node there (fake-hardware's boot interface cannot boot
+//! the ramdisk itself, so Ironic leaves boot to the inspector), and PATCHes the properties.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::helpers::{TestApp, spawn_app_on, wait_for};
+use crate::ironic_api::{IronicApi, STATE_DEADLINE, unique_macs};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where the daemon listens unless the script says otherwise.
+const DEFAULT_INSPECTOR_URL: &str = "http://127.0.0.1:15050";
+
+/// One daemon at a time on the fixed address Ironic was configured with.
+static FIXED_PORT: Mutex<()> = Mutex::const_new(());
+
+/// The Ironic 32.1 of scripts/services/ironic-inspect.sh, or `None` after a skip line (a
+/// panic under CI).
+fn ironic32(test: &str) -> Option<IronicApi> {
+    let url = std::env::var("INSPECTOR_TEST_IRONIC32_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "{test}: CI is set but INSPECTOR_TEST_IRONIC32_URL is not: start Ironic 32.1 with \
+             `eval \"$(scripts/services/ironic-inspect.sh start .work/ironic-32 16385 \
+             http://127.0.0.1:15050)\"`"
+        );
+        println!(
+            "{test}: skipped: Ironic 32.1 not running (INSPECTOR_TEST_IRONIC32_URL unset; see \
+             scripts/services/ironic-inspect.sh)"
+        );
+    }
+    url.map(|url| IronicApi::new(&url))
+}
+
+/// Our daemon on the address Ironic 32.1 calls, talking back to that Ironic.
+async fn daemon(ironic: &IronicApi) -> TestApp {
+    let url = std::env::var("INSPECTOR_TEST_IRONIC32_INSPECTOR_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_INSPECTOR_URL.to_string());
+    let authority = url
+        .trim_end_matches('/')
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("INSPECTOR_TEST_IRONIC32_INSPECTOR_URL {url}: not http://"));
+    // Ironic may still be polling the previous test's daemon: wait for the port to free.
+    let listener = wait_for(DEADLINE, &format!("{authority} to be free"), || async {
+        std::net::TcpListener::bind(authority).ok()
+    })
+    .await;
+    spawn_app_on(
+        listener,
+        &format!(
+            "[ironic]\nironic_url = {}\nmax_retries = 10\nretry_interval = 1\n\
+             [processing]\nstore_data = database\n",
+            ironic.url()
+        ),
+    )
+    .await
+}
+
+/// A fixture with its placeholder MACs and BMC address replaced by this test's own.
+fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let dashed = |mac: &str| mac.replace(':', "-");
+    let text = text
+        .replace("52:54:00:00:00:01", &macs[0])
+        .replace("52:54:00:00:00:02", &macs[1])
+        .replace("52-54-00-00-00-01", &dashed(&macs[0]))
+        .replace("52-54-00-00-00-02", &dashed(&macs[1]))
+        .replace("192.0.2.100", bmc);
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn status(app: &TestApp, uuid: &str) -> (u16, Value) {
+    let response = app.get(&format!("/v1/introspection/{uuid}"), &[]).await;
+    let code = response.status().as_u16();
+    (code, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A manageable fake-hardware node with the `inspector` inspect interface, its PXE NIC as a
+/// port and `bmc` as its BMC address, put on inspection through Ironic; returns once Ironic
+/// shows `inspect wait` and our daemon knows the node.
+async fn inspecting_node(app: &TestApp, ironic: &IronicApi, macs: &[String], bmc: &str) -> String {
+    let uuid = ironic
+        .enroll(json!({"ipmi_address": bmc}), &[macs[0].as_str()])
+        .await;
+    ironic
+        .patch(
+            &uuid,
+            json!([{"op": "replace", "path": "/inspect_interface", "value": "inspector"}]),
+        )
+        .await;
+    ironic.manage(&uuid).await;
+    ironic.set_provision_state(&uuid, "inspect").await;
+    wait_for(DEADLINE, "our daemon to have the node", || async {
+        let (code, body) = status(app, &uuid).await;
+        (code == 200).then_some(body)
+    })
+    .await;
+    wait_for(DEADLINE, "Ironic to show inspect wait", || async {
+        let node = ironic.node(&uuid).await;
+        assert!(
+            node["provision_state"] != "inspect failed",
+            "inspection failed in Ironic: {}",
+            node["last_error"]
+        );
+        (node["provision_state"] == "inspect wait").then_some(())
+    })
+    .await;
+    // The daemon booted the node into the "ramdisk" (fake power) before it is posted to.
+    wait_for(DEADLINE, "the node to be rebooted", || async {
+        (ironic.power_state(&uuid).await.as_deref() == Some("power on")).then_some(())
+    })
+    .await;
+    uuid
+}
+
+/// Waits until our daemon says the introspection finished; its status.
+async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
+    wait_for(STATE_DEADLINE, "our introspection to finish", || async {
+        let (code, body) = status(app, uuid).await;
+        (code == 200 && body["finished"] == true).then_some(body)
+    })
+    .await
+}
+
+async fn post_continue(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/v1/continue", app.address))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits until Ironic's inspection is over: the node left `inspecting` and `inspect wait`
+/// (to `manageable`, or to `inspect failed`, which keeps `manageable` as its target state);
+/// the node.
+async fn wait_inspection_over(ironic: &IronicApi, uuid: &str) -> Value {
+    wait_for(DEADLINE, "Ironic to end the inspection", || async {
+        let node = ironic.node(uuid).await;
+        let over = !matches!(
+            node["provision_state"].as_str(),
+            Some("inspecting" | "inspect wait")
+        );
+        over.then_some(node)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn ironic32_inspects_through_our_daemon() {
+    let Some(ironic) = ironic32("ironic32_inspects_through_our_daemon") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon(&ironic).await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.41";
+    let uuid = inspecting_node(&app, &ironic, &macs, bmc).await;
+
+    let payload = fixture("ipa-inventory.json", &macs, bmc);
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    // Processing ends (power off, finished) after the answer.
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
+
+    let node = wait_inspection_over(&ironic, &uuid).await;
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "last_error: {}",
+        node["last_error"]
+    );
+    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
+    let inventory = &payload["inventory"];
+    let properties = &node["properties"];
+    assert_eq!(properties["cpus"], inventory["cpu"]["count"].to_string());
+    assert_eq!(properties["cpu_arch"], inventory["cpu"]["architecture"]);
+    assert_eq!(
+        properties["memory_mb"],
+        inventory["memory"]["physical_mb"].to_string()
+    );
+    let root_gib = payload["root_disk"]["size"].as_u64().unwrap() / (1 << 30);
+    assert_eq!(properties["local_gb"], (root_gib - 1).to_string());
+    assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
+    assert_eq!(
+        ironic.power_state(&uuid).await.as_deref(),
+        Some("power off")
+    );
+
+    // Ironic fetched GET /v1/introspection/<id>/data and kept its inventory.
+    let stored = ironic
+        .expect(
+            Method::GET,
+            &format!("/v1/nodes/{uuid}/inventory"),
+            None,
+            reqwest::StatusCode::OK,
+        )
+        .await;
+    assert_eq!(stored["inventory"], *inventory);
+
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ironic32_inspection_fails_on_a_ramdisk_error() {
+    let Some(ironic) = ironic32("ironic32_inspection_fails_on_a_ramdisk_error") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon(&ironic).await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.42";
+    let uuid = inspecting_node(&app, &ironic, &macs, bmc).await;
+
+    let mut payload = fixture("ipa-inventory.json", &macs, bmc);
+    payload["error"] = json!("BOOM: no disks found");
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 400);
+    let ours = wait_finished(&app, &uuid).await;
+    let error = ours["error"].as_str().unwrap().to_string();
+
+    let node = wait_inspection_over(&ironic, &uuid).await;
+    assert_eq!(node["provision_state"], "inspect failed", "{node}");
+    assert_eq!(
+        node["last_error"],
+        format!("ironic-inspector inspection failed: {error}")
+    );
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ironic32_abort_cancels_our_introspection() {
+    let Some(ironic) = ironic32("ironic32_abort_cancels_our_introspection") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon(&ironic).await;
+    let macs = unique_macs(2);
+    let uuid = inspecting_node(&app, &ironic, &macs, "192.0.2.43").await;
+
+    // Ironic calls POST /v1/introspection/<id>/abort and fails the inspection at once.
+    ironic.set_provision_state(&uuid, "abort").await;
+    let node = wait_inspection_over(&ironic, &uuid).await;
+    assert_eq!(node["provision_state"], "inspect failed", "{node}");
+    assert_eq!(node["last_error"], "Inspection was aborted by request.");
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": "Canceled by operator"})
+    );
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
