@@ -54,6 +54,11 @@ fn ironic32(test: &str) -> Option<IronicApi> {
 
 /// Our daemon on the address Ironic 32.1 calls, talking back to that Ironic.
 async fn daemon(ironic: &IronicApi) -> TestApp {
+    daemon_with(ironic, "").await
+}
+
+/// [`daemon`] with `extra` configuration appended.
+async fn daemon_with(ironic: &IronicApi, extra: &str) -> TestApp {
     let url = std::env::var("INSPECTOR_TEST_IRONIC32_INSPECTOR_URL")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -71,7 +76,7 @@ async fn daemon(ironic: &IronicApi) -> TestApp {
         listener,
         &format!(
             "[ironic]\nironic_url = {}\nmax_retries = 10\nretry_interval = 1\n\
-             [processing]\nstore_data = database\n",
+             [processing]\nstore_data = database\n{extra}",
             ironic.url()
         ),
     )
@@ -275,5 +280,74 @@ async fn ironic32_abort_cancels_our_introspection() {
         json!({"finished": true, "error": "Canceled by operator"})
     );
     ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ironic32_learns_of_our_timeout() {
+    let Some(ironic) = ironic32("ironic32_learns_of_our_timeout") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon_with(&ironic, "[DEFAULT]\ntimeout = 3\nclean_up_period = 1\n").await;
+    let macs = unique_macs(2);
+    // The ramdisk never reports.
+    let uuid = inspecting_node(&app, &ironic, &macs, "192.0.2.44").await;
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": "Introspection timeout"})
+    );
+    let node = wait_inspection_over(&ironic, &uuid).await;
+    assert_eq!(node["provision_state"], "inspect failed", "{node}");
+    assert_eq!(
+        node["last_error"],
+        "ironic-inspector inspection failed: Introspection timeout"
+    );
+    ironic.delete_node(&uuid).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn ironic32_inspects_twenty_nodes_at_once() {
+    let Some(ironic) = ironic32("ironic32_inspects_twenty_nodes_at_once") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon(&ironic).await;
+    let mut nodes = Vec::new();
+    for i in 0..20 {
+        let macs = unique_macs(2);
+        let bmc = format!("192.0.2.{}", 150 + i);
+        let uuid = inspecting_node(&app, &ironic, &macs, &bmc).await;
+        nodes.push((uuid, fixture("ipa-inventory.json", &macs, &bmc)));
+    }
+    let mut posts = Vec::new();
+    for (_, payload) in &nodes {
+        let client = app.client.clone();
+        let url = format!("{}/v1/continue", app.address);
+        let payload = payload.clone();
+        posts.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&payload)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), 200);
+    }
+    for (uuid, _) in &nodes {
+        let node = wait_inspection_over(&ironic, uuid).await;
+        assert_eq!(node["provision_state"], "manageable", "{node}");
+        assert_eq!(node["properties"]["cpus"], "4");
+        assert_eq!(ironic.power_state(uuid).await.as_deref(), Some("power off"));
+    }
+    for (uuid, _) in &nodes {
+        ironic.delete_node(uuid).await;
+    }
     app.stop().await;
 }
