@@ -28,7 +28,11 @@
 # only the `fake-hardware` hardware type with fake interfaces, except that the `inspector`
 # inspect interface is enabled too (never the default: the tests name it when they enroll),
 # talking to INSPECTOR_URL without authentication and checking the inspection status every
-# second. No DHCP, no automated cleaning, no power-state sync.
+# second. No DHCP, no automated cleaning, no power-state sync. The `pxe` boot interface is
+# enabled too (never the default): a node that names it and has driver_info deploy_kernel /
+# deploy_ramdisk (file:// URLs of the dummy DIR/images/deploy.kernel and deploy.initramfs)
+# gets managed boot, where Ironic prepares the PXE config under DIR, powers the node itself
+# and starts the introspection with ?manage_boot=False.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -88,7 +92,12 @@ install_venv() {
 
 write_config() {
     local dir="$1" port="$2" inspector_url="$3"
-    mkdir -p "$dir/locks"
+    mkdir -p "$dir/locks" "$dir/tftpboot/master_images" "$dir/pxe-images" \
+        "$dir/pxe-master-images" "$dir/httpboot" "$dir/images"
+    # Dummy deploy kernel and ramdisk for nodes with the pxe boot interface (tests point
+    # driver_info/deploy_kernel and deploy_ramdisk at file://DIR/images/...).
+    [[ -s "$dir/images/deploy.kernel" ]] || echo "dummy deploy kernel" >"$dir/images/deploy.kernel"
+    [[ -s "$dir/images/deploy.initramfs" ]] || echo "dummy deploy ramdisk" >"$dir/images/deploy.initramfs"
     cat >"$dir/ironic.conf" <<EOF
 [DEFAULT]
 auth_strategy = noauth
@@ -100,7 +109,10 @@ log_file = $dir/ironic.log
 
 enabled_hardware_types = fake-hardware
 enabled_bios_interfaces = fake
-enabled_boot_interfaces = fake
+# "pxe" lets Ironic boot the inspection ramdisk itself (managed boot, ?manage_boot=False)
+# for a node that names it; "fake" stays the default.
+enabled_boot_interfaces = fake,pxe
+default_boot_interface = fake
 enabled_console_interfaces = fake
 enabled_deploy_interfaces = fake
 enabled_firmware_interfaces = fake
@@ -126,6 +138,20 @@ connection = sqlite:///$dir/ironic.sqlite
 [dhcp]
 dhcp_provider = none
 
+# For the pxe boot interface: PXE configs and cached deploy images under DIR (nothing serves
+# them: the node's power is fake). Deploy kernel/ramdisk are file:// URLs of the dummy files
+# under DIR/images, which must be listed in file_url_allowed_paths.
+[pxe]
+tftp_root = $dir/tftpboot
+tftp_master_path = $dir/tftpboot/master_images
+images_path = $dir/pxe-images
+instance_master_path = $dir/pxe-master-images
+tftp_server = 127.0.0.1
+
+[deploy]
+http_root = $dir/httpboot
+http_url = http://127.0.0.1:$port/unused
+
 [conductor]
 automated_clean = false
 sync_power_state_interval = -1
@@ -133,15 +159,22 @@ check_provision_state_interval = 5
 deploy_callback_timeout = 60
 inspect_wait_timeout = 120
 heartbeat_interval = 5
+file_url_allowed_paths = $dir/images
 
 [inspector]
 # Our daemon, reached through openstacksdk without a service catalog or a token.
 auth_type = none
 endpoint_override = $inspector_url
 status_check_period = 1
-# fake-hardware's boot interface cannot boot the inspection ramdisk itself, so the inspector
-# manages boot (Ironic sends no ?manage_boot=False). Explicit, since 32.1 warns that the
-# default (unset, meaning false) will change to true.
+# With managed boot Ironic passes the inspector's /v1/continue to the ramdisk as a kernel
+# parameter and refuses a loopback address there; no ramdisk runs (the tests post its
+# payload themselves), so a TEST-NET address only fills that parameter.
+callback_endpoint_override = http://192.0.2.1:5050
+# fake-hardware's boot interface cannot boot the inspection ramdisk itself, so for nodes
+# using it the inspector manages boot (Ironic sends no ?manage_boot=False); a node with the
+# pxe boot interface and deploy_kernel/deploy_ramdisk gets managed boot. false lets both
+# kinds be inspected; explicit, since 32.1 warns that the default (unset, meaning false)
+# will change to true.
 require_managed_boot = false
 
 [oslo_concurrency]

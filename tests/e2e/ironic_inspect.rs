@@ -13,6 +13,9 @@
 //! Our daemon's own `[ironic]` section points at the same Ironic 32.1: it sets the boot
 //! device, reboots and powers off the node there (fake-hardware's boot interface cannot boot
 //! the ramdisk itself, so Ironic leaves boot to the inspector), and PATCHes the properties.
+//! Except for the node of `ironic32_managed_boot_leaves_power_to_ironic`, whose `pxe` boot
+//! interface lets Ironic manage boot itself (`?manage_boot=False`): there the daemon must not
+//! touch boot device or power.
 
 use std::time::Duration;
 
@@ -349,5 +352,160 @@ async fn ironic32_inspects_twenty_nodes_at_once() {
     for (uuid, _) in &nodes {
         ironic.delete_node(uuid).await;
     }
+    app.stop().await;
+}
+
+/// Lines of Ironic 32.1's log (`INSPECTOR_TEST_IRONIC32_LOG`) that its API wrote for a
+/// request to a path starting with `path`, any method and status (`... ironic.api [...]
+/// 127.0.0.1 - PUT /v1/nodes/<uuid>/states/power - 202 (28.58ms)`).
+fn ironic32_api_requests(path: &str) -> Vec<String> {
+    ironic32_log_lines(|line| {
+        line.contains(" ironic.api ")
+            && [" - GET ", " - PUT ", " - POST ", " - PATCH ", " - DELETE "]
+                .iter()
+                .filter_map(|verb| line.split_once(verb).map(|(_, rest)| rest))
+                .any(|rest| rest.starts_with(path))
+    })
+}
+
+/// The lines of Ironic 32.1's log that `keep` selects.
+fn ironic32_log_lines(keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let log = std::env::var("INSPECTOR_TEST_IRONIC32_LOG")
+        .unwrap_or_else(|_| panic!("INSPECTOR_TEST_IRONIC32_LOG is not set"));
+    let text =
+        std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("reading Ironic's log {log}: {e}"));
+    text.lines()
+        .filter(|line| keep(line))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Power or boot-device requests to Ironic's API for the node: our daemon's, the only
+/// client that would send them.
+fn power_and_boot_requests(uuid: &str) -> Vec<String> {
+    let mut lines = ironic32_api_requests(&format!("/v1/nodes/{uuid}/states/power"));
+    lines.extend(ironic32_api_requests(&format!(
+        "/v1/nodes/{uuid}/management/boot_device"
+    )));
+    lines
+}
+
+/// Power actions Ironic's conductor took on the node that ended in `state` (`power on`,
+/// `power off`), whoever asked.
+fn conductor_power_actions(uuid: &str, state: &str) -> usize {
+    let done = format!("Successfully set node {uuid} power state to {state} by ");
+    ironic32_log_lines(|line| line.contains(" ironic.conductor.utils ") && line.contains(&done))
+        .len()
+}
+
+/// Managed boot, "pxe boot interface with deploy kernel/ramdisk set, as Ironic's own tests
+/// configure it": Ironic boots the inspection ramdisk itself (PXE config, power on by its
+/// conductor) and starts our introspection with `?manage_boot=False`, so our daemon must
+/// leave boot device and power alone, at the start and at the end (Ironic powers the node
+/// off when it tears its ramdisk boot down), and the inspection still completes.
+#[tokio::test]
+async fn ironic32_managed_boot_leaves_power_to_ironic() {
+    let Some(ironic) = ironic32("ironic32_managed_boot_leaves_power_to_ironic") else {
+        return;
+    };
+    let _port = FIXED_PORT.lock().await;
+    let app = daemon(&ironic).await;
+    let macs = unique_macs(2);
+    let bmc = "192.0.2.45";
+    // Dummy deploy images that scripts/services/ironic-inspect.sh puts in DIR/images (next
+    // to the log), a path its file_url_allowed_paths lists.
+    let log = std::env::var("INSPECTOR_TEST_IRONIC32_LOG").unwrap();
+    let images = std::path::Path::new(&log).parent().unwrap().join("images");
+    let image = |name: &str| {
+        let path = images.join(name);
+        assert!(
+            path.is_file(),
+            "{}: missing (restart the script)",
+            path.display()
+        );
+        format!("file://{}", path.display())
+    };
+    let uuid = ironic
+        .enroll(
+            json!({
+                "ipmi_address": bmc,
+                "deploy_kernel": image("deploy.kernel"),
+                "deploy_ramdisk": image("deploy.initramfs"),
+            }),
+            &[macs[0].as_str()],
+        )
+        .await;
+    ironic
+        .patch(
+            &uuid,
+            json!([
+                {"op": "replace", "path": "/inspect_interface", "value": "inspector"},
+                {"op": "replace", "path": "/boot_interface", "value": "pxe"},
+            ]),
+        )
+        .await;
+    ironic.manage(&uuid).await;
+    ironic.set_provision_state(&uuid, "inspect").await;
+    let node = wait_for(DEADLINE, "Ironic to show inspect wait", || async {
+        let node = ironic.node(&uuid).await;
+        assert!(
+            node["provision_state"] != "inspect failed",
+            "inspection failed in Ironic: {}",
+            node["last_error"]
+        );
+        (node["provision_state"] == "inspect wait").then_some(node)
+    })
+    .await;
+    // Ironic started our introspection before it left inspecting.
+    let (code, body) = status(&app, &uuid).await;
+    assert_eq!(code, 200, "{body}");
+    // Ironic decided to manage boot (so it sent ?manage_boot=False) and booted the node.
+    assert_eq!(
+        node["driver_internal_info"]["inspector_manage_boot"], true,
+        "{node}"
+    );
+    assert_eq!(node["power_state"], "power on", "{node}");
+    assert!(
+        conductor_power_actions(&uuid, "power on") >= 1,
+        "Ironic's conductor did not log powering the node on"
+    );
+
+    let payload = fixture("ipa-inventory.json", &macs, bmc);
+    let response = post_continue(&app, &payload).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        wait_finished(&app, &uuid).await,
+        json!({"finished": true, "error": null})
+    );
+    let node = wait_inspection_over(&ironic, &uuid).await;
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "last_error: {}",
+        node["last_error"]
+    );
+    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
+    let inventory = &payload["inventory"];
+    assert_eq!(
+        node["properties"]["cpus"],
+        inventory["cpu"]["count"].to_string()
+    );
+    assert_eq!(
+        node["properties"]["memory_mb"],
+        inventory["memory"]["physical_mb"].to_string()
+    );
+    // Ironic, tearing its ramdisk boot down, powered the node off itself.
+    assert_eq!(node["power_state"], "power off", "{node}");
+    assert!(
+        conductor_power_actions(&uuid, "power off") >= 1,
+        "Ironic's conductor did not log powering the node off"
+    );
+    // Our daemon has stopped touching the node (processing ended); none of its requests
+    // set a boot device or power state, at the start or at the end.
+    assert_eq!(
+        power_and_boot_requests(&uuid),
+        Vec::<String>::new(),
+        "our daemon called Ironic's power or boot-device API for a node whose boot Ironic manages"
+    );
+    ironic.delete_node(&uuid).await;
     app.stop().await;
 }
