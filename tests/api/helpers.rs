@@ -95,6 +95,22 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
 /// Starts a daemon with the base config plus `extra`, letting `customise` replace parts of
 /// its state (e.g. the firewall) before it serves.
 pub async fn spawn_app_customised(extra: &str, customise: impl FnOnce(&mut AppState)) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spawn(listener, extra, customise).await
+}
+
+/// Starts a daemon with the base config plus `extra`, serving on `listener` (e.g. one bound
+/// to a fixed port that another service was configured with before the test started).
+#[allow(dead_code)] // used by tests/e2e/ironic_inspect.rs only
+pub async fn spawn_app_on(listener: std::net::TcpListener, extra: &str) -> TestApp {
+    spawn(listener, extra, |_| {}).await
+}
+
+async fn spawn(
+    listener: std::net::TcpListener,
+    extra: &str,
+    customise: impl FnOnce(&mut AppState),
+) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(dir.path(), extra);
@@ -105,35 +121,6 @@ pub async fn spawn_app_customised(extra: &str, customise: impl FnOnce(&mut AppSt
         .await
         .unwrap();
     customise(&mut state);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
-    TestApp {
-        address: format!("{scheme}://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap(),
-        state,
-        server,
-        _dir: dir,
-    }
-}
-
-/// Starts a daemon with the base config plus `extra`, serving on `listener` (e.g. one bound
-/// to a fixed port that another service was configured with before the test started).
-#[allow(dead_code)] // used by tests/e2e/ironic_inspect.rs only
-pub async fn spawn_app_on(listener: std::net::TcpListener, extra: &str) -> TestApp {
-    init_logging();
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path(), extra);
-    migrated_db(&config).await;
-    let tls = ironic_inspector::app::tls_config(&config).await.unwrap();
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = ironic_inspector::app::build_state(Arc::new(config))
-        .await
-        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
     TestApp {

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use crate::helpers::{TestApp, spawn_app_on, wait_for};
 use crate::ironic_api::{IronicApi, STATE_DEADLINE, unique_macs};
+use crate::process::fixture;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -84,20 +85,6 @@ async fn daemon_with(ironic: &IronicApi, extra: &str) -> TestApp {
         ),
     )
     .await
-}
-
-/// A fixture with its placeholder MACs and BMC address replaced by this test's own.
-fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let dashed = |mac: &str| mac.replace(':', "-");
-    let text = text
-        .replace("52:54:00:00:00:01", &macs[0])
-        .replace("52:54:00:00:00:02", &macs[1])
-        .replace("52-54-00-00-00-01", &dashed(&macs[0]))
-        .replace("52-54-00-00-00-02", &dashed(&macs[1]))
-        .replace("192.0.2.100", bmc);
-    serde_json::from_str(&text).unwrap()
 }
 
 async fn status(app: &TestApp, uuid: &str) -> (u16, Value) {

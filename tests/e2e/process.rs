@@ -10,7 +10,7 @@ use crate::ironic_api::{IronicApi, unique_macs};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A fixture with its placeholder MACs and BMC address replaced by this test's own.
-fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
+pub fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let dashed = |mac: &str| mac.replace(':', "-");
