@@ -55,6 +55,34 @@ impl TestApp {
         request.send().await.expect("request failed")
     }
 
+    /// `POST /v1/continue` with `body`, as a ramdisk posts it.
+    pub async fn post_continue(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/continue", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// The body of `GET /v1/introspection/<uuid>`.
+    pub async fn introspection_status(&self, uuid: &str) -> serde_json::Value {
+        self.get(&format!("/v1/introspection/{uuid}"), &[])
+            .await
+            .json()
+            .await
+            .expect("status body is not JSON")
+    }
+
+    /// Waits (at most `timeout`) until the node's introspection finished; its status.
+    pub async fn wait_finished(&self, uuid: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(timeout, "introspection to finish", || async {
+            let body = self.introspection_status(uuid).await;
+            (body["finished"] == true).then_some(body)
+        })
+        .await
+    }
+
     /// Stops the daemon and waits for it.
     pub async fn stop(self) {
         self.state.shutdown.cancel();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json};
-use crate::helpers::{TestApp, spawn_app_with, wait_for};
+use crate::helpers::spawn_app_with;
 
 const NODE: &str = "5f0e2d1c-3b4a-4968-8776-a5b4c3d2e1f0";
 const BMC: &str = "192.0.2.77";
@@ -51,31 +51,6 @@ fn payload() -> Value {
     })
 }
 
-async fn post(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/continue", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn status(app: &TestApp) -> Value {
-    app.get(&format!("/v1/introspection/{NODE}"), &[])
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_finished(app: &TestApp) -> Value {
-    wait_for(Duration::from_secs(15), "the node to finish", || async {
-        let body = status(app).await;
-        (body["finished"] == true).then_some(body)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn new_ipmi_credentials_are_given_to_the_ramdisk_and_the_driver() {
     let fake = FakeIronic::start().await;
@@ -100,7 +75,7 @@ async fn new_ipmi_credentials_are_given_to_the_ramdisk_and_the_driver() {
         .await
         .unwrap();
 
-    let response = post(&app, &payload()).await;
+    let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -108,7 +83,7 @@ async fn new_ipmi_credentials_are_given_to_the_ramdisk_and_the_driver() {
                "ipmi_password": "Secret42"})
     );
     assert_eq!(
-        wait_finished(&app).await,
+        app.wait_finished(NODE, Duration::from_secs(15)).await,
         json!({"finished": true, "error": null})
     );
     let requests = fake.requests();
@@ -149,10 +124,10 @@ async fn a_failed_power_off_is_the_nodes_error() {
         .add_node(NODE, Some(BMC))
         .await
         .unwrap();
-    let response = post(&app, &payload()).await;
+    let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        wait_finished(&app).await["error"],
+        app.wait_finished(NODE, Duration::from_secs(15)).await["error"],
         format!(
             "Failed to power off node {NODE}, check it's power management configuration: The \
              power driver is broken."
@@ -178,7 +153,7 @@ async fn a_node_gone_from_ironic_is_404_and_finished() {
         .add_node(NODE, Some(BMC))
         .await
         .unwrap();
-    let response = post(&app, &payload()).await;
+    let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 404);
     let message = format!("Node UUID {NODE} was found in cache, but is not found in Ironic");
     assert_eq!(
@@ -186,7 +161,7 @@ async fn a_node_gone_from_ironic_is_404_and_finished() {
         json!({"error": {"message": message}})
     );
     assert_eq!(
-        status(&app).await,
+        app.introspection_status(NODE).await,
         json!({"finished": true, "error": message})
     );
     app.stop().await;
@@ -202,17 +177,17 @@ async fn unreachable_ironic_is_503_and_the_report_can_be_retried() {
         .add_node(NODE, Some(BMC))
         .await
         .unwrap();
-    let response = post(&app, &payload()).await;
+    let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 503);
     // Not finished: the ramdisk retries on 5xx, and then it goes through.
     assert_eq!(
-        status(&app).await,
+        app.introspection_status(NODE).await,
         json!({"finished": false, "error": null})
     );
     script_node(&fake, node_json(NODE));
-    assert_eq!(post(&app, &payload()).await.status(), 200);
+    assert_eq!(app.post_continue(&payload()).await.status(), 200);
     assert_eq!(
-        wait_finished(&app).await,
+        app.wait_finished(NODE, Duration::from_secs(15)).await,
         json!({"finished": true, "error": null})
     );
     app.stop().await;
@@ -230,9 +205,9 @@ async fn a_node_moved_to_a_wrong_state_is_refused_and_finished() {
         .add_node(NODE, Some(BMC))
         .await
         .unwrap();
-    let response = post(&app, &payload()).await;
+    let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 400);
-    let body = status(&app).await;
+    let body = app.introspection_status(NODE).await;
     assert_eq!(body["finished"], true);
     assert!(
         body["error"]
@@ -266,7 +241,7 @@ async fn concurrent_posts_for_one_node_are_processed_once() {
         .await
         .unwrap();
     let body = payload();
-    let (first, second) = tokio::join!(post(&app, &body), post(&app, &body));
+    let (first, second) = tokio::join!(app.post_continue(&body), app.post_continue(&body));
     let mut statuses = [first.status().as_u16(), second.status().as_u16()];
     statuses.sort();
     assert_eq!(statuses, [200, 400]);
@@ -290,7 +265,7 @@ async fn concurrent_posts_for_one_node_are_processed_once() {
         .count();
     assert_eq!(port_creations, 1);
     assert_eq!(
-        wait_finished(&app).await,
+        app.wait_finished(NODE, Duration::from_secs(15)).await,
         json!({"finished": true, "error": null})
     );
     app.stop().await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_customised, test_config, wait_for};
+use crate::helpers::{spawn_app_customised, test_config, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -205,14 +205,6 @@ fn fixture(macs: &[String], bmc: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-async fn status(app: &TestApp, uuid: &str) -> Value {
-    app.get(&format!("/v1/introspection/{uuid}"), &[])
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Start, introspection start, processing, a port deleted in Ironic, shutdown: the chain
 /// follows each step.
 #[tokio::test]
@@ -269,7 +261,7 @@ async fn the_chain_follows_introspection_and_ironic() {
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     wait_for(DEADLINE, "introspection to finish", || async {
-        (status(&app, &node).await["finished"] == true).then_some(())
+        (app.introspection_status(&node).await["finished"] == true).then_some(())
     })
     .await;
     wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;

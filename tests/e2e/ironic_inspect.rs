@@ -140,15 +140,6 @@ async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
     .await
 }
 
-async fn post_continue(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/continue", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Waits until Ironic's inspection is over: the node left `inspecting` and `inspect wait`
 /// (to `manageable`, or to `inspect failed`, which keeps `manageable` as its target state);
 /// the node.
@@ -176,7 +167,7 @@ async fn ironic32_inspects_through_our_daemon() {
     let uuid = inspecting_node(&app, &ironic, &macs, bmc).await;
 
     let payload = fixture("ipa-inventory.json", &macs, bmc);
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     // Processing ends (power off, finished) after the answer.
     assert_eq!(
@@ -235,7 +226,7 @@ async fn ironic32_inspection_fails_on_a_ramdisk_error() {
 
     let mut payload = fixture("ipa-inventory.json", &macs, bmc);
     payload["error"] = json!("BOOM: no disks found");
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 400);
     let ours = wait_finished(&app, &uuid).await;
     let error = ours["error"].as_str().unwrap().to_string();
@@ -458,7 +449,7 @@ async fn ironic32_managed_boot_leaves_power_to_ironic() {
     );
 
     let payload = fixture("ipa-inventory.json", &macs, bmc);
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     assert_eq!(
         wait_finished(&app, &uuid).await,

@@ -58,31 +58,6 @@ async fn node_on_introspection(
     uuid
 }
 
-async fn post_continue(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/continue", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn status(app: &TestApp, uuid: &str) -> Value {
-    app.get(&format!("/v1/introspection/{uuid}"), &[])
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
-    wait_for(DEADLINE, "introspection to finish", || async {
-        let body = status(app, uuid).await;
-        (body["finished"] == true).then_some(body)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn liberty_flat_payload_end_to_end() {
     let Some(ironic) = IronicApi::for_test(module_path!()) else {
@@ -95,7 +70,7 @@ async fn liberty_flat_payload_end_to_end() {
     let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
     let payload = fixture("liberty-flat.json", &macs, bmc);
 
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -103,7 +78,7 @@ async fn liberty_flat_payload_end_to_end() {
     );
 
     assert_eq!(
-        wait_finished(&app, &uuid).await,
+        app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
     let node = ironic.node(&uuid).await;
@@ -146,10 +121,10 @@ async fn agent_inventory_payload_end_to_end() {
     let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
     let payload = fixture("ipa-inventory.json", &macs, bmc);
 
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     assert_eq!(
-        wait_finished(&app, &uuid).await,
+        app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
 
@@ -196,7 +171,7 @@ async fn lookup_by_mac_only_and_failures() {
     let strangers = unique_macs(2);
     let mut stranger = fixture("liberty-flat.json", &strangers, "192.0.2.34");
     stranger.as_object_mut().unwrap().remove("ipmi_address");
-    let response = post_continue(&app, &stranger).await;
+    let response = app.post_continue(&stranger).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
@@ -211,13 +186,13 @@ async fn lookup_by_mac_only_and_failures() {
     // Wrong types are refused before anything is looked up or written.
     let mut bad = payload.clone();
     bad["cpus"] = json!("many");
-    let response = post_continue(&app, &bad).await;
+    let response = app.post_continue(&bad).await;
     assert_eq!(response.status(), 400);
-    assert_eq!(status(&app, &uuid).await["finished"], false);
+    assert_eq!(app.introspection_status(&uuid).await["finished"], false);
 
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
-    wait_finished(&app, &uuid).await;
+    app.wait_finished(&uuid, DEADLINE).await;
     assert_eq!(
         ironic.ports(&uuid).await,
         vec![macs[0].clone()],
@@ -226,7 +201,7 @@ async fn lookup_by_mac_only_and_failures() {
 
     // A second post after the end is refused and changes nothing: finishing dropped the
     // node's lookup attributes, so, as in 2.2, the report matches no node.
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -237,7 +212,7 @@ async fn lookup_by_mac_only_and_failures() {
         "{body}"
     );
     assert_eq!(
-        status(&app, &uuid).await,
+        app.introspection_status(&uuid).await,
         json!({"finished": true, "error": null})
     );
     assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
@@ -256,7 +231,7 @@ async fn ambiguous_lookup_is_refused() {
         node_on_introspection(&app, &ironic, json!({"ipmi_address": "192.0.2.35"}), &[]).await;
     let by_mac = node_on_introspection(&app, &ironic, json!({}), &[macs[0].as_str()]).await;
     let payload = fixture("liberty-flat.json", &macs, "192.0.2.35");
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -267,8 +242,8 @@ async fn ambiguous_lookup_is_refused() {
         "{body}"
     );
     // Neither node was touched.
-    assert_eq!(status(&app, &by_bmc).await["finished"], false);
-    assert_eq!(status(&app, &by_mac).await["finished"], false);
+    assert_eq!(app.introspection_status(&by_bmc).await["finished"], false);
+    assert_eq!(app.introspection_status(&by_mac).await["finished"], false);
     ironic.delete_node(&by_bmc).await;
     ironic.delete_node(&by_mac).await;
     app.stop().await;
@@ -289,7 +264,7 @@ async fn ramdisk_errors_end_introspection_and_keep_the_logs() {
     let bmc = "192.0.2.36";
     let uuid = node_on_introspection(&app, &ironic, json!({"ipmi_address": bmc}), &[]).await;
     let payload = fixture("liberty-error.json", &macs, bmc);
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
@@ -300,7 +275,7 @@ async fn ramdisk_errors_end_introspection_and_keep_the_logs() {
         "{message}"
     );
     assert_eq!(
-        status(&app, &uuid).await,
+        app.introspection_status(&uuid).await,
         json!({"finished": true, "error": "Data pre-processing failed"})
     );
     let files: Vec<String> = std::fs::read_dir(logs_dir.path())
@@ -332,8 +307,8 @@ async fn keep_ports_added_deletes_ports_the_ramdisk_did_not_report() {
     )
     .await;
     let payload = fixture("liberty-flat.json", &macs, bmc);
-    assert_eq!(post_continue(&app, &payload).await.status(), 200);
-    wait_finished(&app, &uuid).await;
+    assert_eq!(app.post_continue(&payload).await.status(), 200);
+    app.wait_finished(&uuid, DEADLINE).await;
     let mut ports = ironic.ports(&uuid).await;
     ports.sort();
     let mut expected = vec![macs[0].clone(), macs[1].clone()];
@@ -382,10 +357,10 @@ async fn agent_without_a_bmc_is_found_by_its_pxe_mac() {
     let uuid = node_on_introspection(&app, &ironic, json!({}), &[macs[0].as_str()]).await;
     let payload = fixture("ipa-inventory-no-bmc.json", &macs, "192.0.2.38");
     assert_eq!(payload["inventory"]["bmc_address"], "0.0.0.0");
-    let response = post_continue(&app, &payload).await;
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     assert_eq!(
-        wait_finished(&app, &uuid).await,
+        app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
     let stored: Value = app

@@ -73,19 +73,6 @@ async fn introspect(
         .unwrap()
 }
 
-async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
-    wait_for(DEADLINE, "introspection to finish", || async {
-        let body: Value = app
-            .get(&format!("/v1/introspection/{uuid}"), &[])
-            .await
-            .json()
-            .await
-            .unwrap();
-        (body["finished"] == true).then_some(body)
-    })
-    .await
-}
-
 #[tokio::test]
 async fn rules_change_the_node_and_roll_back_when_they_no_longer_match() {
     let Some(ironic) = IronicApi::for_test(module_path!()) else {
@@ -137,7 +124,7 @@ async fn rules_change_the_node_and_roll_back_when_they_no_longer_match() {
     let response = introspect(&app, &ironic, &uuid, &payload(&macs, bmc, 16384, 4)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     assert_eq!(
-        wait_finished(&app, &uuid).await,
+        app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
     let node = ironic.node(&uuid).await;
@@ -154,7 +141,7 @@ async fn rules_change_the_node_and_roll_back_when_they_no_longer_match() {
     // Second run on a smaller machine: the first rule no longer matches and is undone.
     let response = introspect(&app, &ironic, &uuid, &payload(&macs, bmc, 4096, 4)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    wait_finished(&app, &uuid).await;
+    app.wait_finished(&uuid, DEADLINE).await;
     let node = ironic.node(&uuid).await;
     assert!(node["extra"].get("big_memory").is_none(), "{node}");
     assert_eq!(node["extra"]["tags"], json!([]));
@@ -187,7 +174,7 @@ async fn a_fail_action_fails_introspection_and_leaves_the_node_on() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["message"], "Not enough memory for this cloud");
     assert_eq!(
-        wait_finished(&app, &uuid).await,
+        app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": "Not enough memory for this cloud"})
     );
     assert_eq!(ironic.power_state(&uuid).await.as_deref(), Some("power on"));
