@@ -23,7 +23,7 @@
 //!
 //! When a connection ends while its client may still be sending (a body the API chose not to
 //! read, see `api::guard_body`), the server first half-closes and reads what still arrives
-//! for a short while ([`LINGER`]) before closing: closing a socket with unread input makes
+//! while it keeps coming ([`LINGER`]) before closing: closing a socket with unread input makes
 //! the kernel send a reset, and the client may then lose the answer it was about to read.
 //!
 //! Only HTTP/1.1 (and 1.0) is spoken: the API's clients (the ramdisk, Ironic, the command
@@ -60,9 +60,12 @@ use tracing::Instrument;
 
 use crate::config::DefaultSection;
 
-/// How long a connection that ends with input still arriving is read (and the input
-/// discarded) after its last answer, so that the client can read that answer.
-pub const LINGER: Duration = Duration::from_secs(5);
+/// How long, at most, a connection that ends with input still arriving is read (and the
+/// input dropped) after its last answer, so that the client can read that answer.
+pub const LINGER: Duration = Duration::from_secs(30);
+
+/// Within [`LINGER`], how long a pause in that input ends the reading.
+pub const LINGER_PAUSE: Duration = Duration::from_secs(5);
 
 /// How long the accept loop pauses after an error that is not about one connection (e.g. no
 /// file descriptors left), so that it does not spin.
@@ -521,14 +524,15 @@ impl Connection {
 
 /// Closes a connection in order: the client gets the end of the stream (and for TLS a
 /// close_notify) after everything written; with `linger`, what it still sends is read and
-/// dropped for at most [`LINGER`] so that the close does not turn into a reset.
+/// dropped while it keeps coming (see [`LINGER`], [`LINGER_PAUSE`]) so that the close does not
+/// turn into a reset.
 async fn close<I: AsyncRead + AsyncWrite + Unpin>(mut io: I, linger: bool) {
     let _ = tokio::time::timeout(LINGER, async {
         if io.shutdown().await.is_err() || !linger {
             return;
         }
-        let mut sink = [0u8; 8192];
-        while let Ok(read) = io.read(&mut sink).await {
+        let mut sink = vec![0u8; 16 * 1024];
+        while let Ok(Ok(read)) = tokio::time::timeout(LINGER_PAUSE, io.read(&mut sink)).await {
             if read == 0 {
                 break;
             }
