@@ -5,7 +5,8 @@
 //! query), a certificate that cannot be loaded stops start-up (upstream carried on without
 //! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0. The firewall
 //! (upstream's `firewall.init` and the clean-up on exit) and the periodic jobs
-//! ([`crate::periodic`]) are started and stopped in [`serve`].
+//! ([`crate::periodic`]) are started and stopped in [`serve`]; the HTTP connections themselves
+//! (TLS, the connection limit, client timeouts) are [`crate::server`]'s.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

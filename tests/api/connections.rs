@@ -362,6 +362,30 @@ async fn early_answers_keep_the_connection_usable() {
 }
 
 #[tokio::test]
+async fn one_connection_carries_many_early_answers() {
+    // As a client reusing its connection would: every case, over and over, on one socket.
+    let app = spawn_app_with("").await;
+    let mut conn = Conn::plain(&app).await;
+    let body = vec![b'x'; BIG];
+    for round in 0..20 {
+        for case in early_cases() {
+            conn.send(&request(case.method, &case.path, &case.headers, &body))
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, {}: {e}", case.what));
+            let answer = conn
+                .answer()
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, {}: {e}", case.what));
+            assert_eq!(answer.status, case.status, "round {round}: {answer:?}");
+            assert!(!answer.closes(), "round {round}: {answer:?}");
+        }
+    }
+    conn.send(&get_root()).await.unwrap();
+    assert_eq!(conn.answer().await.unwrap().status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn over_limit_body_is_answered_413_and_closed_in_order() {
     let app = spawn_app_with("[oslo_middleware]\nmax_request_body_size = 51200\n").await;
     all_keep_alive(&[over_limit()], HUGE, || Conn::plain(&app)).await;
