@@ -5,6 +5,7 @@
 //! as `{"error": {"message": ...}}` with the minimum/maximum version headers, including the
 //! framework's own 404/405/413 answers and panics.
 
+mod body;
 pub mod introspection;
 pub mod ramdisk;
 pub mod rules;
@@ -13,15 +14,13 @@ pub mod version;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body::Frame;
-use http_body_util::BodyExt;
 use serde_json::{Map, Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -81,7 +80,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(state.clone(), guard_body))
+        .layer(middleware::from_fn_with_state(state.clone(), body::guard))
         .layer(middleware::from_fn_with_state(state.clone(), render_errors))
         .layer(middleware::from_fn(version::add_version_headers))
         .with_state(state)
@@ -142,182 +141,6 @@ async fn render_errors(State(state): State<AppState>, request: Request, next: Ne
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = json!({"error": {"message": message}});
     Response::from_parts(parts, Body::from(body.to_string()))
-}
-
-/// Bounds how long a request body may take and reads what the handler left of it, so that
-/// the client's connection stays usable for its next request.
-///
-/// Many answers are given without reading the body: unknown route, wrong method, bad API
-/// version, missing token, invalid UUID, a body over the limit. An HTTP/1.1 connection can
-/// only carry the next request once the whole body is off the wire, so this reads and drops
-/// the rest, up to `[oslo_middleware] max_request_body_size` and within
-/// `[DEFAULT] client_body_timeout`, before answering. When that cannot be done (the body is,
-/// or says it is, over the limit; it arrives too slowly; it breaks off) the answer carries
-/// `Connection: close` and the server closes the connection in order after it. A body that
-/// the handler itself could not get in time is answered 408.
-async fn guard_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limit = state.config.oslo_middleware.max_request_body_size;
-    let timeout = state.config.default.client_body_timeout;
-    let declared_over_limit = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|length| length > limit as u64);
-    let (parts, body) = request.into_parts();
-    let watch = BodyWatch::new(body, timeout);
-    let response = next
-        .run(Request::from_parts(parts, Body::new(watch.clone())))
-        .await;
-    if watch.end() == Some(BodyEnd::TimedOut) {
-        let error = Error::RequestTimeout(format!(
-            "Request body was not received within {} seconds",
-            timeout.as_secs()
-        ));
-        return closing(error.into_response_with(state.config.default.debug));
-    }
-    if declared_over_limit {
-        return closing(response);
-    }
-    match watch.drain(limit).await {
-        BodyEnd::Complete => response,
-        BodyEnd::TimedOut | BodyEnd::TooLarge | BodyEnd::Failed => closing(response),
-    }
-}
-
-/// Marks an answer as the connection's last.
-fn closing(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    response
-}
-
-/// How the reading of a request body ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BodyEnd {
-    /// Read to its end.
-    Complete,
-    /// More than the body limit arrived (only the guard's own reading checks this; handlers
-    /// have their own limit).
-    TooLarge,
-    /// Not received within the body timeout.
-    TimedOut,
-    /// The connection failed or the body was malformed.
-    Failed,
-}
-
-/// A request body shared between the handler (which may read part of it) and the guard
-/// (which reads the rest), with the body timeout. Reading it starts the clock.
-#[derive(Clone)]
-struct BodyWatch(std::sync::Arc<std::sync::Mutex<Watched>>);
-
-struct Watched {
-    body: Body,
-    timeout: Duration,
-    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    received: usize,
-    end: Option<BodyEnd>,
-}
-
-/// The error a handler's read of the body gets once the body timeout passed.
-#[derive(Debug, thiserror::Error)]
-#[error("request body not received in time")]
-struct BodyTimedOut;
-
-impl BodyWatch {
-    fn new(body: Body, timeout: Duration) -> BodyWatch {
-        BodyWatch(std::sync::Arc::new(std::sync::Mutex::new(Watched {
-            body,
-            timeout,
-            deadline: None,
-            received: 0,
-            end: None,
-        })))
-    }
-
-    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn end(&self) -> Option<BodyEnd> {
-        self.watched().end
-    }
-
-    /// Reads and drops the rest of the body, stopping past `limit` bytes in all.
-    async fn drain(&self, limit: usize) -> BodyEnd {
-        let mut rest = self.clone();
-        loop {
-            match rest.frame().await {
-                None => return BodyEnd::Complete,
-                Some(Ok(_)) if self.watched().received > limit => return BodyEnd::TooLarge,
-                Some(Ok(_)) => {}
-                Some(Err(_)) => return self.end().unwrap_or(BodyEnd::Failed),
-            }
-        }
-    }
-}
-
-impl HttpBody for BodyWatch {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
-        use std::task::Poll;
-        let mut watched = self.watched();
-        let watched = &mut *watched;
-        match watched.end {
-            Some(BodyEnd::Complete) => return Poll::Ready(None),
-            Some(BodyEnd::TimedOut) => return Poll::Ready(Some(Err(BodyTimedOut.into()))),
-            Some(BodyEnd::TooLarge | BodyEnd::Failed) | None => {}
-        }
-        let timeout = watched.timeout;
-        let deadline = watched
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match std::pin::Pin::new(&mut watched.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    watched.received = watched.received.saturating_add(data.len());
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(err))) => {
-                watched.end = Some(BodyEnd::Failed);
-                Poll::Ready(Some(Err(err.into())))
-            }
-            Poll::Ready(None) => {
-                watched.end = Some(BodyEnd::Complete);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if deadline.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                watched.end = Some(BodyEnd::TimedOut);
-                Poll::Ready(Some(Err(BodyTimedOut.into())))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        let watched = self.watched();
-        match watched.end {
-            Some(BodyEnd::Complete) => true,
-            Some(_) => false,
-            None => watched.body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.watched().body.size_hint()
-    }
 }
 
 /// A request body that must be a JSON object. Upstream parsed any body as JSON whatever its
