@@ -5,14 +5,13 @@
 //! query), a certificate that cannot be loaded stops start-up (upstream carried on without
 //! one), and SIGTERM/SIGINT stop the daemon gracefully with exit status 0. The firewall
 //! (upstream's `firewall.init` and the clean-up on exit) and the periodic jobs
-//! ([`crate::periodic`]) are started and stopped in [`serve`].
+//! ([`crate::periodic`]) are started and stopped in [`serve`]; the HTTP connections themselves
+//! (TLS, the connection limit, client timeouts) are [`crate::server`]'s.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +22,7 @@ use crate::db::Db;
 use crate::firewall::Coalescer;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
+use crate::server::{Limits, Tls};
 use crate::swift::SwiftClient;
 
 /// Connects to the database, checks its schema and builds the shared state.
@@ -67,23 +67,18 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
 }
 
 /// Loads the TLS certificate and key when `[DEFAULT] use_ssl` is set. Any failure is fatal.
-pub async fn tls_config(config: &Config) -> anyhow::Result<Option<RustlsConfig>> {
+pub async fn tls_config(config: &Config) -> anyhow::Result<Option<Tls>> {
     if !config.default.use_ssl {
         return Ok(None);
     }
-    // Both rustls users (this server and reqwest) agree on the ring provider; installing it
-    // twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cert = &config.default.ssl_cert_path;
     let key = &config.default.ssl_key_path;
-    let tls = RustlsConfig::from_pem_file(cert, key)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot load the TLS certificate [DEFAULT] ssl_cert_path = {cert} or key \
+    let tls = Tls::from_pem_files(cert, key).with_context(|| {
+        format!(
+            "cannot load the TLS certificate [DEFAULT] ssl_cert_path = {cert} or key \
              [DEFAULT] ssl_key_path = {key}"
-            )
-        })?;
+        )
+    })?;
     Ok(Some(tls))
 }
 
@@ -119,12 +114,9 @@ fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
 ///
 /// Before serving, the firewall is initialised (a failure stops start-up) and its periodic
 /// refresh is started on the task tracker.
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    tls: Option<RustlsConfig>,
-) -> anyhow::Result<()> {
+pub async fn serve(state: AppState, listener: TcpListener, tls: Option<Tls>) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     if state.firewall.is_enabled() {
         state.firewall.init().await.context(
@@ -134,31 +126,13 @@ pub async fn serve(
     }
     log_start_up(&state.config, addr, tls.is_some());
     crate::periodic::spawn(&state);
-    let handle = Handle::new();
+    let limits = Limits::from_config(&state.config.default);
     let shutdown = state.shutdown.clone();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stopper.graceful_shutdown(Some(api::SHUTDOWN_GRACE));
-    });
     let tasks = state.tasks.clone();
     let firewall = state.firewall.clone();
     let stop_loops = state.shutdown.clone();
-    let service = api::router(state).into_make_service();
-    let served = match tls {
-        Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-        None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-    };
+    let app = api::router(state);
+    crate::server::serve(listener, tls, app, limits, shutdown, api::SHUTDOWN_GRACE).await;
     // Whatever ended serving, the loops stop and the firewall chain goes.
     stop_loops.cancel();
     tasks.close();
@@ -173,7 +147,6 @@ pub async fn serve(
     {
         tracing::error!(error = %err, "cannot remove the firewall chain");
     }
-    served?;
     tracing::info!("ironic-inspector stopped");
     Ok(())
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// 406: a well-formed API version outside the supported range.
     #[error("{0}")]
     NotAcceptable(String),
+    /// 408: the client did not send the request body within `[DEFAULT] client_body_timeout`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 409: the thing already exists or is busy.
     #[error("{0}")]
     Conflict(String),
@@ -67,6 +70,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

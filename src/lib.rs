@@ -8,6 +8,7 @@
 //! Dependencies point down this list only.
 //!
 //! - [`app`]: builds the shared state, serves the API, stops gracefully.
+//! - [`server`]: HTTP/1.1 connections: TLS, the connection limit, client timeouts, clean closes.
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
 //! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
 //! - [`periodic`]: the firewall refresh and the clean-up loop (timeouts, old statuses).
@@ -42,6 +43,7 @@ pub mod node_info;
 pub mod periodic;
 pub mod process;
 pub mod rules;
+pub mod server;
 pub mod state;
 pub mod swift;
 pub mod telemetry;

@@ -5,6 +5,7 @@
 //! as `{"error": {"message": ...}}` with the minimum/maximum version headers, including the
 //! framework's own 404/405/413 answers and panics.
 
+mod body;
 pub mod introspection;
 pub mod ramdisk;
 pub mod rules;
@@ -55,8 +56,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Wraps routes in the layers every answer goes through: (outermost first) version headers,
-/// error bodies, panic catching, tracing, version negotiation, body limit, and the 404
-/// fallback. Public so tests can put extra routes behind exactly the same layers.
+/// error bodies, the body guard, panic catching, tracing, version negotiation, body limit,
+/// and the 404 fallback. Public so tests can put extra routes behind exactly the same layers.
 pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.config.oslo_middleware.max_request_body_size;
     routes
@@ -79,6 +80,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), body::guard))
         .layer(middleware::from_fn_with_state(state.clone(), render_errors))
         .layer(middleware::from_fn(version::add_version_headers))
         .with_state(state)

@@ -10,6 +10,7 @@ pub mod oslo;
 pub mod spec;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -100,6 +101,17 @@ pub struct DefaultSection {
     pub ssl_cert_path: String,
     /// PEM private key for HTTPS.
     pub ssl_key_path: String,
+    /// Most client connections served at once (ours).
+    pub max_connections: usize,
+    /// Time a client has to send a request's head (ours).
+    pub client_header_timeout: Duration,
+    /// Time a client has to send a request's whole body once it is being read (ours).
+    pub client_body_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request; `None` turns keep-alive
+    /// off (ours).
+    pub keepalive_timeout: Option<Duration>,
+    /// Time a client has to complete the TLS handshake (ours).
+    pub tls_handshake_timeout: Duration,
     /// Upper bound on background introspection tasks.
     pub max_concurrency: i64,
     /// Minimum seconds between two reboots of nodes whose driver matches the regex below.
@@ -688,6 +700,35 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
         use_ssl,
         ssl_cert_path,
         ssl_key_path,
+        max_connections: {
+            let most = r.int("DEFAULT", "max_connections")?;
+            usize::try_from(most)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Resolver::invalid(
+                        "DEFAULT",
+                        "max_connections",
+                        &most.to_string(),
+                        "must be a positive number of connections",
+                    )
+                })?
+        },
+        client_header_timeout: seconds(r.positive("DEFAULT", "client_header_timeout")?),
+        client_body_timeout: seconds(r.positive("DEFAULT", "client_body_timeout")?),
+        keepalive_timeout: match r.int("DEFAULT", "keepalive_timeout")? {
+            0 => None,
+            idle if idle > 0 => Some(seconds(idle)),
+            idle => {
+                return Err(Resolver::invalid(
+                    "DEFAULT",
+                    "keepalive_timeout",
+                    &idle.to_string(),
+                    "must be 0 (no keep-alive) or a positive number of seconds",
+                ));
+            }
+        },
+        tls_handshake_timeout: seconds(r.positive("DEFAULT", "tls_handshake_timeout")?),
         max_concurrency: r.int("DEFAULT", "max_concurrency")?,
         introspection_delay: r.int("DEFAULT", "introspection_delay")?,
         introspection_delay_drivers,
@@ -697,6 +738,11 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
         log_file: r.optional("DEFAULT", "log_file").map(PathBuf::from),
         log_dir: r.optional("DEFAULT", "log_dir").map(PathBuf::from),
     })
+}
+
+/// A positive number of seconds as a duration.
+fn seconds(value: i64) -> Duration {
+    Duration::from_secs(value.unsigned_abs())
 }
 
 fn processing_section(r: &mut Resolver<'_>) -> Result<ProcessingSection, ConfigError> {
@@ -957,6 +1003,31 @@ mod tests {
         assert_eq!(c.keystone_authtoken.admin_tenant_name, "admin");
         assert_eq!(c.keystone_authtoken.token_cache_time, 300);
         assert_eq!(c.oslo_middleware.max_request_body_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn connection_limits() {
+        let (c, _) = load("").unwrap();
+        assert_eq!(c.default.max_connections, 500);
+        assert_eq!(c.default.client_header_timeout, Duration::from_secs(30));
+        assert_eq!(c.default.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.default.keepalive_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(c.default.tls_handshake_timeout, Duration::from_secs(10));
+        let (c, _) = load("[DEFAULT]\nkeepalive_timeout = 0\n").unwrap();
+        assert_eq!(c.default.keepalive_timeout, None);
+        for bad in [
+            "max_connections = 0",
+            "client_header_timeout = 0",
+            "client_body_timeout = -1",
+            "keepalive_timeout = -1",
+            "tls_handshake_timeout = 0",
+        ] {
+            let err = load(&format!("[DEFAULT]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            let name = bad.split(' ').next().unwrap();
+            assert!(err.contains(&format!("[DEFAULT] {name}")), "{bad}: {err}");
+        }
     }
 
     #[test]

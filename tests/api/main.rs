@@ -1,6 +1,7 @@
 //! API tests: a real daemon on an ephemeral port, spoken to over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod connections;
 mod daemon;
 mod discovery;
 mod errors;

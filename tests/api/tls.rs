@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::helpers::{spawn_app_with, test_config, write_file};
 
 /// Makes a self-signed certificate for 127.0.0.1 with the openssl command.
-fn self_signed(dir: &Path) -> (String, String) {
+pub fn self_signed(dir: &Path) -> (String, String) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let status = Command::new("openssl")
