@@ -14,14 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use sqlx::{Any, Transaction};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::time::Instant;
 
-use crate::db::{Db, DbError, float_column, required_text_column, text_column};
-use crate::error::{Error, Result};
+use crate::db::{Db, DbError, float_column, required_text_column, retry_conflicts, text_column};
+use crate::error::{DbOutage, Error, Result};
 
 /// Attribute name under which a node's MAC addresses are stored.
 pub const MACS_ATTRIBUTE: &str = "mac";
@@ -29,6 +30,11 @@ pub const MACS_ATTRIBUTE: &str = "mac";
 pub const BMC_ATTRIBUTE: &str = "bmc_address";
 /// Option name under which processed introspection data is stored (`store_data = database`).
 pub const DATA_OPTION: &str = "introspection_data";
+/// How long background work keeps trying to record the end of a node's introspection while
+/// the database cannot take it (see [`NodeCache::finished_retrying`]).
+pub const FINISH_RETRY_DEADLINE: Duration = Duration::from_secs(600);
+const FINISH_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const FINISH_MAX_PAUSE: Duration = Duration::from_secs(10);
 /// The error recorded on a node whose introspection ran out of time.
 pub const TIMEOUT_ERROR: &str = "Introspection timeout";
 
@@ -74,6 +80,13 @@ impl NodeCache {
     /// not empty. A BMC address that another node under introspection holds is a 400, and
     /// then nothing is written.
     pub async fn add_node(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
+        retry_conflicts("add_node", lost_race, || {
+            self.add_node_once(uuid, bmc_address)
+        })
+        .await
+    }
+
+    async fn add_node_once(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
         let started_at = now_unix();
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
@@ -103,6 +116,13 @@ impl NodeCache {
     /// node already has are kept once; if any value belongs to another node, nothing is added
     /// and the answer is a 400.
     pub async fn add_attribute(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
+        retry_conflicts("add_attribute", lost_race, || {
+            self.add_attribute_once(uuid, name, values)
+        })
+        .await
+    }
+
+    async fn add_attribute_once(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
         if values.is_empty() {
             return Ok(());
         }
@@ -247,6 +267,13 @@ impl NodeCache {
 
     /// Stores one option of a node as JSON, replacing an earlier value of the same name.
     pub async fn set_option(&self, uuid: &str, name: &str, value: &Value) -> Result<()> {
+        retry_conflicts("set_option", lost_race, || {
+            self.set_option_once(uuid, name, value)
+        })
+        .await
+    }
+
+    async fn set_option_once(&self, uuid: &str, name: &str, value: &Value) -> Result<()> {
         let encoded = value.to_string();
         let mut tx = self.db.begin().await?;
         let q = self
@@ -302,6 +329,43 @@ impl NodeCache {
     /// Records the end of a node's introspection (with the error, if it failed) and drops its
     /// lookup attributes and options, in one transaction. Returns the finish time.
     pub async fn finished(&self, uuid: &str, error: Option<&str>) -> Result<f64> {
+        retry_conflicts("finished", lost_race, || self.finished_once(uuid, error)).await
+    }
+
+    /// [`NodeCache::finished`] for background work that has already acted on the node
+    /// (powered it off): while the database is unavailable, busy or full it tries again,
+    /// after 1 s and then twice as long each time up to 10 s, logging each failure, until
+    /// `deadline` has passed. So a node is not left "waiting" after the fact without a word
+    /// in the log. Other errors, and the last one at the deadline, are returned.
+    pub async fn finished_retrying(
+        &self,
+        uuid: &str,
+        error: Option<&str>,
+        deadline: Duration,
+    ) -> Result<f64> {
+        let give_up = Instant::now() + deadline;
+        let mut pause = FINISH_FIRST_PAUSE;
+        loop {
+            let err = match self.finished(uuid, error).await {
+                Err(err) if err.is_temporary() => err,
+                outcome => return outcome,
+            };
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(err);
+            }
+            tracing::warn!(
+                node.uuid = %uuid,
+                error = %err,
+                "cannot record the end of introspection, trying again in {} s",
+                pause.min(left).as_secs_f32()
+            );
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(FINISH_MAX_PAUSE);
+        }
+    }
+
+    async fn finished_once(&self, uuid: &str, error: Option<&str>) -> Result<f64> {
         let finished_at = now_unix();
         let mut tx = self.db.begin().await?;
         let q = self
@@ -349,6 +413,10 @@ impl NodeCache {
 
     /// Forgets a node entirely: its row, attributes and options.
     pub async fn delete_node(&self, uuid: &str) -> Result<()> {
+        retry_conflicts("delete_node", lost_race, || self.delete_node_once(uuid)).await
+    }
+
+    async fn delete_node_once(&self, uuid: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
         tx.commit().await.map_err(DbError::from)?;
@@ -393,6 +461,13 @@ impl NodeCache {
     /// drops its attributes and options. Returns the UUIDs that timed out, sorted. Timed-out
     /// nodes are neither powered off nor reported to Ironic, as upstream.
     pub async fn clean_up(&self, now: f64, timeout: i64, keep_time: i64) -> Result<Vec<String>> {
+        retry_conflicts("clean_up", lost_race, || {
+            self.clean_up_once(now, timeout, keep_time)
+        })
+        .await
+    }
+
+    async fn clean_up_once(&self, now: f64, timeout: i64, keep_time: i64) -> Result<Vec<String>> {
         let keep_threshold = now - keep_time as f64;
         let mut tx = self.db.begin().await?;
         // Finished nodes normally have no attributes or options left; drop any stragglers
@@ -590,6 +665,18 @@ impl NodeCache {
             .map_err(DbError::from)?;
         Ok(())
     }
+}
+
+/// Whether a write lost a race with another transaction, even after the driver's own
+/// waiting (deadlock, serialization failure, lock wait timeout, SQLite's busy timeout).
+fn lost_race(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database {
+            outage: DbOutage::Busy,
+            ..
+        }
+    )
 }
 
 /// Holds one node's lock; dropping it lets the next request for the node in.
@@ -1077,6 +1164,41 @@ mod tests {
             .unwrap();
         assert_eq!(cache.options(U1).await.unwrap()["raw"], Value::Null);
         assert!(cache.options(U2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finished_retrying_records_at_once_when_it_can() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache
+            .finished_retrying(U1, Some("boom"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get_node(U1).await.unwrap().error.as_deref(),
+            Some("boom")
+        );
+    }
+
+    #[tokio::test]
+    async fn finished_retrying_keeps_trying_until_its_deadline() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        // A closed pool answers "unavailable" for ever.
+        cache.db().close().await;
+        let deadline = Duration::from_millis(1500);
+        let started = Instant::now();
+        let err = cache
+            .finished_retrying(U1, None, deadline)
+            .await
+            .unwrap_err();
+        assert!(err.is_temporary(), "{err:?}");
+        assert_eq!(
+            err.client_message(false),
+            "The database is unavailable, try again later"
+        );
+        // Tried at 0 s, 1 s and at the deadline.
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

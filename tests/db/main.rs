@@ -10,9 +10,11 @@
 // clippy's allow-unwrap-in-tests does not reach helper functions under tests/.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod connect;
 mod contract;
 mod dbsync_cli;
 mod helpers;
 mod interop;
+mod private_server;
 mod rules_contract;
 mod servers;
