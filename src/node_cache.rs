@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use sqlx::error::ErrorKind;
 use sqlx::{Any, Transaction};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio::time::Instant;
@@ -98,12 +99,12 @@ impl NodeCache {
             .bind(started_at)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         if let Some(bmc) = bmc_address.filter(|b| !b.is_empty()) {
             self.insert_attributes(&mut tx, uuid, BMC_ATTRIBUTE, &[bmc.to_string()])
                 .await?;
         }
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(NodeInfo {
             uuid: uuid.to_string(),
             started_at,
@@ -128,7 +129,7 @@ impl NodeCache {
         }
         let mut tx = self.db.begin().await?;
         self.insert_attributes(&mut tx, uuid, name, values).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -284,7 +285,7 @@ impl NodeCache {
             .bind(name)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let q = self
             .db
             .sql("INSERT INTO options (uuid, name, value) VALUES (?, ?, ?)");
@@ -294,8 +295,8 @@ impl NodeCache {
             .bind(encoded)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
+            .map_err(write_error)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -377,7 +378,7 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         // Lookup attributes and options go (the node's MACs are blocked again); the stored
         // introspection data stays, so it can be read after the end.
         let q = self.db.sql("DELETE FROM attributes WHERE uuid = ?");
@@ -385,7 +386,7 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let q = self
             .db
             .sql("DELETE FROM options WHERE uuid = ? AND name <> ?");
@@ -394,8 +395,8 @@ impl NodeCache {
             .bind(DATA_OPTION)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
+            .map_err(write_error)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(finished_at)
     }
 
@@ -419,7 +420,7 @@ impl NodeCache {
     async fn delete_node_once(&self, uuid: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -428,7 +429,7 @@ impl NodeCache {
         let rows = sqlx::query("SELECT uuid FROM nodes")
             .fetch_all(self.db.pool())
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         Ok(rows
             .iter()
             .map(|row| required_text_column(row, "uuid"))
@@ -482,7 +483,7 @@ impl NodeCache {
                 .bind(keep_threshold)
                 .execute(&mut *tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
         }
         let q = self
             .db
@@ -491,10 +492,10 @@ impl NodeCache {
             .bind(keep_threshold)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
 
         if timeout <= 0 {
-            tx.commit().await.map_err(DbError::from)?;
+            tx.commit().await.map_err(write_error)?;
             return Ok(Vec::new());
         }
         let threshold = now - timeout as f64;
@@ -505,14 +506,14 @@ impl NodeCache {
             .bind(threshold)
             .fetch_all(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let mut uuids = rows
             .iter()
             .map(|row| required_text_column(row, "uuid"))
             .collect::<Result<Vec<_>, _>>()?;
         uuids.sort();
         if uuids.is_empty() {
-            tx.commit().await.map_err(DbError::from)?;
+            tx.commit().await.map_err(write_error)?;
             return Ok(uuids);
         }
         tracing::error!(nodes = ?uuids, "introspection timed out");
@@ -526,10 +527,10 @@ impl NodeCache {
                 .bind(uuid.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
             self.delete_children(&mut tx, uuid).await?;
         }
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(uuids)
     }
 
@@ -616,24 +617,15 @@ impl NodeCache {
             .db
             .sql("INSERT INTO attributes (name, value, uuid) VALUES (?, ?, ?)");
         for stored in wanted.into_iter().filter(|v| !own.contains(v)) {
-            let result = sqlx::query(&q)
+            // A value taken since the check above was taken by a writer on another daemon:
+            // the transaction runs again, and the check then gives the right answer.
+            sqlx::query(&q)
                 .bind(name)
                 .bind(stored)
                 .bind(uuid)
                 .execute(&mut **tx)
                 .await
-                .map_err(DbError::from);
-            match result {
-                Ok(_) => {}
-                Err(e) if e.is_unique_violation() => {
-                    tracing::debug!(node.uuid = %uuid, error = %e, "lookup attribute already taken");
-                    return Err(Error::BadRequest(format!(
-                        "Some or all of {name}'s {} are already on introspection",
-                        py_list(values)
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            }
+                .map_err(write_error)?;
         }
         Ok(())
     }
@@ -649,7 +641,7 @@ impl NodeCache {
                 .bind(uuid)
                 .execute(&mut **tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
         }
         Ok(())
     }
@@ -662,8 +654,31 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut **tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         Ok(())
+    }
+}
+
+/// Converts the failure of a statement in a node-cache write transaction. Besides deadlocks
+/// and lock waits, a duplicate key or a broken reference is a lost race here: the node locks
+/// are per process, so on PostgreSQL and MySQL another daemon on the same database may have
+/// written the same node's rows since this transaction looked (both found no row and both
+/// inserted one, or one deleted a node the other was adding attributes to). The whole
+/// transaction then runs again and sees the other's work. (SQLite has one writer at a time.)
+fn write_error(err: sqlx::Error) -> Error {
+    let raced = err.as_database_error().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation
+        )
+    });
+    if raced {
+        Error::Database {
+            outage: DbOutage::Busy,
+            detail: err.to_string(),
+        }
+    } else {
+        Error::from(err)
     }
 }
 

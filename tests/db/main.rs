@@ -17,4 +17,5 @@ mod helpers;
 mod interop;
 mod private_server;
 mod rules_contract;
+mod server_faults;
 mod servers;

@@ -3,6 +3,7 @@
 //! line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod database_faults;
 mod firewall;
 #[allow(dead_code)] // shared with the api tests, which use all of it
 #[path = "../api/helpers.rs"]
@@ -10,6 +11,8 @@ mod helpers;
 mod introspect;
 mod ironic_api;
 mod ironic_inspect;
+#[path = "../db/private_server.rs"]
+mod private_server;
 mod process;
 mod rules;
 
