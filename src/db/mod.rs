@@ -28,8 +28,11 @@ use crate::config::DatabaseSection;
 /// How long a SQLite connection waits for another writer before giving up with
 /// "database is locked".
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
-/// Pool size when `[database] max_pool_size` is unset (oslo.db's default pool size).
-const DEFAULT_POOL_SIZE: u32 = 5;
+/// Pool size when `[database] max_pool_size` is unset, for a server: several requests (and
+/// background tasks) write at once.
+const DEFAULT_SERVER_POOL_SIZE: u32 = 10;
+/// The same for SQLite, which has one writer at a time anyway.
+const DEFAULT_SQLITE_POOL_SIZE: u32 = 5;
 /// Seconds to wait for a pooled connection when `[database] pool_timeout` is unset.
 const DEFAULT_POOL_TIMEOUT_S: u64 = 30;
 
@@ -531,8 +534,12 @@ async fn open_pool(
             .ok()
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
+        let default_size = match target.backend {
+            Backend::Sqlite => DEFAULT_SQLITE_POOL_SIZE,
+            Backend::Postgres | Backend::MySql => DEFAULT_SERVER_POOL_SIZE,
+        };
         pool = pool
-            .max_connections(section.max_pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
+            .max_connections(section.max_pool_size.unwrap_or(default_size).max(1))
             .idle_timeout(idle);
     }
     if target.backend == Backend::Sqlite {
@@ -560,6 +567,21 @@ async fn open_pool(
                 conn.execute(format!("PRAGMA synchronous = {synchronous}").as_str())
                     .await?;
                 Ok(())
+            })
+        });
+        pool = pool.after_release(|conn, _meta| {
+            Box::pin(async move {
+                // A COMMIT that fails (the disk is full) can leave SQLite out of its
+                // transaction while the driver still counts one: the rollback it queues
+                // then fails too, and every later BEGIN on this connection would be refused
+                // for good. Let the queued rollback run, then drop a connection whose count
+                // is still off instead of handing it out again.
+                conn.ping().await?;
+                let healthy = !conn.is_in_transaction();
+                if !healthy {
+                    tracing::warn!("dropping a database connection left in a failed transaction");
+                }
+                Ok(healthy)
             })
         });
     }

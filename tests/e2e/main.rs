@@ -15,6 +15,7 @@ mod ironic_inspect;
 mod private_server;
 mod process;
 mod rules;
+mod sqlite_disk_full;
 
 use serde_json::json;
 
