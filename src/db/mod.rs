@@ -82,14 +82,14 @@ pub enum DbError {
     Migration(String),
     /// The first connection could not be made: the server turned us away for good, or it
     /// stayed unreachable through every retry.
-    #[error("cannot connect to the database {url}{}: {source}", gave_up(*.attempts))]
+    #[error("cannot connect to the database {url}{}: {cause}", gave_up(*.attempts))]
     Connect {
         /// The URL with its password hidden.
         url: String,
         /// How many attempts were made.
         attempts: u32,
         /// The last failure.
-        source: sqlx::Error,
+        cause: sqlx::Error,
     },
     /// The driver or the server failed.
     #[error(transparent)]
@@ -109,7 +109,7 @@ impl DbError {
     /// What the failure means for the caller; see [`classify`].
     pub fn fault(&self) -> Fault {
         match self {
-            DbError::Sql(e) | DbError::Connect { source: e, .. } => classify(e),
+            DbError::Sql(e) | DbError::Connect { cause: e, .. } => classify(e),
             DbError::Config(_) => Fault::Refused,
             DbError::NotFound(_) | DbError::Schema(_) | DbError::Migration(_) => Fault::Other,
         }
@@ -131,7 +131,7 @@ impl From<DbError> for crate::Error {
     fn from(err: DbError) -> Self {
         match err {
             DbError::NotFound(msg) => crate::Error::NotFound(msg),
-            DbError::Sql(e) | DbError::Connect { source: e, .. } => crate::Error::from(e),
+            DbError::Sql(e) | DbError::Connect { cause: e, .. } => crate::Error::from(e),
             DbError::Config(msg) => crate::Error::internal("DatabaseConfigError", msg),
             DbError::Schema(msg) => crate::Error::internal("DatabaseSchemaError", msg),
             DbError::Migration(msg) => crate::Error::internal("MigrationError", msg),
@@ -195,7 +195,7 @@ impl Db {
                 return Err(DbError::Connect {
                     url: shown,
                     attempts,
-                    source: err,
+                    cause: err,
                 });
             }
             let of = if section.max_retries < 0 {

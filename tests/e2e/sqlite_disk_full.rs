@@ -194,11 +194,18 @@ async fn sqlite_on_a_full_disk() {
 
     // Empty the write-ahead log into the database file and cut it to nothing, so that the
     // next write needs new room (a WAL file keeps its size and is written over otherwise).
-    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-        .fetch_one(app.state.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(busy, 0, "the checkpoint could not finish");
+    wait_for(
+        DEADLINE,
+        "the WAL to be checkpointed and truncated",
+        || async {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap();
+            (busy == 0).then_some(())
+        },
+    )
+    .await;
     let filler = disk.path().join("filler");
     fill(&filler);
 
