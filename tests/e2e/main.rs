@@ -1,6 +1,7 @@
 //! End-to-end tests: the daemon against real services (Ironic from
-//! scripts/services/ironic.sh). Tests that need a service it has not been given print a skip
-//! line, unless `CI` is set, where they fail.
+//! scripts/services/ironic.sh), and against a database that fails (a private PostgreSQL or
+//! MariaDB that is stopped, SQLite on a tmpfs that fills up). Tests that need a service it has
+//! not been given print a skip line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod database_faults;
