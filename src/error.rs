@@ -39,9 +39,18 @@ pub enum Error {
     /// 413: the request body is larger than `[oslo_middleware] max_request_body_size`.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// 503: a service we depend on (Keystone, the database) cannot be reached right now.
+    /// 503: a service we depend on (Keystone, Ironic) cannot be reached right now.
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// 503: the database cannot serve this request right now. The client is told why in
+    /// plain words ([`DbOutage`]); the driver's detail is only logged.
+    #[error("{outage} ({detail})")]
+    Database {
+        /// Why, as the client is told.
+        outage: DbOutage,
+        /// What the driver said; never sent to clients (it may name the server).
+        detail: String,
+    },
     /// 500: anything unexpected. The detail is logged, the client gets a plain message
     /// (with the detail appended only when `[DEFAULT] debug` is set, as upstream did).
     #[error("{kind}: {detail}")]
@@ -73,9 +82,17 @@ impl Error {
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ServiceUnavailable(_) | Error::Database { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether the failure is a neighbour's passing trouble (503): the same request may
+    /// work later, so whatever it was doing must not be recorded as failed.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Error::ServiceUnavailable(_) | Error::Database { .. })
     }
 
     /// The message a client sees. `debug` mirrors `[DEFAULT] debug`.
@@ -85,6 +102,7 @@ impl Error {
                 format!("Internal server error ({kind}): {detail}")
             }
             Error::Internal { .. } => "Internal server error".to_string(),
+            Error::Database { outage, .. } => outage.to_string(),
             other => other.to_string(),
         }
     }
@@ -123,13 +141,38 @@ impl IntoResponse for Error {
 #[derive(Clone, Debug)]
 pub struct DebugDetail(pub String);
 
+/// Why the database cannot serve a request right now. Each is answered 503 with this text,
+/// which names the database but never its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DbOutage {
+    /// The server cannot be reached, is restarting, or dropped the connection.
+    #[error("The database is unavailable, try again later")]
+    Unavailable,
+    /// The transaction kept losing races with other ones (deadlocks, lock waits), even
+    /// after being retried.
+    #[error("The database is busy, try again later")]
+    Busy,
+    /// No room is left to write.
+    #[error("The database disk is full")]
+    DiskFull,
+}
+
+/// Every driver error becomes a 503 when the database is away, busy or full (see
+/// [`crate::db::classify`]), and a 500 otherwise.
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::ServiceUnavailable("Database is not available".to_string())
-            }
-            other => Error::internal("DatabaseError", other),
+        use crate::db::Fault;
+        let outage = match crate::db::classify(&err) {
+            // A server that turns us away while running (a password changed, a grant
+            // revoked) is as unusable as one that is down.
+            Fault::Unavailable | Fault::Refused => DbOutage::Unavailable,
+            Fault::Conflict => DbOutage::Busy,
+            Fault::DiskFull => DbOutage::DiskFull,
+            Fault::Other => return Error::internal("DatabaseError", err),
+        };
+        Error::Database {
+            outage,
+            detail: err.to_string(),
         }
     }
 }

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::ironic::{IronicClient, IronicError, Node, PowerTarget, UNAVAILABLE_MESSAGE};
-use crate::node_cache::MACS_ATTRIBUTE;
+use crate::node_cache::{FINISH_RETRY_DEADLINE, MACS_ATTRIBUTE};
 use crate::state::AppState;
 
 /// Provision states a node may be in for introspection and processing: 2.2's list, plus
@@ -139,7 +139,12 @@ pub async fn introspect(
             // An abort (or a newer start that already ended) may have come first.
             match task_state.node_cache.get_node(&uuid).await {
                 Ok(current) if current.finished_at.is_none() => {}
-                _ => return,
+                Ok(_) | Err(Error::NotFound(_)) => return,
+                Err(err) => {
+                    // Nothing was done to the node yet; a new start will do it all.
+                    tracing::error!(error = %err, "cannot read the node back, introspection not started");
+                    return;
+                }
             }
             let outcome = background_introspect(
                 &task_state,
@@ -160,7 +165,11 @@ pub async fn introspect(
                         known.to_string()
                     }
                 };
-                if let Err(db_err) = task_state.node_cache.finished(&uuid, Some(&message)).await {
+                if let Err(db_err) = task_state
+                    .node_cache
+                    .finished_retrying(&uuid, Some(&message), FINISH_RETRY_DEADLINE)
+                    .await
+                {
                     tracing::error!(error = %db_err, "cannot record the failure of the node");
                 }
             }

@@ -14,14 +14,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use sqlx::error::ErrorKind;
 use sqlx::{Any, Transaction};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::time::Instant;
 
-use crate::db::{Db, DbError, float_column, required_text_column, text_column};
-use crate::error::{Error, Result};
+use crate::db::{Db, DbError, float_column, required_text_column, retry_conflicts, text_column};
+use crate::error::{DbOutage, Error, Result};
 
 /// Attribute name under which a node's MAC addresses are stored.
 pub const MACS_ATTRIBUTE: &str = "mac";
@@ -29,6 +31,11 @@ pub const MACS_ATTRIBUTE: &str = "mac";
 pub const BMC_ATTRIBUTE: &str = "bmc_address";
 /// Option name under which processed introspection data is stored (`store_data = database`).
 pub const DATA_OPTION: &str = "introspection_data";
+/// How long background work keeps trying to record the end of a node's introspection while
+/// the database cannot take it (see [`NodeCache::finished_retrying`]).
+pub const FINISH_RETRY_DEADLINE: Duration = Duration::from_secs(600);
+const FINISH_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const FINISH_MAX_PAUSE: Duration = Duration::from_secs(10);
 /// The error recorded on a node whose introspection ran out of time.
 pub const TIMEOUT_ERROR: &str = "Introspection timeout";
 
@@ -74,6 +81,13 @@ impl NodeCache {
     /// not empty. A BMC address that another node under introspection holds is a 400, and
     /// then nothing is written.
     pub async fn add_node(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
+        retry_conflicts("add_node", lost_race, || {
+            self.add_node_once(uuid, bmc_address)
+        })
+        .await
+    }
+
+    async fn add_node_once(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
         let started_at = now_unix();
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
@@ -85,12 +99,12 @@ impl NodeCache {
             .bind(started_at)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         if let Some(bmc) = bmc_address.filter(|b| !b.is_empty()) {
             self.insert_attributes(&mut tx, uuid, BMC_ATTRIBUTE, &[bmc.to_string()])
                 .await?;
         }
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(NodeInfo {
             uuid: uuid.to_string(),
             started_at,
@@ -103,12 +117,19 @@ impl NodeCache {
     /// node already has are kept once; if any value belongs to another node, nothing is added
     /// and the answer is a 400.
     pub async fn add_attribute(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
+        retry_conflicts("add_attribute", lost_race, || {
+            self.add_attribute_once(uuid, name, values)
+        })
+        .await
+    }
+
+    async fn add_attribute_once(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
         if values.is_empty() {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
         self.insert_attributes(&mut tx, uuid, name, values).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -247,6 +268,13 @@ impl NodeCache {
 
     /// Stores one option of a node as JSON, replacing an earlier value of the same name.
     pub async fn set_option(&self, uuid: &str, name: &str, value: &Value) -> Result<()> {
+        retry_conflicts("set_option", lost_race, || {
+            self.set_option_once(uuid, name, value)
+        })
+        .await
+    }
+
+    async fn set_option_once(&self, uuid: &str, name: &str, value: &Value) -> Result<()> {
         let encoded = value.to_string();
         let mut tx = self.db.begin().await?;
         let q = self
@@ -257,7 +285,7 @@ impl NodeCache {
             .bind(name)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let q = self
             .db
             .sql("INSERT INTO options (uuid, name, value) VALUES (?, ?, ?)");
@@ -267,8 +295,8 @@ impl NodeCache {
             .bind(encoded)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
+            .map_err(write_error)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -302,6 +330,43 @@ impl NodeCache {
     /// Records the end of a node's introspection (with the error, if it failed) and drops its
     /// lookup attributes and options, in one transaction. Returns the finish time.
     pub async fn finished(&self, uuid: &str, error: Option<&str>) -> Result<f64> {
+        retry_conflicts("finished", lost_race, || self.finished_once(uuid, error)).await
+    }
+
+    /// [`NodeCache::finished`] for background work that has already acted on the node
+    /// (powered it off): while the database is unavailable, busy or full it tries again,
+    /// after 1 s and then twice as long each time up to 10 s, logging each failure, until
+    /// `deadline` has passed. So a node is not left "waiting" after the fact without a word
+    /// in the log. Other errors, and the last one at the deadline, are returned.
+    pub async fn finished_retrying(
+        &self,
+        uuid: &str,
+        error: Option<&str>,
+        deadline: Duration,
+    ) -> Result<f64> {
+        let give_up = Instant::now() + deadline;
+        let mut pause = FINISH_FIRST_PAUSE;
+        loop {
+            let err = match self.finished(uuid, error).await {
+                Err(err) if err.is_temporary() => err,
+                outcome => return outcome,
+            };
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(err);
+            }
+            tracing::warn!(
+                node.uuid = %uuid,
+                error = %err,
+                "cannot record the end of introspection, trying again in {} s",
+                pause.min(left).as_secs_f32()
+            );
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(FINISH_MAX_PAUSE);
+        }
+    }
+
+    async fn finished_once(&self, uuid: &str, error: Option<&str>) -> Result<f64> {
         let finished_at = now_unix();
         let mut tx = self.db.begin().await?;
         let q = self
@@ -313,7 +378,7 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         // Lookup attributes and options go (the node's MACs are blocked again); the stored
         // introspection data stays, so it can be read after the end.
         let q = self.db.sql("DELETE FROM attributes WHERE uuid = ?");
@@ -321,7 +386,7 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let q = self
             .db
             .sql("DELETE FROM options WHERE uuid = ? AND name <> ?");
@@ -330,8 +395,8 @@ impl NodeCache {
             .bind(DATA_OPTION)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
+            .map_err(write_error)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(finished_at)
     }
 
@@ -349,9 +414,13 @@ impl NodeCache {
 
     /// Forgets a node entirely: its row, attributes and options.
     pub async fn delete_node(&self, uuid: &str) -> Result<()> {
+        retry_conflicts("delete_node", lost_race, || self.delete_node_once(uuid)).await
+    }
+
+    async fn delete_node_once(&self, uuid: &str) -> Result<()> {
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(())
     }
 
@@ -360,7 +429,7 @@ impl NodeCache {
         let rows = sqlx::query("SELECT uuid FROM nodes")
             .fetch_all(self.db.pool())
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         Ok(rows
             .iter()
             .map(|row| required_text_column(row, "uuid"))
@@ -393,6 +462,13 @@ impl NodeCache {
     /// drops its attributes and options. Returns the UUIDs that timed out, sorted. Timed-out
     /// nodes are neither powered off nor reported to Ironic, as upstream.
     pub async fn clean_up(&self, now: f64, timeout: i64, keep_time: i64) -> Result<Vec<String>> {
+        retry_conflicts("clean_up", lost_race, || {
+            self.clean_up_once(now, timeout, keep_time)
+        })
+        .await
+    }
+
+    async fn clean_up_once(&self, now: f64, timeout: i64, keep_time: i64) -> Result<Vec<String>> {
         let keep_threshold = now - keep_time as f64;
         let mut tx = self.db.begin().await?;
         // Finished nodes normally have no attributes or options left; drop any stragglers
@@ -407,7 +483,7 @@ impl NodeCache {
                 .bind(keep_threshold)
                 .execute(&mut *tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
         }
         let q = self
             .db
@@ -416,10 +492,10 @@ impl NodeCache {
             .bind(keep_threshold)
             .execute(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
 
         if timeout <= 0 {
-            tx.commit().await.map_err(DbError::from)?;
+            tx.commit().await.map_err(write_error)?;
             return Ok(Vec::new());
         }
         let threshold = now - timeout as f64;
@@ -430,14 +506,14 @@ impl NodeCache {
             .bind(threshold)
             .fetch_all(&mut *tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         let mut uuids = rows
             .iter()
             .map(|row| required_text_column(row, "uuid"))
             .collect::<Result<Vec<_>, _>>()?;
         uuids.sort();
         if uuids.is_empty() {
-            tx.commit().await.map_err(DbError::from)?;
+            tx.commit().await.map_err(write_error)?;
             return Ok(uuids);
         }
         tracing::error!(nodes = ?uuids, "introspection timed out");
@@ -451,10 +527,10 @@ impl NodeCache {
                 .bind(uuid.as_str())
                 .execute(&mut *tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
             self.delete_children(&mut tx, uuid).await?;
         }
-        tx.commit().await.map_err(DbError::from)?;
+        tx.commit().await.map_err(write_error)?;
         Ok(uuids)
     }
 
@@ -541,24 +617,15 @@ impl NodeCache {
             .db
             .sql("INSERT INTO attributes (name, value, uuid) VALUES (?, ?, ?)");
         for stored in wanted.into_iter().filter(|v| !own.contains(v)) {
-            let result = sqlx::query(&q)
+            // A value taken since the check above was taken by a writer on another daemon:
+            // the transaction runs again, and the check then gives the right answer.
+            sqlx::query(&q)
                 .bind(name)
                 .bind(stored)
                 .bind(uuid)
                 .execute(&mut **tx)
                 .await
-                .map_err(DbError::from);
-            match result {
-                Ok(_) => {}
-                Err(e) if e.is_unique_violation() => {
-                    tracing::debug!(node.uuid = %uuid, error = %e, "lookup attribute already taken");
-                    return Err(Error::BadRequest(format!(
-                        "Some or all of {name}'s {} are already on introspection",
-                        py_list(values)
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            }
+                .map_err(write_error)?;
         }
         Ok(())
     }
@@ -574,7 +641,7 @@ impl NodeCache {
                 .bind(uuid)
                 .execute(&mut **tx)
                 .await
-                .map_err(DbError::from)?;
+                .map_err(write_error)?;
         }
         Ok(())
     }
@@ -587,9 +654,44 @@ impl NodeCache {
             .bind(uuid)
             .execute(&mut **tx)
             .await
-            .map_err(DbError::from)?;
+            .map_err(write_error)?;
         Ok(())
     }
+}
+
+/// Converts the failure of a statement in a node-cache write transaction. Besides deadlocks
+/// and lock waits, a duplicate key or a broken reference is a lost race here: the node locks
+/// are per process, so on PostgreSQL and MySQL another daemon on the same database may have
+/// written the same node's rows since this transaction looked (both found no row and both
+/// inserted one, or one deleted a node the other was adding attributes to). The whole
+/// transaction then runs again and sees the other's work. (SQLite has one writer at a time.)
+fn write_error(err: sqlx::Error) -> Error {
+    let raced = err.as_database_error().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation
+        )
+    });
+    if raced {
+        Error::Database {
+            outage: DbOutage::Busy,
+            detail: err.to_string(),
+        }
+    } else {
+        Error::from(err)
+    }
+}
+
+/// Whether a write lost a race with another transaction, even after the driver's own
+/// waiting (deadlock, serialization failure, lock wait timeout, SQLite's busy timeout).
+fn lost_race(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Database {
+            outage: DbOutage::Busy,
+            ..
+        }
+    )
 }
 
 /// Holds one node's lock; dropping it lets the next request for the node in.
@@ -1077,6 +1179,41 @@ mod tests {
             .unwrap();
         assert_eq!(cache.options(U1).await.unwrap()["raw"], Value::Null);
         assert!(cache.options(U2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finished_retrying_records_at_once_when_it_can() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache
+            .finished_retrying(U1, Some("boom"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get_node(U1).await.unwrap().error.as_deref(),
+            Some("boom")
+        );
+    }
+
+    #[tokio::test]
+    async fn finished_retrying_keeps_trying_until_its_deadline() {
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        // A closed pool answers "unavailable" for ever.
+        cache.db().close().await;
+        let deadline = Duration::from_millis(1500);
+        let started = Instant::now();
+        let err = cache
+            .finished_retrying(U1, None, deadline)
+            .await
+            .unwrap_err();
+        assert!(err.is_temporary(), "{err:?}");
+        assert_eq!(
+            err.client_message(false),
+            "The database is unavailable, try again later"
+        );
+        // Tried at 0 s, 1 s and at the deadline.
+        assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

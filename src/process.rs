@@ -18,7 +18,7 @@ use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::introspect::{self, MANAGE_BOOT_OPTION, NEW_IPMI_CREDENTIALS_OPTION};
 use crate::ironic::{IronicError, PowerTarget};
-use crate::node_cache::NodeLock;
+use crate::node_cache::{FINISH_RETRY_DEADLINE, NodeLock};
 use crate::node_info::NodeInfo;
 use crate::state::AppState;
 
@@ -50,7 +50,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
         }
     }
 
-    let Some(uuid) = find_node(state, &data, &mut failures).await else {
+    let Some(uuid) = find_node(state, &data, &mut failures).await? else {
         return Err(Error::BadRequest(format!(
             "The following failures happened during running pre-processing hooks for unknown \
              node:\n{}",
@@ -108,7 +108,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
             spawn_finisher(state, node, data, work, lock);
             Ok(answer)
         }
-        Err(err @ Error::ServiceUnavailable(_)) => Err(err),
+        Err(err) if err.is_temporary() => Err(err),
         Err(err) => {
             let message = match &err {
                 Error::Internal { .. } => {
@@ -127,18 +127,21 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
 }
 
 /// Looks the node up by the data's BMC address and MACs; a failure is added to `failures`.
+/// A database that cannot answer now is an error of its own (503, the ramdisk posts
+/// again), not a failed lookup.
 async fn find_node(
     state: &AppState,
     data: &IntrospectionData,
     failures: &mut Vec<String>,
-) -> Option<String> {
+) -> Result<Option<String>> {
     let macs = data.macs();
-    match state.node_cache.find_node(data.ipmi_address(), &macs).await {
+    let found = match state.node_cache.find_node(data.ipmi_address(), &macs).await {
         Ok(node) => Some(node.uuid),
+        Err(err) if err.is_temporary() => return Err(err),
         Err(Error::NotFound(message)) if message.starts_with("Could not find a node") => {
             let Some(hook) = &state.hooks.node_not_found else {
                 failures.push(format!("Look up error: {message}"));
-                return None;
+                return Ok(None);
             };
             match hook.run(data).await {
                 Ok(Some(uuid)) => Some(uuid),
@@ -156,7 +159,8 @@ async fn find_node(
             failures.push(format!("Look up error: {err}"));
             None
         }
-    }
+    };
+    Ok(found)
 }
 
 /// What the background finisher must do once the answer is out.
@@ -271,12 +275,24 @@ fn spawn_finisher(
                 // Ironic boots the ramdisk itself and decides what happens to the power.
                 None => Ok(()),
             };
-            match outcome {
-                Ok(()) => {
-                    finish(&task_state, &uuid, None).await;
-                    tracing::info!("introspection finished");
-                }
-                Err(message) => finish(&task_state, &uuid, Some(&message)).await,
+            let error = outcome.err();
+            if let Some(error) = &error {
+                tracing::error!(error, "introspection failed");
+            }
+            // The node has been dealt with (powered off) already: its end must be
+            // recorded, so a database that is away is waited for.
+            match task_state
+                .node_cache
+                .finished_retrying(&uuid, error.as_deref(), FINISH_RETRY_DEADLINE)
+                .await
+            {
+                Ok(_) if error.is_none() => tracing::info!("introspection finished"),
+                Ok(_) => {}
+                Err(err) => tracing::error!(
+                    error = %err,
+                    "gave up recording the end of introspection: the node stays waiting \
+                     until its report is posted again or [DEFAULT] timeout ends it"
+                ),
             }
         }
         .instrument(span),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ironic_inspector::config::{self, Config};
 use ironic_inspector::db::{Db, DbError, migrate};
+use ironic_inspector::telemetry::{self, LogSettings};
 
 /// Creates and migrates the ironic-inspector database (alembic-compatible).
 #[derive(Parser, Debug)]
@@ -152,6 +153,9 @@ async fn open(cli: &Cli) -> Result<Db, String> {
     for warning in warnings {
         eprintln!("WARNING: {warning}");
     }
+    // Warnings of the library on standard error: above all each failed attempt to reach
+    // the database, so an operator sees what the tool is waiting for.
+    telemetry::init(&LogSettings::default()).map_err(|e| e.to_string())?;
     Db::connect(&config.database)
         .await
         .map_err(|e| e.to_string())

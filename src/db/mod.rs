@@ -11,22 +11,28 @@
 //! types (`DATETIME`, `TIMESTAMP`, SQLite's `BOOLEAN`) must be cast in the `SELECT`, and MySQL
 //! hands `TEXT` columns over as blobs: read text through [`text_column`].
 
+mod fault;
 pub mod migrate;
+
+pub use fault::{Fault, classify};
 
 use std::borrow::Cow;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 use crate::config::DatabaseSection;
 
 /// How long a SQLite connection waits for another writer before giving up with
 /// "database is locked".
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
-/// Pool size when `[database] max_pool_size` is unset (oslo.db's default pool size).
-const DEFAULT_POOL_SIZE: u32 = 5;
+/// Pool size when `[database] max_pool_size` is unset, for a server: several requests (and
+/// background tasks) write at once.
+const DEFAULT_SERVER_POOL_SIZE: u32 = 10;
+/// The same for SQLite, which has one writer at a time anyway.
+const DEFAULT_SQLITE_POOL_SIZE: u32 = 5;
 /// Seconds to wait for a pooled connection when `[database] pool_timeout` is unset.
 const DEFAULT_POOL_TIMEOUT_S: u64 = 30;
 
@@ -74,12 +80,41 @@ pub enum DbError {
     /// direction).
     #[error("{0}")]
     Migration(String),
+    /// The first connection could not be made: the server turned us away for good, or it
+    /// stayed unreachable through every retry.
+    #[error("cannot connect to the database {url}{}: {cause}", gave_up(*.attempts))]
+    Connect {
+        /// The URL with its password hidden.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure.
+        cause: sqlx::Error,
+    },
     /// The driver or the server failed.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
 
+/// The "after N attempts" part of a connection failure, when it was retried.
+fn gave_up(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (gave up after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
 impl DbError {
+    /// What the failure means for the caller; see [`classify`].
+    pub fn fault(&self) -> Fault {
+        match self {
+            DbError::Sql(e) | DbError::Connect { cause: e, .. } => classify(e),
+            DbError::Config(_) => Fault::Refused,
+            DbError::NotFound(_) | DbError::Schema(_) | DbError::Migration(_) => Fault::Other,
+        }
+    }
+
     /// Whether this is the server refusing a row because its primary key or a unique key is
     /// already taken.
     pub fn is_unique_violation(&self) -> bool {
@@ -96,7 +131,7 @@ impl From<DbError> for crate::Error {
     fn from(err: DbError) -> Self {
         match err {
             DbError::NotFound(msg) => crate::Error::NotFound(msg),
-            DbError::Sql(e) => crate::Error::from(e),
+            DbError::Sql(e) | DbError::Connect { cause: e, .. } => crate::Error::from(e),
             DbError::Config(msg) => crate::Error::internal("DatabaseConfigError", msg),
             DbError::Schema(msg) => crate::Error::internal("DatabaseSchemaError", msg),
             DbError::Migration(msg) => crate::Error::internal("MigrationError", msg),
@@ -112,9 +147,14 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens the pool described by `[database]`, retrying the first connection as oslo.db does
-    /// (`max_retries` more attempts, -1 for ever, `retry_interval` seconds apart). The URL is
-    /// SQLAlchemy's; its password is never logged.
+    /// Opens the pool described by `[database]`. The URL is SQLAlchemy's; its password is
+    /// never logged.
+    ///
+    /// A server that cannot be reached (refused, timed out, starting up, too many clients)
+    /// is tried again as oslo.db does: `max_retries` more attempts (-1: for ever),
+    /// `retry_interval` seconds apart, each one logged as a warning. A server that turns us
+    /// away for good (wrong password, unknown database, no privilege) or a URL it cannot
+    /// use fails at once: waiting would not change the answer.
     pub async fn connect(section: &DatabaseSection) -> Result<Db, DbError> {
         let url = section.connection.as_ref().ok_or_else(|| {
             DbError::Config(
@@ -126,9 +166,18 @@ impl Db {
         let url = url.expose_secret();
         let target = translate_url(url)?;
         let shown = redact_url(url);
-        let mut failures: i64 = 0;
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = target.url.parse().map_err(|e: sqlx::Error| {
+            DbError::Config(format!(
+                "cannot use [database] connection {shown}: {}",
+                hide_password(&e.to_string(), url)
+            ))
+        })?;
+        let interval = Duration::from_secs(u64::try_from(section.retry_interval).unwrap_or(0));
+        let mut attempts: u32 = 0;
         loop {
-            match open_pool(&target, section).await {
+            attempts = attempts.saturating_add(1);
+            let err = match open_pool(&target, &options, section).await {
                 Ok(pool) => {
                     tracing::info!(db.url = %shown, "connected to the database");
                     return Ok(Db {
@@ -136,23 +185,33 @@ impl Db {
                         backend: target.backend,
                     });
                 }
-                Err(err) => {
-                    failures += 1;
-                    let retries_left = section.max_retries < 0 || failures <= section.max_retries;
-                    if !retries_left {
-                        tracing::error!(db.url = %shown, error = %err, "cannot connect to the database");
-                        return Err(err);
-                    }
-                    tracing::warn!(
-                        db.url = %shown,
-                        error = %err,
-                        attempt = failures,
-                        "cannot connect to the database, retrying"
-                    );
-                    let secs = u64::try_from(section.retry_interval).unwrap_or(0);
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
-                }
+                Err(err) => err,
+            };
+            let fault = classify(&err);
+            let retries_left =
+                section.max_retries < 0 || i64::from(attempts) <= section.max_retries;
+            if fault != Fault::Unavailable || !retries_left {
+                // Logged by the caller, which decides what failing means.
+                return Err(DbError::Connect {
+                    url: shown,
+                    attempts,
+                    cause: err,
+                });
             }
+            let of = if section.max_retries < 0 {
+                "unlimited".to_string()
+            } else {
+                (section.max_retries + 1).to_string()
+            };
+            tracing::warn!(
+                db.url = %shown,
+                error = %err,
+                attempt = attempts,
+                attempts = %of,
+                "cannot connect to the database (attempt {attempts} of {of}), retrying in {} s",
+                interval.as_secs()
+            );
+            tokio::time::sleep(interval).await;
         }
     }
 
@@ -244,6 +303,46 @@ impl Db {
     /// Closes every pooled connection; later queries fail.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How many times [`retry_conflicts`] runs a transaction that keeps losing races.
+pub const CONFLICT_ATTEMPTS: u32 = 5;
+/// Its first pause between two runs; each later one is twice as long.
+const CONFLICT_PAUSE: Duration = Duration::from_millis(20);
+
+/// Runs `attempt`, one whole write transaction, again when it lost a race with another
+/// transaction (`lost_race` tells: a deadlock, a serialization failure, a lock wait timeout,
+/// SQLite still locked after its busy timeout), at most [`CONFLICT_ATTEMPTS`] times in all,
+/// with a short growing pause. The server has rolled the loser back, so running it again is
+/// safe; any other outcome is returned as it is. `what` names the work in the log.
+pub async fn retry_conflicts<T, E, F, Fut>(
+    what: &str,
+    lost_race: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut pause = CONFLICT_PAUSE;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(err) if tries < CONFLICT_ATTEMPTS && lost_race(&err) => {
+                tracing::warn!(
+                    db.work = what,
+                    attempt = tries,
+                    error = %err,
+                    "database transaction lost a race with another one, running it again"
+                );
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
     }
 }
 
@@ -346,6 +445,21 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `text` with the URL's password, should it appear anywhere, replaced by `***`.
+fn hide_password(text: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(password) => text.replace(password, "***"),
+        None => text.to_string(),
+    }
+}
+
 /// Rewrites `?` placeholders to `$1..$n`, leaving quoted text and identifiers alone.
 fn numbered_placeholders(query: &str) -> String {
     let mut out = String::with_capacity(query.len() + 8);
@@ -377,14 +491,36 @@ fn numbered_placeholders(query: &str) -> String {
 }
 
 /// Opens the pool and proves it works with one connection.
-async fn open_pool(target: &Target, section: &DatabaseSection) -> Result<AnyPool, DbError> {
-    sqlx::any::install_default_drivers();
-    let options: AnyConnectOptions = target.url.parse()?;
+///
+/// The pool retries a refused connection (and PostgreSQL's "starting up" and "too many
+/// connections") by itself until its acquire timeout, silently. So a server is first tried
+/// with one plain connection, which fails at once: [`Db::connect`] then decides, and logs,
+/// whether to try again.
+async fn open_pool(
+    target: &Target,
+    options: &AnyConnectOptions,
+    section: &DatabaseSection,
+) -> Result<AnyPool, sqlx::Error> {
     let acquire_timeout = section
         .pool_timeout
         .and_then(|s| u64::try_from(s).ok())
         .unwrap_or(DEFAULT_POOL_TIMEOUT_S);
-    let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(acquire_timeout));
+    let acquire_timeout = Duration::from_secs(acquire_timeout);
+    if !target.in_memory {
+        match tokio::time::timeout(acquire_timeout, options.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                return Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no connection within {} s", acquire_timeout.as_secs()),
+                )));
+            }
+        }
+    }
+    let mut pool = AnyPoolOptions::new().acquire_timeout(acquire_timeout);
     if target.in_memory {
         // Each new connection to `:memory:` would be a new, empty database: keep exactly one
         // connection for the pool's whole life.
@@ -398,8 +534,12 @@ async fn open_pool(target: &Target, section: &DatabaseSection) -> Result<AnyPool
             .ok()
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
+        let default_size = match target.backend {
+            Backend::Sqlite => DEFAULT_SQLITE_POOL_SIZE,
+            Backend::Postgres | Backend::MySql => DEFAULT_SERVER_POOL_SIZE,
+        };
         pool = pool
-            .max_connections(section.max_pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1))
+            .max_connections(section.max_pool_size.unwrap_or(default_size).max(1))
             .idle_timeout(idle);
     }
     if target.backend == Backend::Sqlite {
@@ -429,6 +569,21 @@ async fn open_pool(target: &Target, section: &DatabaseSection) -> Result<AnyPool
                 Ok(())
             })
         });
+        pool = pool.after_release(|conn, _meta| {
+            Box::pin(async move {
+                // A COMMIT that fails (the disk is full) can leave SQLite out of its
+                // transaction while the driver still counts one: the rollback it queues
+                // then fails too, and every later BEGIN on this connection would be refused
+                // for good. Let the queued rollback run, then drop a connection whose count
+                // is still off instead of handing it out again.
+                conn.ping().await?;
+                let healthy = !conn.is_in_transaction();
+                if !healthy {
+                    tracing::warn!("dropping a database connection left in a failed transaction");
+                }
+                Ok(healthy)
+            })
+        });
     }
     if target.backend == Backend::MySql {
         pool = pool.after_connect(|conn, _meta| {
@@ -442,7 +597,7 @@ async fn open_pool(target: &Target, section: &DatabaseSection) -> Result<AnyPool
             })
         });
     }
-    Ok(pool.connect_with(options).await?)
+    pool.connect_with(options.clone()).await
 }
 
 /// Reads a text column that may be NULL. MySQL returns `TEXT` columns as blobs through the
@@ -609,6 +764,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retry_conflicts_runs_a_lost_transaction_again() {
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let attempt = || async {
+            let n = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n < 3 { Err("deadlock") } else { Ok(n) }
+        };
+        let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", attempt).await;
+        assert_eq!(outcome, Ok(3));
+
+        // It gives up after CONFLICT_ATTEMPTS runs, and never retries other errors.
+        runs.store(0, std::sync::atomic::Ordering::SeqCst);
+        let always = || async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>("deadlock")
+        };
+        let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", always).await;
+        assert_eq!(outcome, Err("deadlock"));
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            CONFLICT_ATTEMPTS
+        );
+        runs.store(0, std::sync::atomic::Ordering::SeqCst);
+        let other = || async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err::<(), _>("syntax error")
+        };
+        let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", other).await;
+        assert_eq!(outcome, Err("syntax error"));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn connect_gives_up_after_max_retries() {
         let section = DatabaseSection {
             connection: Some("postgresql://u:pw@127.0.0.1:1/db".to_string().into()),
@@ -617,11 +804,17 @@ mod tests {
             retry_interval: 0,
             max_pool_size: None,
             idle_timeout: 3600,
-            // sqlx keeps retrying a refused connection until the pool timeout.
-            pool_timeout: Some(1),
+            pool_timeout: Some(30),
         };
         let err = Db::connect(&section).await.unwrap_err();
-        assert!(matches!(err, DbError::Sql(_)), "{err:?}");
+        assert!(
+            matches!(err, DbError::Connect { attempts: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.fault(), Fault::Unavailable);
+        let text = err.to_string();
+        assert!(text.contains("gave up after 2 attempts"), "{text}");
+        assert!(text.contains("u:***@127.0.0.1:1"), "{text}");
         let missing = DatabaseSection {
             connection: None,
             ..section

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
-use crate::db::{Backend, Db, DbError, required_text_column, text_column};
+use crate::db::{Backend, Db, DbError, Fault, required_text_column, retry_conflicts, text_column};
 use crate::utc::UtcDateTime;
 
 /// A condition row, in the order of its id.
@@ -64,6 +64,13 @@ pub async fn insert(db: &Db, rule: &RuleRow) -> Result<(), DbError> {
 
 /// [`insert`] with a given `created_at` text (`YYYY-MM-DD HH:MM:SS.ffffff`).
 pub async fn insert_at(db: &Db, rule: &RuleRow, created_at: &str) -> Result<(), DbError> {
+    retry_conflicts("insert rule", lost_race, || {
+        insert_once(db, rule, created_at)
+    })
+    .await
+}
+
+async fn insert_once(db: &Db, rule: &RuleRow, created_at: &str) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
     let created = match db.backend() {
         // A text parameter does not go into a TIMESTAMP column without a cast.
@@ -171,6 +178,10 @@ pub async fn get_all(db: &Db) -> Result<Vec<RuleRow>, DbError> {
 
 /// Deletes a rule and its children; `false` when there was no such rule.
 pub async fn delete(db: &Db, uuid: &str) -> Result<bool, DbError> {
+    retry_conflicts("delete rule", lost_race, || delete_once(db, uuid)).await
+}
+
+async fn delete_once(db: &Db, uuid: &str) -> Result<bool, DbError> {
     let mut tx = db.begin().await?;
     for query in [
         "DELETE FROM rule_actions WHERE rule = ?",
@@ -196,6 +207,10 @@ pub async fn delete(db: &Db, uuid: &str) -> Result<bool, DbError> {
 
 /// Deletes every rule and child row.
 pub async fn delete_all(db: &Db) -> Result<(), DbError> {
+    retry_conflicts("delete every rule", lost_race, || delete_all_once(db)).await
+}
+
+async fn delete_all_once(db: &Db) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
     for query in [
         "DELETE FROM rule_actions",
@@ -206,6 +221,11 @@ pub async fn delete_all(db: &Db) -> Result<(), DbError> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether a write lost a race with another transaction (see [`retry_conflicts`]).
+fn lost_race(err: &DbError) -> bool {
+    err.fault() == Fault::Conflict
 }
 
 fn rule_from_row(row: &AnyRow) -> Result<RuleRow, DbError> {

@@ -1,6 +1,8 @@
 //! Database integration tests, one binary: the `ironic-inspector-dbsync` command on SQLite,
-//! the node-cache contract on SQLite, PostgreSQL and MySQL, and interoperability with the
-//! Python ironic-inspector's own dbsync.
+//! the node-cache contract on SQLite, PostgreSQL and MySQL, interoperability with the
+//! Python ironic-inspector's own dbsync, and database faults: connecting at start-up
+//! (refused logins, unreachable servers) and what a real server's errors are classified as.
+//! The fault tests that stop a server run a private one (`private_server`).
 //!
 //! PostgreSQL, MySQL and the Python tool are optional locally: without
 //! `INSPECTOR_TEST_POSTGRES_URL`, `INSPECTOR_TEST_MYSQL_URL` or `INSPECTOR_TEST_PY_DBSYNC`
@@ -10,9 +12,12 @@
 // clippy's allow-unwrap-in-tests does not reach helper functions under tests/.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod connect;
 mod contract;
 mod dbsync_cli;
 mod helpers;
 mod interop;
+mod private_server;
 mod rules_contract;
+mod server_faults;
 mod servers;

@@ -1,8 +1,10 @@
 //! End-to-end tests: the daemon against real services (Ironic from
-//! scripts/services/ironic.sh). Tests that need a service it has not been given print a skip
-//! line, unless `CI` is set, where they fail.
+//! scripts/services/ironic.sh), and against a database that fails (a private PostgreSQL or
+//! MariaDB that is stopped, SQLite on a tmpfs that fills up). Tests that need a service it has
+//! not been given print a skip line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod database_faults;
 mod firewall;
 #[allow(dead_code)] // shared with the api tests, which use all of it
 #[path = "../api/helpers.rs"]
@@ -10,8 +12,11 @@ mod helpers;
 mod introspect;
 mod ironic_api;
 mod ironic_inspect;
+#[path = "../db/private_server.rs"]
+mod private_server;
 mod process;
 mod rules;
+mod sqlite_disk_full;
 
 use serde_json::json;
 
