@@ -207,7 +207,8 @@ impl FaultProxy {
         proxy
     }
 
-    /// Answers matching requests `delay` late, for as long as the rule stays.
+    /// Answers matching requests `delay` late (whatever else happens to them), for as long
+    /// as the rule stays.
     pub fn delay(&self, matcher: Match, delay: Duration) {
         self.add(matcher, None, Fault::Delay(delay));
     }
@@ -363,31 +364,39 @@ struct Answer {
 
 /// What to do with one request, decided under the rules' lock.
 enum Action {
-    Forward(Option<Duration>),
+    Forward,
     Fault(Fault),
 }
 
 impl Shared {
-    fn decide(&self, request: &Request) -> Action {
+    /// The delay of every matching delay rule (they add up), and the first other matching
+    /// rule with uses left.
+    fn decide(&self, request: &Request) -> (Duration, Action) {
         let mut rules = self.rules.lock().unwrap();
+        let matching = |rule: &Rule| rule.matcher.matches(&request.method, &request.path);
+        let delay = rules
+            .iter()
+            .filter(|rule| matching(rule))
+            .filter_map(|rule| match rule.fault {
+                Fault::Delay(delay) => Some(delay),
+                _ => None,
+            })
+            .sum();
         let found = rules.iter_mut().find(|rule| {
-            rule.remaining != Some(0) && rule.matcher.matches(&request.method, &request.path)
+            !matches!(rule.fault, Fault::Delay(_)) && rule.remaining != Some(0) && matching(rule)
         });
         let action = match found {
-            None => Action::Forward(None),
+            None => Action::Forward,
             Some(rule) => {
                 if let Some(left) = rule.remaining.as_mut() {
                     *left -= 1;
                 }
-                match &rule.fault {
-                    Fault::Delay(delay) => Action::Forward(Some(*delay)),
-                    other => Action::Fault(other.clone()),
-                }
+                Action::Fault(rule.fault.clone())
             }
         };
         let name = match &action {
-            Action::Forward(None) => "forward",
-            Action::Forward(Some(_)) => "delay",
+            Action::Forward if delay > Duration::ZERO => "delay",
+            Action::Forward => "forward",
             Action::Fault(fault) => fault.name(),
         };
         self.seen.lock().unwrap().push(Seen {
@@ -395,7 +404,7 @@ impl Shared {
             path: request.path.clone(),
             action: name,
         });
-        action
+        (delay, action)
     }
 
     async fn forward(&self, request: &Request) -> Answer {
@@ -485,13 +494,12 @@ async fn serve_connection(shared: &Shared, mut stream: TcpStream) {
                 return;
             }
         };
-        let answer = match shared.decide(&request) {
-            Action::Forward(delay) => {
-                if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
-                }
-                shared.forward(&request).await
-            }
+        let (delay, action) = shared.decide(&request);
+        if delay > Duration::ZERO {
+            tokio::time::sleep(delay).await;
+        }
+        let answer = match action {
+            Action::Forward => shared.forward(&request).await,
             Action::Fault(Fault::Status(status)) => ironic_error(status, &request.path),
             Action::Fault(Fault::Hang) => {
                 // Never answer; keep the connection until the client gives up.
@@ -516,7 +524,7 @@ async fn serve_connection(shared: &Shared, mut stream: TcpStream) {
                 }
                 answer
             }
-            Action::Fault(Fault::Delay(_)) => unreachable!("delays are forwards"),
+            Action::Fault(Fault::Delay(_)) => unreachable!("delays are applied above"),
         };
         if write_answer(&mut stream, &answer, request.close)
             .await

@@ -9,6 +9,7 @@ mod firewall;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod introspect;
+mod ironic_faults;
 mod ironic_api;
 mod ironic_inspect;
 mod process;
