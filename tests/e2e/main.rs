@@ -10,6 +10,7 @@ mod firewall;
 mod helpers;
 mod introspect;
 mod ironic_faults;
+mod ironic_outage;
 mod ironic_api;
 mod ironic_inspect;
 mod process;
