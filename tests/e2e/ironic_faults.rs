@@ -90,7 +90,7 @@ pub fn report(macs: &[String], bmc: &str) -> Value {
 }
 
 /// Asserts what Ironic holds after a successful processing of `payload`: the properties,
-/// one port (the PXE NIC's), power off.
+/// one port (the PXE NIC's), and (awaited) power off.
 pub async fn assert_introspected(ironic: &IronicApi, uuid: &str, payload: &Value, pxe_mac: &str) {
     let node = ironic.node(uuid).await;
     let properties = &node["properties"];
@@ -99,10 +99,11 @@ pub async fn assert_introspected(ironic: &IronicApi, uuid: &str, payload: &Value
     }
     assert_eq!(properties["cpu_arch"], payload["cpu_arch"]);
     assert_eq!(ironic.ports(uuid).await, vec![pxe_mac.to_string()]);
-    assert_eq!(
-        ironic.power_state(uuid).await.as_deref(),
-        Some("power off")
-    );
+    // Ironic accepts a power action (202) and carries it out afterwards.
+    wait_for(DEADLINE, "Ironic to power the node off", || async {
+        (ironic.power_state(uuid).await.as_deref() == Some("power off")).then_some(())
+    })
+    .await;
 }
 
 fn node_path(uuid: &str) -> String {
@@ -193,7 +194,11 @@ async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500
         app.introspection_status(&uuid).await,
         json!({"finished": false, "error": null})
     );
-    assert_eq!(proxy.count(&get_node), 1 + 3, "one 500, two 409s, one answer");
+    assert_eq!(
+        proxy.count(&get_node),
+        1 + 3,
+        "one 500, two 409s, one answer"
+    );
     assert_eq!(proxy.count(&power), 3, "two 503s, then the reboot");
     ironic.delete_node(&uuid).await;
     app.stop().await;
@@ -320,7 +325,10 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
     proxy.fail(power.clone(), 2, 409);
     let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"uuid": uuid}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"uuid": uuid})
+    );
     assert_eq!(
         app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
@@ -328,7 +336,11 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
     assert_introspected(&ironic, &uuid, &payload, &macs[0]).await;
     assert_eq!(proxy.count(&ports), 3, "two 503s, then the port");
     assert!(proxy.count(&patch) >= 3, "two 409s, then the PATCH");
-    assert_eq!(proxy.count(&power) - reboots, 3, "two 409s, then the power-off");
+    assert_eq!(
+        proxy.count(&power) - reboots,
+        3,
+        "two 409s, then the power-off"
+    );
     ironic.delete_node(&uuid).await;
     app.stop().await;
 }
@@ -351,7 +363,11 @@ async fn a_power_off_that_hangs_ends_introspection_with_ironic_named() {
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let began = Instant::now();
     let status = app.wait_finished(&uuid, DEADLINE).await;
-    assert_bounded(began.elapsed(), CALL_BOUND, "the failure of a hung power-off");
+    assert_bounded(
+        began.elapsed(),
+        CALL_BOUND,
+        "the failure of a hung power-off",
+    );
     let error = status["error"].as_str().unwrap();
     let prefix = format!(
         "Failed to power off node {uuid}, check it's power management configuration: \

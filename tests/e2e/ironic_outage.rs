@@ -62,7 +62,9 @@ async fn ironic_down_for_a_minute_and_back() {
         .await;
     let mut reboot = proxy.hold(power(&started));
     assert_eq!(start(&app, &started).await.0.status(), 202);
-    let held_reboot = reboot.next("the reboot of the started node", DEADLINE).await;
+    let held_reboot = reboot
+        .next("the reboot of the started node", DEADLINE)
+        .await;
 
     // Ironic goes away: connections are refused, and those under way are cut.
     proxy.go_down().await;

@@ -9,10 +9,11 @@ mod firewall;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod introspect;
-mod ironic_faults;
-mod ironic_outage;
 mod ironic_api;
+mod ironic_faults;
 mod ironic_inspect;
+mod ironic_outage;
+mod kill_during_processing;
 mod process;
 mod rules;
 
