@@ -125,6 +125,7 @@ async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
     let (response, elapsed) = start(&app, &uuid).await;
     assert_answer(response, 503, &unavailable).await;
     assert_bounded(elapsed, CALL_BOUND, "a start while Ironic hangs");
+    println!("start while Ironic hangs: 503 after {elapsed:?}");
     assert!(
         elapsed >= Duration::from_secs(ATTEMPTS as u64 * 2),
         "each of the {ATTEMPTS} attempts waits for its timeout: {elapsed:?}"
@@ -136,6 +137,7 @@ async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
     let (response, elapsed) = start(&app, &uuid).await;
     assert_answer(response, 503, &unavailable).await;
     assert_bounded(elapsed, CALL_BOUND, "a start while Ironic resets");
+    println!("start while Ironic resets: 503 after {elapsed:?}");
     assert_eq!(proxy.count(&get_node), 2 * ATTEMPTS);
 
     // Nothing was recorded, and once Ironic behaves the same request goes through.
@@ -222,6 +224,10 @@ async fn a_reboot_that_hangs_or_fails_ends_introspection_with_ironic_named() {
     let began = Instant::now();
     let status = app.wait_finished(&hung, DEADLINE).await;
     assert_bounded(began.elapsed(), CALL_BOUND, "the failure of a hung reboot");
+    println!(
+        "hung reboot: node failed {:?} after the 202",
+        began.elapsed()
+    );
     let error = status["error"].as_str().unwrap();
     let prefix = format!(
         "Failed to power on node {hung}, check it's power management configuration:\n\
@@ -264,6 +270,7 @@ async fn a_report_meeting_a_hang_a_reset_or_a_500_is_503_and_goes_through_later(
     let began = Instant::now();
     let response = app.post_continue(&payload).await;
     assert_bounded(began.elapsed(), CALL_BOUND, "a report while Ironic hangs");
+    println!("report while Ironic hangs: 503 after {:?}", began.elapsed());
     assert_answer(response, 503, "Ironic is unavailable, try again later").await;
     assert_eq!(app.introspection_status(&uuid).await, waiting);
 
@@ -367,6 +374,10 @@ async fn a_power_off_that_hangs_ends_introspection_with_ironic_named() {
         began.elapsed(),
         CALL_BOUND,
         "the failure of a hung power-off",
+    );
+    println!(
+        "hung power-off: node failed {:?} after the 200",
+        began.elapsed()
     );
     let error = status["error"].as_str().unwrap();
     let prefix = format!(
