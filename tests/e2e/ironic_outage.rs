@@ -1,7 +1,7 @@
 //! Ironic down for a minute and back, behind the fault proxy: work in flight ends with an
 //! error naming Ironic instead of hanging, statuses are answered throughout, reports are
 //! refused with 503 (the ramdisk posts again) and go through afterwards, and the clean-up
-//! loop, failing while Ironic is away, recovers by itself.
+//! loop and the firewall refresh, failing while Ironic is away, recover by themselves.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::fault_proxy::{FaultProxy, Match};
+use crate::firewall::Netns;
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::ironic_faults::{
@@ -196,4 +197,74 @@ async fn ironic_down_for_a_minute_and_back() {
         ironic.delete_node(&uuid).await;
     }
     app.stop().await;
+}
+
+/// The MACs the DHCP chain in `netns` drops, or `None` while it does not exist.
+fn dropped_macs(netns: &Netns) -> Option<Vec<String>> {
+    let rules = netns.chain("ironic-inspector")?;
+    Some(
+        rules
+            .iter()
+            .filter_map(|rule| {
+                rule.strip_prefix("-A ironic-inspector -m mac --mac-source ")
+                    .and_then(|rest| rest.strip_suffix(" -j DROP"))
+                    .map(str::to_ascii_lowercase)
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_firewall_refresh_keeps_its_rules_while_ironic_is_down_and_recovers() {
+    let test = "the_firewall_refresh_keeps_its_rules_while_ironic_is_down_and_recovers";
+    let Some(ironic) = IronicApi::for_test(test) else {
+        return;
+    };
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let proxy = FaultProxy::start(ironic.url()).await;
+    // Netns::create names the dnsmasq side of its veth pair fwtest0.
+    let app = daemon(
+        &proxy,
+        &format!(
+            "[firewall]\nmanage_firewall = true\ndnsmasq_interface = fwtest0\n\
+             firewall_update_period = 1\nroot_helper = {}\n",
+            netns.root_helper()
+        ),
+    )
+    .await;
+    let macs = unique_macs(2);
+    let idle = ironic.enroll(json!({}), &[macs[0].as_str()]).await;
+    wait_for(DEADLINE, "the idle node's MAC blocked", || async {
+        dropped_macs(&netns)?.contains(&macs[0]).then_some(())
+    })
+    .await;
+
+    proxy.go_down().await;
+    let down_at = Instant::now();
+    // A port Ironic gets meanwhile cannot reach the chain; what the chain had stays.
+    ironic.create_port(&idle, &macs[1]).await;
+    tokio::time::sleep(OUTAGE.saturating_sub(down_at.elapsed())).await;
+    let during = dropped_macs(&netns).expect("the chain is kept while Ironic is down");
+    assert!(during.contains(&macs[0]), "{during:?}");
+    assert!(!during.contains(&macs[1]), "{during:?}");
+
+    proxy.come_up().await;
+    let up_at = Instant::now();
+    wait_for(
+        Duration::from_secs(1) + CALL_BOUND + MARGIN,
+        "the refresh to block the port added during the outage",
+        || async {
+            let now = dropped_macs(&netns)?;
+            (now.contains(&macs[0]) && now.contains(&macs[1])).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "{test}: the firewall refresh recovered {:?} after Ironic came back",
+        up_at.elapsed()
+    );
+    app.stop().await;
+    ironic.delete_node(&idle).await;
 }
