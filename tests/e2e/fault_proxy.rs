@@ -673,9 +673,12 @@ mod tests {
         url
     }
 
+    /// A client that opens a connection per request, so that a connection the proxy closed
+    /// (going down) is never reused.
     fn client() -> reqwest::Client {
         reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap()
     }
@@ -719,7 +722,12 @@ mod tests {
         assert_eq!(get("/reset").await.unwrap().status(), 200);
 
         proxy.hang(Match::path("/hang"), None);
-        let err = get("/hang").await.unwrap_err();
+        let err = client
+            .get(format!("{}/hang", proxy.url))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .unwrap_err();
         assert!(err.is_timeout(), "{err}");
 
         let mut holds = proxy.hold(Match::path("/held"));

@@ -12,30 +12,42 @@ use crate::fault_proxy::{FaultProxy, Match};
 use crate::helpers::{TestApp, spawn_app_customised, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
 
-/// Short Ironic client settings: 2 retries 1 s apart, 1 s to connect, 2 s an attempt.
+/// Ironic client settings for tests where Ironic fails: 2 retries 1 s apart, 2 s to
+/// connect, 5 s an attempt (a loaded CI box may make the real Ironic that slow).
 pub const FAST_IRONIC: &str =
-    "connect_timeout = 1\nrequest_timeout = 2\nmax_retries = 2\nretry_interval = 1\n";
+    "connect_timeout = 2\nrequest_timeout = 5\nmax_retries = 2\nretry_interval = 1\n";
+/// Seconds one attempt may take under [`FAST_IRONIC`].
+const REQUEST_TIMEOUT_SECS: u64 = 5;
 /// Attempts of one call under [`FAST_IRONIC`].
 pub const ATTEMPTS: usize = 3;
 /// The longest one Ironic call may take under [`FAST_IRONIC`]: each of 3 attempts may wait
-/// 2 s for a connection slot and 2 s for the answer, with two pauses of 1 s between them.
-pub const CALL_BOUND: Duration = Duration::from_secs(3 * (2 + 2) + 2);
+/// 5 s for a connection slot and 5 s for the answer, with two pauses of 1 s between them.
+pub const CALL_BOUND: Duration = Duration::from_secs(3 * (2 * REQUEST_TIMEOUT_SECS) + 2);
+/// Ironic client settings for tests where injected bursts must be ridden out: retries to
+/// spare for a real "node locked" on top of the injected ones.
+pub const PATIENT_IRONIC: &str =
+    "connect_timeout = 2\nrequest_timeout = 10\nmax_retries = 6\nretry_interval = 1\n";
 /// What a busy 2-core CI box may add to a bound.
 pub const MARGIN: Duration = Duration::from_secs(30);
 /// How long background work may take here, at most.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
-/// The `[ironic]` section pointing at the proxy, plus store_data = database.
-pub fn fault_config(proxy: &FaultProxy, extra: &str) -> String {
+/// The `[ironic]` section pointing at the proxy with `settings`, plus store_data = database.
+pub fn fault_config(proxy: &FaultProxy, settings: &str, extra: &str) -> String {
     format!(
-        "[ironic]\nironic_url = {}\n{FAST_IRONIC}[processing]\nstore_data = database\n{extra}",
+        "[ironic]\nironic_url = {}\n{settings}[processing]\nstore_data = database\n{extra}",
         proxy.url
     )
 }
 
-/// A daemon in this process whose Ironic is behind `proxy`.
+/// A daemon in this process whose Ironic is behind `proxy`, with [`FAST_IRONIC`].
 pub async fn daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
-    spawn_app_customised(&fault_config(proxy, extra), |_| {}).await
+    spawn_app_customised(&fault_config(proxy, FAST_IRONIC, extra), |_| {}).await
+}
+
+/// The same with [`PATIENT_IRONIC`].
+pub async fn patient_daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
+    spawn_app_customised(&fault_config(proxy, PATIENT_IRONIC, extra), |_| {}).await
 }
 
 /// `POST /v1/introspection/<uuid>` and how long the answer took.
@@ -127,7 +139,7 @@ async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
     assert_bounded(elapsed, CALL_BOUND, "a start while Ironic hangs");
     println!("start while Ironic hangs: 503 after {elapsed:?}");
     assert!(
-        elapsed >= Duration::from_secs(ATTEMPTS as u64 * 2),
+        elapsed >= Duration::from_secs(ATTEMPTS as u64 * REQUEST_TIMEOUT_SECS),
         "each of the {ATTEMPTS} attempts waits for its timeout: {elapsed:?}"
     );
     assert_eq!(proxy.count(&get_node), ATTEMPTS);
@@ -164,7 +176,7 @@ async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500
         return;
     };
     let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
+    let app = patient_daemon(&proxy, "").await;
     let uuid = managed_node(&ironic, "192.0.2.62").await;
     let get_node = Match::new("GET", &node_path(&uuid));
     let power = Match::new("PUT", &format!("{}/states/power", node_path(&uuid)));
@@ -196,12 +208,12 @@ async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500
         app.introspection_status(&uuid).await,
         json!({"finished": false, "error": null})
     );
-    assert_eq!(
-        proxy.count(&get_node),
-        1 + 3,
-        "one 500, two 409s, one answer"
+    // At least: Ironic itself may answer "locked" now and then.
+    assert!(
+        proxy.count(&get_node) > 3,
+        "one 500, two 409s, then the answer"
     );
-    assert_eq!(proxy.count(&power), 3, "two 503s, then the reboot");
+    assert!(proxy.count(&power) >= 3, "two 503s, then the reboot");
     ironic.delete_node(&uuid).await;
     app.stop().await;
 }
@@ -316,7 +328,7 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
         return;
     };
     let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
+    let app = patient_daemon(&proxy, "").await;
     let bmc = "192.0.2.66";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);
@@ -341,11 +353,11 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
         json!({"finished": true, "error": null})
     );
     assert_introspected(&ironic, &uuid, &payload, &macs[0]).await;
-    assert_eq!(proxy.count(&ports), 3, "two 503s, then the port");
+    // At least: Ironic itself may answer "locked" now and then.
+    assert!(proxy.count(&ports) >= 3, "two 503s, then the port");
     assert!(proxy.count(&patch) >= 3, "two 409s, then the PATCH");
-    assert_eq!(
-        proxy.count(&power) - reboots,
-        3,
+    assert!(
+        proxy.count(&power) - reboots >= 3,
         "two 409s, then the power-off"
     );
     ironic.delete_node(&uuid).await;

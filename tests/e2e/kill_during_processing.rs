@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use crate::fault_proxy::{FaultProxy, Match};
 use crate::helpers::{free_port, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
-use crate::ironic_faults::{DEADLINE, FAST_IRONIC, assert_introspected, managed_node, report};
+use crate::ironic_faults::{DEADLINE, PATIENT_IRONIC, assert_introspected, managed_node, report};
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_ironic-inspector");
 const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
@@ -142,7 +142,7 @@ impl Daemon {
             format!(
                 "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\n\
                  listen_port = {port}\ndebug = true\n\
-                 [ironic]\nauth_strategy = noauth\nironic_url = {ironic_url}\n{FAST_IRONIC}\
+                 [ironic]\nauth_strategy = noauth\nironic_url = {ironic_url}\n{PATIENT_IRONIC}\
                  [firewall]\nmanage_firewall = false\n\
                  [processing]\nstore_data = database\n\
                  [database]\nconnection = {db_url}\n"
