@@ -136,21 +136,20 @@ impl Coalescer {
     }
 }
 
-/// A copy of `err` (the error type is not `Clone`: it is built once per failure).
+/// The error to hand a waiter of a failed run: the same variant where the variant decides
+/// what the caller does (503 lets a ramdisk retry, 400 fails the node), else an internal
+/// error with the same text. (The error type is not `Clone`.)
 fn same_error(err: &Error) -> Error {
     match err {
-        Error::BadRequest(m) => Error::BadRequest(m.clone()),
-        Error::Unauthorized(m) => Error::Unauthorized(m.clone()),
-        Error::Forbidden(m) => Error::Forbidden(m.clone()),
-        Error::NotFound(m) => Error::NotFound(m.clone()),
-        Error::NotAcceptable(m) => Error::NotAcceptable(m.clone()),
-        Error::Conflict(m) => Error::Conflict(m.clone()),
-        Error::PayloadTooLarge(m) => Error::PayloadTooLarge(m.clone()),
         Error::ServiceUnavailable(m) => Error::ServiceUnavailable(m.clone()),
+        Error::BadRequest(m) => Error::BadRequest(m.clone()),
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::Conflict(m) => Error::Conflict(m.clone()),
         Error::Internal { kind, detail } => Error::Internal {
             kind,
             detail: detail.clone(),
         },
+        other => Error::internal("FirewallError", other),
     }
 }
 
