@@ -78,6 +78,9 @@ pub async fn introspect(
             tracing::error!(node.uuid = %uuid, error = %msg, "cannot get the node from Ironic");
             Error::ServiceUnavailable(format!("Cannot get node {uuid}: {UNAVAILABLE_MESSAGE}"))
         }
+        other if other.is_ironic_failure() => {
+            Error::ServiceUnavailable(format!("Cannot get node {uuid}: {other}"))
+        }
         other => Error::BadRequest(format!("Cannot get node {uuid}: {other}")),
     })?;
 

@@ -10,8 +10,9 @@
 //! - [`app`]: builds the shared state, serves the API, stops gracefully.
 //! - [`server`]: HTTP/1.1 connections: TLS, the connection limit, client timeouts, clean closes.
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
+//! - [`periodic`]: the firewall refresh and the clean-up loop (timeouts, old statuses), and
+//!   at start-up the finishing of reports a stopped daemon left unfinished.
 //! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
-//! - [`periodic`]: the firewall refresh and the clean-up loop (timeouts, old statuses).
 //! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
 //! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`rules`]: introspection rules applied during processing.

@@ -1,5 +1,7 @@
 //! Periodic work on the daemon's runtime: the firewall refresh, and the clean-up of the node
-//! cache (introspections that ran out of time, old statuses, nodes deleted from Ironic).
+//! cache (introspections that ran out of time, old statuses, nodes deleted from Ironic);
+//! plus, once at start-up, the finishing of reports a stopped daemon had accepted
+//! ([`crate::process::resume_finishing`]).
 //!
 //! Ports `periodic_update`, `periodic_clean_up` and `sync_with_ironic` of upstream `main.py`.
 //! Each job has a one-step function (tests call it directly) and runs at once, then every
@@ -13,12 +15,29 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::introspect;
 use crate::node_cache::{self, TIMEOUT_ERROR};
+use crate::process;
 use crate::state::AppState;
 
-/// Starts the loops the configuration asks for on the daemon's task tracker: the firewall
-/// refresh when the firewall is managed, the clean-up when `[DEFAULT] timeout` is positive
-/// (2.2 ran no clean-up at all otherwise, so old statuses were never purged).
+/// Starts, on the daemon's task tracker, the one-off finishing of interrupted reports and
+/// the loops the configuration asks for: the firewall refresh when the firewall is managed,
+/// the clean-up when `[DEFAULT] timeout` is positive (2.2 ran no clean-up at all otherwise,
+/// so old statuses were never purged).
 pub fn spawn(state: &AppState) {
+    let resume_state = state.clone();
+    state.tasks.spawn(async move {
+        tokio::select! {
+            outcome = process::resume_finishing(&resume_state) => match outcome {
+                Ok(nodes) if !nodes.is_empty() => {
+                    tracing::info!(nodes = ?nodes, "finished the introspections left unfinished at the last stop");
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot finish the introspections left unfinished at the last stop");
+                }
+            },
+            () = resume_state.shutdown.cancelled() => {}
+        }
+    });
     if state.firewall.is_enabled() {
         let period = seconds(
             state.config.firewall.firewall_update_period,

@@ -7,7 +7,19 @@
 //! the introspection rules; then the answer, and in the background the power-off (or the
 //! finishing of new IPMI credentials) and the node marked finished. Work on one node is
 //! serialised by its lock, so a repeated post cannot create ports twice.
+//!
+//! # A daemon stopped mid-way
+//! Every step before the answer can be done again: a report whose processing was cut short
+//! (the daemon killed, Ironic gone) leaves the node waiting, and the ramdisk, which got no
+//! answer, posts it again; ports that exist are skipped and the same properties are set
+//! again. The steps after the answer cannot count on that: the ramdisk has its answer and
+//! will not post again. So, before answering, the node gets the [`FINISHING_OPTION`] marker
+//! (in the same options table as its other options, dropped when it is marked finished), and
+//! a daemon that starts finishes every waiting node that carries it ([`resume_finishing`]):
+//! the power-off is asked again (Ironic accepts powering off a node that is off), then the
+//! node is marked finished.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -28,6 +40,10 @@ pub const CREDENTIALS_WAIT_RETRIES: u32 = 10;
 pub const CREDENTIALS_WAIT_PERIOD: Duration = Duration::from_secs(3);
 /// Swift object prefix of the processed data (`inspector_data-<uuid>`).
 pub const DATA_OBJECT_PREFIX: &str = "inspector_data";
+/// Node option set when a report was processed and only the finishing is left (see the
+/// module doc); its value is `{"ipmi_address": <the BMC address the ramdisk reported>}`,
+/// which setting new IPMI credentials may need.
+pub const FINISHING_OPTION: &str = "finishing";
 
 /// Processes one report of the ramdisk and returns the answer for it.
 pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Value> {
@@ -86,8 +102,9 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
             finish(state, &uuid, Some(&message)).await;
             return Err(Error::NotFound(message));
         }
-        // Ironic being away is no reason to lose the report: the ramdisk retries on 503.
-        Err(err @ IronicError::Unavailable(_)) => return Err(err.into()),
+        // Ironic being away or failing is no reason to lose the report: the ramdisk retries
+        // on 503.
+        Err(err) if err.is_ironic_failure() => return Err(err.into()),
         Err(err) => {
             let message = err.to_string();
             finish(state, &uuid, Some(&message)).await;
@@ -105,7 +122,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
             }
             // The lock goes with the finisher: a second post for this node waits until the
             // node is finished, then is refused, instead of processing it again.
-            spawn_finisher(state, node, data, work, lock);
+            spawn_finisher(state, node, work, lock);
             Ok(answer)
         }
         Err(err) if err.is_temporary() => Err(err),
@@ -169,6 +186,29 @@ struct Finish {
     credentials: Option<(String, String)>,
     /// False when Ironic boots the ramdisk itself: then the node is not powered off.
     manage_boot: bool,
+    /// The BMC address the ramdisk reported (written to the node with new credentials when
+    /// the node has none).
+    ipmi_address: Option<String>,
+}
+
+impl Finish {
+    /// The finishing a node's options call for.
+    fn from_options(options: &BTreeMap<String, Value>, ipmi_address: Option<String>) -> Finish {
+        let credentials = match options.get(NEW_IPMI_CREDENTIALS_OPTION) {
+            Some(Value::Array(pair)) => match pair.as_slice() {
+                [Value::String(user), Value::String(password)] => {
+                    Some((user.clone(), password.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        Finish {
+            credentials,
+            manage_boot: options.get(MANAGE_BOOT_OPTION) != Some(&Value::Bool(false)),
+            ipmi_address,
+        }
+    }
 }
 
 /// The part after the node is known.
@@ -187,20 +227,17 @@ async fn process_node(
     crate::rules::apply(&state.db, node, data).await?;
 
     let options = state.node_cache.options(&node.uuid).await?;
-    let credentials = match options.get(NEW_IPMI_CREDENTIALS_OPTION) {
-        Some(Value::Array(pair)) => match pair.as_slice() {
-            [Value::String(user), Value::String(password)] => {
-                Some((user.clone(), password.clone()))
-            }
-            _ => None,
-        },
-        _ => None,
-    };
-    let manage_boot = options.get(MANAGE_BOOT_OPTION) != Some(&Value::Bool(false));
-    Ok(Finish {
-        credentials,
-        manage_boot,
-    })
+    let ipmi_address = data.ipmi_address().map(str::to_string);
+    // Last, so that the marker means "everything up to the answer is done".
+    state
+        .node_cache
+        .set_option(
+            &node.uuid,
+            FINISHING_OPTION,
+            &json!({"ipmi_address": ipmi_address}),
+        )
+        .await?;
+    Ok(Finish::from_options(&options, ipmi_address))
 }
 
 /// Keeps the processed data where `[processing] store_data` says.
@@ -247,56 +284,105 @@ async fn store_data(state: &AppState, node: &mut NodeInfo, data: &IntrospectionD
 
 /// Powers the node off (after setting new IPMI credentials, when requested) and marks it
 /// finished, in the background: the ramdisk has its answer already.
-fn spawn_finisher(
-    state: &AppState,
-    node: NodeInfo,
-    data: IntrospectionData,
-    work: Finish,
-    lock: NodeLock,
-) {
+fn spawn_finisher(state: &AppState, node: NodeInfo, work: Finish, lock: NodeLock) {
     let span = tracing::info_span!("node", node.uuid = %node.uuid);
     let task_state = state.clone();
     state.tasks.spawn(
         async move {
             let _lock = lock;
             let uuid = node.uuid.clone();
-            let outcome = match work.credentials {
-                Some((user, password)) => {
+            complete(&task_state, &uuid, work, Some(node)).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// The finishing itself; `node` is read from Ironic when new credentials need it and it is
+/// not given.
+async fn complete(state: &AppState, uuid: &str, work: Finish, node: Option<NodeInfo>) {
+    let outcome = match work.credentials {
+        Some((user, password)) => {
+            let node = match node {
+                Some(node) => Ok(node),
+                None => NodeInfo::load(state.ironic.clone(), uuid)
+                    .await
+                    .map_err(|err| format!("Cannot get node {uuid}: {err}")),
+            };
+            match node {
+                Ok(node) => {
                     finish_setting_credentials(
-                        &task_state,
+                        state,
                         node,
-                        &data,
+                        work.ipmi_address.as_deref(),
                         (&user, &password),
                         work.manage_boot,
                     )
                     .await
                 }
-                None if work.manage_boot => power_off(&task_state, &uuid).await,
-                // Ironic boots the ramdisk itself and decides what happens to the power.
-                None => Ok(()),
-            };
-            let error = outcome.err();
-            if let Some(error) = &error {
-                tracing::error!(error, "introspection failed");
-            }
-            // The node has been dealt with (powered off) already: its end must be
-            // recorded, so a database that is away is waited for.
-            match task_state
-                .node_cache
-                .finished_retrying(&uuid, error.as_deref(), FINISH_RETRY_DEADLINE)
-                .await
-            {
-                Ok(_) if error.is_none() => tracing::info!("introspection finished"),
-                Ok(_) => {}
-                Err(err) => tracing::error!(
-                    error = %err,
-                    "gave up recording the end of introspection: the node stays waiting \
-                     until its report is posted again or [DEFAULT] timeout ends it"
-                ),
+                Err(message) => Err(message),
             }
         }
-        .instrument(span),
-    );
+        None if work.manage_boot => power_off(state, uuid).await,
+        // Ironic boots the ramdisk itself and decides what happens to the power.
+        None => Ok(()),
+    };
+    let error = outcome.err();
+    if let Some(error) = &error {
+        tracing::error!(error, "introspection failed");
+    }
+    // The node has been dealt with (powered off) already: its end must be recorded, so a
+    // database that is away is waited for.
+    match state
+        .node_cache
+        .finished_retrying(uuid, error.as_deref(), FINISH_RETRY_DEADLINE)
+        .await
+    {
+        Ok(_) if error.is_none() => tracing::info!("introspection finished"),
+        Ok(_) => {}
+        Err(err) => tracing::error!(
+            error = %err,
+            "gave up recording the end of introspection: the node stays waiting until its \
+             report is posted again, the daemon restarts, or [DEFAULT] timeout ends it"
+        ),
+    }
+}
+
+/// Finishes every node whose report was processed but which was never marked finished,
+/// because the daemon stopped in between (see the module doc). Run once when the daemon
+/// starts, before the ramdisks' next posts matter; nodes are taken one at a time, each
+/// under its lock. Returns the nodes finished this way.
+pub async fn resume_finishing(state: &AppState) -> Result<Vec<String>> {
+    let mut uuids: Vec<String> = state.node_cache.node_uuids().await?.into_iter().collect();
+    uuids.sort();
+    let mut resumed = Vec::new();
+    for uuid in uuids {
+        let _lock = state.node_cache.lock(&uuid).await;
+        match state.node_cache.get_node(&uuid).await {
+            Ok(cached) if cached.finished_at.is_none() => {}
+            Ok(_) | Err(Error::NotFound(_)) => continue,
+            Err(err) => return Err(err),
+        }
+        let options = state.node_cache.options(&uuid).await?;
+        let Some(marker) = options.get(FINISHING_OPTION) else {
+            continue;
+        };
+        let ipmi_address = marker
+            .get("ipmi_address")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let work = Finish::from_options(&options, ipmi_address);
+        let span = tracing::info_span!("node", node.uuid = %uuid);
+        async {
+            tracing::warn!(
+                "the report of this node was processed before the daemon stopped; finishing it"
+            );
+            complete(state, &uuid, work, None).await;
+        }
+        .instrument(span)
+        .await;
+        resumed.push(uuid);
+    }
+    Ok(resumed)
 }
 
 async fn power_off(state: &AppState, uuid: &str) -> std::result::Result<(), String> {
@@ -316,7 +402,7 @@ async fn power_off(state: &AppState, uuid: &str) -> std::result::Result<(), Stri
 async fn finish_setting_credentials(
     state: &AppState,
     mut node: NodeInfo,
-    data: &IntrospectionData,
+    reported_bmc: Option<&str>,
     (user, password): (&str, &str),
     manage_boot: bool,
 ) -> std::result::Result<(), String> {
@@ -331,7 +417,7 @@ async fn finish_setting_credentials(
             .ok()
             .flatten();
     if known_bmc.is_none()
-        && let Some(address) = data.ipmi_address()
+        && let Some(address) = reported_bmc
     {
         patch.push(json!({"op": "add", "path": "/driver_info/ipmi_address", "value": address}));
     }

@@ -95,8 +95,9 @@ struct Tickets {
     issued: u64,
     /// Every caller up to this ticket has been answered by a finished run.
     answered: u64,
-    /// The outcome of that run: `None` for success, else its error text.
-    failure: Option<String>,
+    /// The outcome of that run: `None` for success, else its error, handed to each waiter
+    /// as the same variant (an unreachable Ironic stays a 503 for every caller it affects).
+    failure: Option<Error>,
 }
 
 impl Coalescer {
@@ -117,7 +118,7 @@ impl Coalescer {
             if tickets.answered >= ticket {
                 return match &tickets.failure {
                     None => Ok(()),
-                    Some(failure) => Err(Error::internal("FirewallError", failure)),
+                    Some(failure) => Err(same_error(failure)),
                 };
             }
             tickets.issued
@@ -125,13 +126,30 @@ impl Coalescer {
         let outcome = job().await;
         let mut tickets = self.tickets();
         tickets.answered = covers;
-        tickets.failure = outcome.as_ref().err().map(ToString::to_string);
+        tickets.failure = outcome.as_ref().err().map(same_error);
         outcome
     }
 
     fn tickets(&self) -> std::sync::MutexGuard<'_, Tickets> {
         // The guarded data is plain counters: a panic elsewhere cannot leave it inconsistent.
         self.tickets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The error to hand a waiter of a failed run: the same variant where the variant decides
+/// what the caller does (503 lets a ramdisk retry, 400 fails the node), else an internal
+/// error with the same text. (The error type is not `Clone`.)
+fn same_error(err: &Error) -> Error {
+    match err {
+        Error::ServiceUnavailable(m) => Error::ServiceUnavailable(m.clone()),
+        Error::BadRequest(m) => Error::BadRequest(m.clone()),
+        Error::NotFound(m) => Error::NotFound(m.clone()),
+        Error::Conflict(m) => Error::Conflict(m.clone()),
+        Error::Internal { kind, detail } => Error::Internal {
+            kind,
+            detail: detail.clone(),
+        },
+        other => Error::internal("FirewallError", other),
     }
 }
 
@@ -215,6 +233,39 @@ mod tests {
         for waiter in waiters {
             let err = waiter.await.unwrap().unwrap_err();
             assert!(err.to_string().contains("iptables failed"), "{err}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_share_an_unreachable_ironic_as_503() {
+        let coalescer = Arc::new(Coalescer::default());
+        let slow_ok = || async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        };
+        let first = {
+            let c = coalescer.clone();
+            tokio::spawn(async move { c.run(slow_ok).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let c = coalescer.clone();
+                tokio::spawn(async move {
+                    c.run(|| async {
+                        Err(Error::ServiceUnavailable("Ironic is unavailable".into()))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        first.await.unwrap().unwrap();
+        for waiter in waiters {
+            let err = waiter.await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, Error::ServiceUnavailable(m) if m == "Ironic is unavailable"),
+                "{err:?}"
+            );
         }
     }
 }

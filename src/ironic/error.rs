@@ -23,7 +23,8 @@ pub enum IronicError {
     Api {
         /// HTTP status of the answer (200 when a success answer was unreadable).
         status: u16,
-        /// Ironic's own text (its `faultstring`), or what was wrong with the answer.
+        /// Ironic's own text (its `faultstring`), or what was wrong with the answer; for a
+        /// 5xx it starts with `Ironic answered HTTP <status>`.
         message: String,
     },
     /// No usable answer after every retry: connection refused, reset or timed out, 503, or
@@ -42,16 +43,29 @@ impl IronicError {
             IronicError::Unavailable(_) => None,
         }
     }
+
+    /// Whether Ironic, not the request, is at fault: it could not be reached, or it answered
+    /// a server error (5xx). Asking again later may work; nothing is wrong with the node.
+    pub fn is_ironic_failure(&self) -> bool {
+        match self {
+            IronicError::Unavailable(_) => true,
+            IronicError::Api { status, .. } => *status >= 500,
+            IronicError::NotFound(_) | IronicError::Conflict(_) => false,
+        }
+    }
 }
 
 /// How an Ironic failure reaches an API caller: unknown node 404, conflict 409, Ironic
-/// trouble 503, and any other Ironic error 400 with Ironic's message, as upstream's
-/// `utils.Error` default did.
+/// trouble 503 (unreachable, or a 5xx answer, whose message names Ironic), and any other
+/// Ironic error 400 with Ironic's message, as upstream's `utils.Error` default did.
 impl From<IronicError> for crate::Error {
     fn from(err: IronicError) -> Self {
         match err {
             IronicError::NotFound(message) => crate::Error::NotFound(message),
             IronicError::Conflict(message) => crate::Error::Conflict(message),
+            IronicError::Api { status, message } if status >= 500 => {
+                crate::Error::ServiceUnavailable(message)
+            }
             IronicError::Api { message, .. } => crate::Error::BadRequest(message),
             // The detail names Ironic's address: logged here, kept out of the answer.
             IronicError::Unavailable(message) => {
@@ -172,10 +186,17 @@ mod tests {
             (IronicError::Conflict("locked".into()), 409),
             (
                 IronicError::Api {
-                    status: 500,
-                    message: "boom".into(),
+                    status: 400,
+                    message: "bad".into(),
                 },
                 400,
+            ),
+            (
+                IronicError::Api {
+                    status: 500,
+                    message: "Ironic answered HTTP 500: boom".into(),
+                },
+                503,
             ),
             (IronicError::Unavailable("down".into()), 503),
         ];

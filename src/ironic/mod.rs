@@ -36,7 +36,9 @@
 //! # Retries and time limits
 //! 409 (node locked; not "already exists"), 503 and failures to get an answer (connection
 //! refused or reset, a timeout) are retried `[ironic] max_retries` times, `retry_interval` seconds apart; each
-//! retry is logged at warn level. Each attempt is bounded: `connect_timeout` to connect,
+//! retry is logged at warn level. Other 5xx answers are not retried (a server error is rarely
+//! cured by asking again, and upstream's client did not); their message names Ironic, and
+//! API callers get them as 503, since the fault is not theirs. Each attempt is bounded: `connect_timeout` to connect,
 //! `request_timeout` for the whole request including the body, and the same again at most
 //! to wait for one of [`MAX_CONCURRENT_REQUESTS`] connection slots. So the longest a call
 //! can take is about `(max_retries + 1) × 2 × request_timeout + max_retries ×
@@ -530,6 +532,10 @@ impl IronicClient {
                             StatusCode::SERVICE_UNAVAILABLE => IronicError::Unavailable(format!(
                                 "Ironic is unavailable at {shown}: {message} (after {retries} retries)"
                             )),
+                            _ if status.is_server_error() => IronicError::Api {
+                                status: status.as_u16(),
+                                message: server_error_message(status, &message),
+                            },
                             _ => IronicError::Api {
                                 status: status.as_u16(),
                                 message,
@@ -702,6 +708,17 @@ fn session_options(config: &Config) -> Result<SessionOptions, SetupError> {
         cafile: ks.cafile.clone(),
         insecure: ks.insecure,
     })
+}
+
+/// The message of a 5xx answer other than 503 (not retried, as upstream's client did not):
+/// it names Ironic, since the node's error or the API answer it ends up in is read by people
+/// who cannot tell where a bare "HTTP 500" came from.
+fn server_error_message(status: StatusCode, message: &str) -> String {
+    if message.starts_with("HTTP ") {
+        format!("Ironic answered {message}")
+    } else {
+        format!("Ironic answered HTTP {}: {message}", status.as_u16())
+    }
 }
 
 /// Whether a 409 is about something that exists already (a port with that MAC, a name in

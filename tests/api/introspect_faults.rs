@@ -113,18 +113,29 @@ async fn a_locked_node_is_retried_then_introspected() {
 }
 
 #[tokio::test]
-async fn ironic_errors_become_400_with_ironics_message() {
+async fn ironic_errors_keep_ironics_message_and_server_errors_are_503() {
     let fake = FakeIronic::start().await;
     fake.on(
         "GET",
         &format!("/v1/nodes/{NODE}"),
-        [ironic_error(500, "Something broke inside Ironic.")],
+        [
+            ironic_error(400, "Something is wrong with the request."),
+            ironic_error(500, "Something broke inside Ironic."),
+        ],
     );
     let app = spawn_app_with(&ironic_config(&fake.url, "")).await;
     assert_error(
         start(&app, NODE).await,
         400,
-        &format!("Cannot get node {NODE}: Something broke inside Ironic."),
+        &format!("Cannot get node {NODE}: Something is wrong with the request."),
+    )
+    .await;
+    assert_error(
+        start(&app, NODE).await,
+        503,
+        &format!(
+            "Cannot get node {NODE}: Ironic answered HTTP 500: Something broke inside Ironic."
+        ),
     )
     .await;
     app.stop().await;

@@ -245,7 +245,7 @@ async fn server_errors_other_than_503_are_not_retried() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, IronicError::Api { status: 500, message } if message == "HTTP 500 Internal Server Error"),
+        matches!(&err, IronicError::Api { status: 500, message } if message == "Ironic answered HTTP 500 Internal Server Error"),
         "{err:?}"
     );
     assert_eq!(fake.requests().len(), 1);

@@ -270,3 +270,102 @@ async fn concurrent_posts_for_one_node_are_processed_once() {
     );
     app.stop().await;
 }
+
+/// A daemon that stopped between the answer and the end left nodes marked as processed: the
+/// start-up step finishes those (powering off, or first handing the driver new credentials),
+/// once each, and leaves nodes still waiting for their ramdisk alone.
+#[tokio::test]
+async fn processed_nodes_left_unfinished_are_finished_once() {
+    const CREDENTIALS: &str = "6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    const WAITING: &str = "7b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e";
+    let fake = FakeIronic::start().await;
+    fake.on("PUT", &node_path("/states/power"), [Reply::Empty(202)]);
+    let other = |suffix: &str| format!("/v1/nodes/{CREDENTIALS}{suffix}");
+    fake.on(
+        "GET",
+        &other(""),
+        [Reply::Json(200, node_json(CREDENTIALS))],
+    );
+    fake.on(
+        "GET",
+        &other("/ports/detail"),
+        [Reply::Json(200, json!({"ports": []}))],
+    );
+    fake.on(
+        "PATCH",
+        &other(""),
+        [Reply::Json(200, node_json(CREDENTIALS))],
+    );
+    fake.on(
+        "GET",
+        &other("/management/boot_device"),
+        [Reply::Json(
+            200,
+            json!({"boot_device": "pxe", "persistent": false}),
+        )],
+    );
+    fake.on("PUT", &other("/states/power"), [Reply::Empty(202)]);
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    let cache = &app.state.node_cache;
+    let marker = ironic_inspector::process::FINISHING_OPTION;
+    cache.add_node(NODE, Some(BMC)).await.unwrap();
+    cache
+        .set_option(NODE, marker, &json!({"ipmi_address": BMC}))
+        .await
+        .unwrap();
+    cache.add_node(CREDENTIALS, None).await.unwrap();
+    cache
+        .set_option(
+            CREDENTIALS,
+            "new_ipmi_credentials",
+            &json!(["admin", "Secret42"]),
+        )
+        .await
+        .unwrap();
+    cache
+        .set_option(CREDENTIALS, marker, &json!({"ipmi_address": null}))
+        .await
+        .unwrap();
+    cache.add_node(WAITING, Some("192.0.2.79")).await.unwrap();
+
+    // The daemon ran the step when it started, maybe before these nodes existed; run it
+    // again, as a restart would.
+    ironic_inspector::process::resume_finishing(&app.state)
+        .await
+        .unwrap();
+    let finished = json!({"finished": true, "error": null});
+    assert_eq!(app.introspection_status(NODE).await, finished);
+    assert_eq!(app.introspection_status(CREDENTIALS).await, finished);
+    assert_eq!(
+        app.introspection_status(WAITING).await,
+        json!({"finished": false, "error": null})
+    );
+    // Nothing is left to do: another run changes nothing.
+    assert!(
+        ironic_inspector::process::resume_finishing(&app.state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let requests = fake.requests();
+    let count = |method: &str, path: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    };
+    assert_eq!(count("PUT", &node_path("/states/power")), 1);
+    assert_eq!(count("PUT", &other("/states/power")), 1);
+    let patch = requests
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path == other(""))
+        .expect("driver_info was patched");
+    assert_eq!(
+        patch.json(),
+        json!([
+            {"op": "add", "path": "/driver_info/ipmi_username", "value": "admin"},
+            {"op": "add", "path": "/driver_info/ipmi_password", "value": "Secret42"},
+        ])
+    );
+    app.stop().await;
+}

@@ -5,13 +5,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod database_faults;
+mod fault_proxy;
 mod firewall;
 #[allow(dead_code)] // shared with the api tests, which use all of it
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod introspect;
 mod ironic_api;
+mod ironic_faults;
 mod ironic_inspect;
+mod ironic_outage;
+mod kill_during_processing;
 #[path = "../db/private_server.rs"]
 mod private_server;
 mod process;

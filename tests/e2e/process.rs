@@ -92,10 +92,11 @@ async fn liberty_flat_payload_end_to_end() {
         vec![macs[0].clone()],
         "only the PXE NIC"
     );
-    assert_eq!(
-        ironic.power_state(&uuid).await.as_deref(),
-        Some("power off")
-    );
+    // Ironic accepts the power-off (202) and carries it out afterwards.
+    wait_for(DEADLINE, "Ironic to power the node off", || async {
+        (ironic.power_state(&uuid).await.as_deref() == Some("power off")).then_some(())
+    })
+    .await;
 
     let stored: Value = app
         .get(&format!("/v1/introspection/{uuid}/data"), &[])
@@ -140,10 +141,11 @@ async fn agent_inventory_payload_end_to_end() {
     let root_gib = payload["root_disk"]["size"].as_u64().unwrap() / (1 << 30);
     assert_eq!(properties["local_gb"], (root_gib - 1).to_string());
     assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
-    assert_eq!(
-        ironic.power_state(&uuid).await.as_deref(),
-        Some("power off")
-    );
+    // Ironic accepts the power-off (202) and carries it out afterwards.
+    wait_for(DEADLINE, "Ironic to power the node off", || async {
+        (ironic.power_state(&uuid).await.as_deref() == Some("power off")).then_some(())
+    })
+    .await;
     let stored: Value = app
         .get(&format!("/v1/introspection/{uuid}/data"), &[])
         .await
