@@ -45,6 +45,8 @@ pub mod rules;
 pub mod state;
 pub mod swift;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod utc;
 
 pub use error::{Error, Result};
