@@ -909,14 +909,15 @@ fn world_readable_secrets(_files: &[PathBuf], _raw: &oslo::RawConfig) -> Vec<Str
 }
 
 /// Whether a secret option's value really holds a password: any non-empty value, except a
-/// URL (a database connection) without a password in it.
+/// URL (a database connection) without a password in it. A URL's password is read as
+/// SQLAlchemy 1.0 read it: after the user name (no `:` or `/`) and a `:`, up to the last
+/// `@`, so it may hold `/`, `?`, `#` and `@`.
 fn holds_password(value: &str) -> bool {
     match value.split_once("://") {
-        Some((_, rest)) => rest
-            .split(['/', '?'])
-            .next()
-            .and_then(|authority| authority.rsplit_once('@'))
-            .is_some_and(|(userinfo, _)| userinfo.contains(':')),
+        Some((_, rest)) => rest[rest.find([':', '/']).unwrap_or(rest.len())..]
+            .strip_prefix(':')
+            .and_then(|tail| tail.rsplit_once('@'))
+            .is_some_and(|(password, _)| !password.is_empty()),
         None => !value.is_empty(),
     }
 }
@@ -1159,6 +1160,11 @@ mod tests {
         assert!(!holds_password("postgresql://u@h/db"));
         assert!(holds_password("plain-password"));
         assert!(!holds_password(""));
+        // Found by the property tests: these passwords went unnoticed.
+        assert!(holds_password("mysql://u:pa/ss@h/db"));
+        assert!(holds_password("mysql://u:pa?ss@h/db"));
+        assert!(!holds_password("mysql://u:@h/db"));
+        assert!(!holds_password("postgresql://u@h:5432/db"));
     }
 
     #[test]
@@ -1480,6 +1486,20 @@ mod properties {
             prop_assert_eq!(c.default.ssl_key_path, key_value);
             prop_assert_eq!(c.default.ssl_cert_path, cert_value);
             prop_assert_eq!(c.default.listen_address, address_value);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn passwords_in_urls_are_noticed(
+            user in "[a-z@._-]{0,8}",
+            password in "[^\n]{1,12}",
+            tail in "[a-z0-9.:-]{0,10}(/[a-z0-9_/?=]{0,10})?",
+        ) {
+            let with = format!("mysql+pymysql://{user}:{password}@{tail}");
+            let without = format!("mysql+pymysql://{}@{tail}", user.replace('@', ""));
+            prop_assert!(holds_password(&with), "{with}");
+            prop_assert!(!holds_password(&without), "{without}");
         }
     }
 

@@ -433,7 +433,11 @@ pub(crate) mod properties {
     /// A template piece; `Known(i, _)` names the `i`th of three names.
     pub(crate) fn part() -> impl Strategy<Value = Part> {
         prop_oneof![
-            line_value().prop_map(|s| Part::Literal(s.replace(['$', '\\'], ""))),
+            line_value().prop_map(|s| {
+                // Never empty: an empty piece would hide what follows a bare `$name`.
+                let s = s.replace(['$', '\\'], "");
+                Part::Literal(if s.is_empty() { " ".to_string() } else { s })
+            }),
             (0..3usize, any::<bool>()).prop_map(|(i, b)| Part::Known(i, b)),
             ("zz[a-z0-9_]{0,5}", any::<bool>()).prop_map(|(n, b)| Part::Unknown(n, b)),
             Just(Part::Escaped),
