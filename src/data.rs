@@ -16,8 +16,9 @@
 //! Integers (`cpus`, `memory_mb`, `local_gb`, the inventory's counts and sizes) are accepted
 //! as JSON integers, as integral JSON numbers (`4.0`) and as strings of digits (`"4"`, what
 //! a shell-script ramdisk may send), and are stored as JSON integers: the values patched
-//! into Ironic are the same strings upstream produced (`"4"`). `null` is accepted for every
-//! field and means "not sent", as upstream's `dict.get` did.
+//! into Ironic are the same strings upstream produced (`"4"`). Disk sizes must not be
+//! negative. `null` is accepted for every field and means "not sent", as upstream's
+//! `dict.get` did.
 //!
 //! The helpers at the end ([`truthy`], [`py_repr`], [`py_str`]) reproduce the Python
 //! semantics that upstream's hooks and messages depend on.
@@ -299,6 +300,17 @@ fn normalise_int(map: &mut Map<String, Value>, key: &str, path: &str) -> Result<
     }
 }
 
+/// Checks `map[key]` is a size in bytes: a non-negative integer (or null or absent).
+fn normalise_size(map: &mut Map<String, Value>, key: &str, path: &str) -> Result<()> {
+    normalise_int(map, key, path)?;
+    match map.get(key) {
+        Some(size) if size.as_i64().is_some_and(|n| n < 0) => {
+            Err(invalid(path, "a non-negative integer", size))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks `map[key]` is a string (or null or absent).
 fn check_str(map: &Map<String, Value>, key: &str, path: &str) -> Result<()> {
     match map.get(key) {
@@ -377,7 +389,7 @@ fn check_flat_fields(map: &mut Map<String, Value>) -> Result<()> {
         }
     }
     if let Some(root_disk) = object_field(map, "root_disk", "root_disk")? {
-        normalise_int(root_disk, "size", "root_disk.size")?;
+        normalise_size(root_disk, "size", "root_disk.size")?;
         // Upstream read `size` of any non-empty root disk.
         if !root_disk.is_empty() && !root_disk.get("size").is_some_and(Value::is_number) {
             let got = Value::Object(root_disk.clone());
@@ -422,7 +434,7 @@ fn check_inventory(inventory: &mut Value) -> Result<()> {
     }
     if let Some(disks) = object_list_field(inventory, "disks", "inventory.disks")? {
         for (i, disk) in disks.into_iter().enumerate() {
-            normalise_int(disk, "size", &format!("inventory.disks[{i}].size"))?;
+            normalise_size(disk, "size", &format!("inventory.disks[{i}].size"))?;
             check_str(disk, "serial", &format!("inventory.disks[{i}].serial"))?;
         }
     }
@@ -723,6 +735,16 @@ mod tests {
             (
                 json!({"inventory": {"bmc_address": 1}}),
                 r#"Invalid value for "inventory.bmc_address": expected a string, got 1"#,
+            ),
+            // Found by the property tests: a negative size passed here and made the
+            // scheduler fail with "Unexpected exception during processing".
+            (
+                json!({"root_disk": {"size": -1}}),
+                r#"Invalid value for "root_disk.size": expected a non-negative integer, got -1"#,
+            ),
+            (
+                json!({"inventory": {"disks": [{"size": "-1073741824"}]}}),
+                r#"Invalid value for "inventory.disks[0].size": expected a non-negative integer, got -1073741824"#,
             ),
         ];
         for (payload, expected) in cases {

@@ -272,10 +272,78 @@ pub fn payload_fixtures() -> Vec<Value> {
     .collect()
 }
 
-/// A fixture payload, mutated.
+/// The fields of a ramdisk payload that the hooks read, as JSON pointers.
+const PAYLOAD_FIELDS: &[&str] = &[
+    "/cpus",
+    "/memory_mb",
+    "/local_gb",
+    "/cpu_arch",
+    "/ipmi_address",
+    "/boot_interface",
+    "/macs",
+    "/error",
+    "/logs",
+    "/data",
+    "/interfaces",
+    "/interfaces/eth0",
+    "/interfaces/eth0/mac",
+    "/interfaces/eth1/ip",
+    "/root_disk",
+    "/root_disk/size",
+    "/block_devices/serials",
+    "/inventory",
+    "/inventory/bmc_address",
+    "/inventory/cpu/count",
+    "/inventory/cpu/architecture",
+    "/inventory/memory/physical_mb",
+    "/inventory/interfaces",
+    "/inventory/interfaces/0/name",
+    "/inventory/interfaces/0/mac_address",
+    "/inventory/interfaces/1/ipv4_address",
+    "/inventory/disks",
+    "/inventory/disks/0/size",
+    "/inventory/disks/1/serial",
+];
+
+/// Sets the field at `pointer` when its parent exists (an object key or a list index).
+fn set_field(doc: &mut Value, pointer: &str, value: Value) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    match doc.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.insert(last.to_string(), value);
+        }
+        Some(Value::Array(items)) => {
+            if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = value;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A fixture payload, mutated: known fields set to edge values (wrong types, negative or
+/// huge numbers, digits in strings), and random nodes changed as [`mutate`] does.
 pub fn mutated_payload() -> impl Strategy<Value = Value> {
-    (prop::sample::select(payload_fixtures()), mutations())
-        .prop_map(|(base, changes)| mutate(base, &changes))
+    let field_changes = prop::collection::vec(
+        (
+            prop::sample::select(PAYLOAD_FIELDS),
+            prop_oneof![3 => json_leaf(), 1 => json_value()],
+        ),
+        0..3,
+    );
+    (
+        prop::sample::select(payload_fixtures()),
+        field_changes,
+        prop::collection::vec(mutations(), 0..2),
+    )
+        .prop_map(|(mut base, fields, changes)| {
+            for (pointer, value) in fields {
+                set_field(&mut base, pointer, value);
+            }
+            mutate(base, &changes.concat())
+        })
 }
 
 /// Six random bytes as a MAC in colon form, each hex digit in a random case.
