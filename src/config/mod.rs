@@ -527,9 +527,10 @@ impl Resolver<'_> {
     }
 }
 
-/// One value's `$name` references, resolved as oslo.config does: a referenced option's
-/// own value is expanded in its own section (then `[DEFAULT]`), and the result is not
-/// scanned again (so `$$name` stays `$name`).
+/// One value's `$name` references, resolved as oslo.config does: `$name` is an option of the
+/// value's section or of `[DEFAULT]`, `$group.name` one of `[group]`; a referenced option's
+/// own value is expanded in its own section, and the result is not scanned again (so
+/// `$$name` stays `$name`).
 struct Expansion<'a> {
     raw: &'a oslo::RawConfig,
     /// The options being expanded, outermost first: meeting one again is a loop.
@@ -544,9 +545,12 @@ impl Expansion<'_> {
             if self.failure.borrow().is_some() {
                 return None;
             }
-            let opt = [section, "DEFAULT"]
-                .iter()
-                .find_map(|s| spec::find(s, key))?;
+            let opt = match key.split_once('.') {
+                Some((group, name)) => spec::find(group, name)?,
+                None => [section, "DEFAULT"]
+                    .iter()
+                    .find_map(|s| spec::find(s, key))?,
+            };
             let written = self
                 .raw
                 .get(opt.section, opt.name)
@@ -1503,6 +1507,34 @@ mod properties {
         }
     }
 
+    /// The option table itself: unique names, defaults of the declared kind, aliases that
+    /// name no current option.
+    #[test]
+    fn the_option_table_is_consistent() {
+        for (i, opt) in spec::OPTIONS.iter().enumerate() {
+            assert!(
+                spec::OPTIONS[..i]
+                    .iter()
+                    .all(|o| (o.section, o.name) != (opt.section, opt.name)),
+                "[{}] {} twice",
+                opt.section,
+                opt.name
+            );
+            if let Some(default) = opt.default {
+                let ok = match opt.kind {
+                    spec::Kind::Int => default.parse::<i64>().is_ok(),
+                    spec::Kind::Bool => oslo::parse_bool(default).is_some(),
+                    spec::Kind::Choice(choices) => choices.contains(&default),
+                    spec::Kind::Str | spec::Kind::List => true,
+                };
+                assert!(ok, "[{}] {} default {default:?}", opt.section, opt.name);
+            }
+            for (section, name) in opt.deprecated {
+                assert!(spec::find(section, name).is_none(), "[{section}] {name}");
+            }
+        }
+    }
+
     #[test]
     fn escaped_dollars_stay_literal() {
         let (c, _) =
@@ -1519,6 +1551,17 @@ mod properties {
         );
         let (c, _) = load("[ironic]\nos_password = pa\\$word\n").unwrap();
         assert_eq!(c.ironic.os_password.expose_secret(), "pa$word");
+    }
+
+    #[test]
+    fn references_may_name_another_section() {
+        let (c, _) = load("[ironic]\nos_auth_url = http://ks:5000\n[keystone_authtoken]\nidentity_uri = ${ironic.os_auth_url}/admin\n[swift]\nos_auth_url = $keystone_authtoken.identity_uri\n").unwrap();
+        assert_eq!(c.swift.os_auth_url, "http://ks:5000/admin");
+        let (c, _) = load("[firewall]\nroot_helper = sudo rw $rootwrap_config.d\n").unwrap();
+        assert_eq!(
+            c.firewall.root_helper,
+            "sudo rw /etc/ironic-inspector/rootwrap.conf.d"
+        );
     }
 
     #[test]

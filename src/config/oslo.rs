@@ -167,6 +167,10 @@ fn split_assignment(line: &str) -> Option<(&str, String)> {
 /// `lookup` does not know are left as written (Python's `Template.safe_substitute`, which
 /// oslo uses, after oslo's own rewriting of `\$` into `$$`). Replacements are not scanned
 /// again.
+///
+/// Names may hold dots, as oslo's do (`$group.option`). Where oslo then failed on a bare
+/// name followed by a dot (`$rootwrap_config.bak`), the longest part before a dot that
+/// `lookup` knows is the name, and the rest stays text.
 pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     let value = value.replace("\\$", "$$");
     let mut out = String::with_capacity(value.len());
@@ -179,30 +183,36 @@ pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Stri
             rest = tail;
             continue;
         }
-        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) if is_identifier(&braced[..end]) => (&braced[..end], end + 2),
-                _ => ("", 0),
-            }
+        let found = if let Some(braced) = after.strip_prefix('{') {
+            braced
+                .find('}')
+                .filter(|end| is_identifier(&braced[..*end]))
+                .and_then(|end| Some((lookup(&braced[..end])?, end + 2)))
         } else {
             let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
                 .unwrap_or(after.len());
-            let name = &after[..end];
-            if is_identifier(name) {
-                (name, end)
-            } else {
-                ("", 0)
+            let mut name = &after[..end];
+            loop {
+                if is_identifier(name)
+                    && let Some(replacement) = lookup(name)
+                {
+                    break Some((replacement, name.len()));
+                }
+                match name.rfind('.') {
+                    Some(dot) => name = &name[..dot],
+                    None => break None,
+                }
             }
         };
-        match (consumed, lookup(name)) {
-            (0, _) | (_, None) => {
-                out.push('$');
-                rest = after;
-            }
-            (_, Some(replacement)) => {
+        match found {
+            Some((replacement, consumed)) => {
                 out.push_str(&replacement);
                 rest = &after[consumed..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
             }
         }
     }
@@ -210,10 +220,11 @@ pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Stri
     out
 }
 
+/// A name as oslo's templates read it: a letter or `_`, then letters, digits, `_` and `.`.
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// oslo's boolean words, any case.
@@ -300,6 +311,33 @@ mod tests {
         assert_eq!(interpolate("$unknown x", &lookup), "$unknown x");
         assert_eq!(interpolate("cost $5", &lookup), "cost $5");
         assert_eq!(interpolate("^.*_ssh$", &lookup), "^.*_ssh$");
+    }
+
+    #[test]
+    fn names_may_name_a_group() {
+        let lookup = |name: &str| match name {
+            "ironic.os_auth_url" => Some("http://ks".to_string()),
+            "rootwrap_config" => Some("/etc/rw.conf".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            interpolate("$ironic.os_auth_url/v3", &lookup),
+            "http://ks/v3"
+        );
+        assert_eq!(interpolate("${ironic.os_auth_url}", &lookup), "http://ks");
+        assert_eq!(
+            interpolate("$rootwrap_config.bak", &lookup),
+            "/etc/rw.conf.bak"
+        );
+        assert_eq!(
+            interpolate("see $rootwrap_config.", &lookup),
+            "see /etc/rw.conf."
+        );
+        assert_eq!(
+            interpolate("${rootwrap_config.bak}", &lookup),
+            "${rootwrap_config.bak}"
+        );
+        assert_eq!(interpolate("$x.y.z", &lookup), "$x.y.z");
     }
 
     #[test]
@@ -446,7 +484,7 @@ pub(crate) mod properties {
         ]
     }
 
-    const KNOWN: [&str; 3] = ["base", "_x1", "Mixed_Case"];
+    const KNOWN: [&str; 3] = ["base", "_x1", "grp.Mixed_Case"];
 
     /// The template text and the expected result, `Known(i, _)` standing for `names[i]`
     /// whose value is `values[i]`.
