@@ -349,3 +349,55 @@ mod uuid_properties {
         }
     }
 }
+
+#[cfg(test)]
+mod body_properties {
+    use axum::body::Body;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{json_value, mutated_payload, text};
+
+    fn read(bytes: Vec<u8>) -> Result<JsonObject> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v1/continue")
+            .body(Body::from(bytes))
+            .unwrap();
+        runtime.block_on(JsonObject::from_request(request, &()))
+    }
+
+    /// Bodies a client may send: JSON of any shape, broken JSON, deep nesting, raw bytes.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            mutated_payload().prop_map(|v| v.to_string().into_bytes()),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            (json_value(), any::<prop::sample::Index>()).prop_map(|(v, cut)| {
+                let text = v.to_string().into_bytes();
+                text[..cut.index(text.len() + 1)].to_vec()
+            }),
+            (1usize..5_000, prop::sample::select(vec!["[", "{\"a\":"]))
+                .prop_map(|(n, open)| open.repeat(n).into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..64),
+            text().prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_an_object_or_a_400(bytes in body()) {
+            let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+            match read(bytes) {
+                Ok(JsonObject(map)) => prop_assert_eq!(Some(Value::Object(map)), parsed),
+                Err(Error::BadRequest(message)) => {
+                    prop_assert!(message.starts_with("Invalid request body: "), "{message}");
+                    prop_assert!(!matches!(parsed, Some(Value::Object(_))));
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}
