@@ -16,8 +16,9 @@
 //! Integers (`cpus`, `memory_mb`, `local_gb`, the inventory's counts and sizes) are accepted
 //! as JSON integers, as integral JSON numbers (`4.0`) and as strings of digits (`"4"`, what
 //! a shell-script ramdisk may send), and are stored as JSON integers: the values patched
-//! into Ironic are the same strings upstream produced (`"4"`). `null` is accepted for every
-//! field and means "not sent", as upstream's `dict.get` did.
+//! into Ironic are the same strings upstream produced (`"4"`). Disk sizes must not be
+//! negative. `null` is accepted for every field and means "not sent", as upstream's
+//! `dict.get` did.
 //!
 //! The helpers at the end ([`truthy`], [`py_repr`], [`py_str`]) reproduce the Python
 //! semantics that upstream's hooks and messages depend on.
@@ -299,6 +300,17 @@ fn normalise_int(map: &mut Map<String, Value>, key: &str, path: &str) -> Result<
     }
 }
 
+/// Checks `map[key]` is a size in bytes: a non-negative integer (or null or absent).
+fn normalise_size(map: &mut Map<String, Value>, key: &str, path: &str) -> Result<()> {
+    normalise_int(map, key, path)?;
+    match map.get(key) {
+        Some(size) if size.as_i64().is_some_and(|n| n < 0) => {
+            Err(invalid(path, "a non-negative integer", size))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks `map[key]` is a string (or null or absent).
 fn check_str(map: &Map<String, Value>, key: &str, path: &str) -> Result<()> {
     match map.get(key) {
@@ -377,7 +389,7 @@ fn check_flat_fields(map: &mut Map<String, Value>) -> Result<()> {
         }
     }
     if let Some(root_disk) = object_field(map, "root_disk", "root_disk")? {
-        normalise_int(root_disk, "size", "root_disk.size")?;
+        normalise_size(root_disk, "size", "root_disk.size")?;
         // Upstream read `size` of any non-empty root disk.
         if !root_disk.is_empty() && !root_disk.get("size").is_some_and(Value::is_number) {
             let got = Value::Object(root_disk.clone());
@@ -422,7 +434,7 @@ fn check_inventory(inventory: &mut Value) -> Result<()> {
     }
     if let Some(disks) = object_list_field(inventory, "disks", "inventory.disks")? {
         for (i, disk) in disks.into_iter().enumerate() {
-            normalise_int(disk, "size", &format!("inventory.disks[{i}].size"))?;
+            normalise_size(disk, "size", &format!("inventory.disks[{i}].size"))?;
             check_str(disk, "serial", &format!("inventory.disks[{i}].serial"))?;
         }
     }
@@ -724,6 +736,16 @@ mod tests {
                 json!({"inventory": {"bmc_address": 1}}),
                 r#"Invalid value for "inventory.bmc_address": expected a string, got 1"#,
             ),
+            // Found by the property tests: a negative size passed here and made the
+            // scheduler fail with "Unexpected exception during processing".
+            (
+                json!({"root_disk": {"size": -1}}),
+                r#"Invalid value for "root_disk.size": expected a non-negative integer, got -1"#,
+            ),
+            (
+                json!({"inventory": {"disks": [{"size": "-1073741824"}]}}),
+                r#"Invalid value for "inventory.disks[0].size": expected a non-negative integer, got -1073741824"#,
+            ),
         ];
         for (payload, expected) in cases {
             assert_eq!(message(payload), expected);
@@ -789,5 +811,201 @@ mod tests {
         assert!(py_eq(&json!(10), &json!(10.0)));
         assert!(!py_eq(&json!(10), &json!("10")));
         assert!(py_eq(&json!({"a": [1]}), &json!({"a": [1.0]})));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{json_value, mutated_payload, payload_fixtures, text};
+
+    const INT_FIELDS: [&str; 3] = ["cpus", "memory_mb", "local_gb"];
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => Map::from_iter([("data".to_string(), other)]),
+        }
+    }
+
+    /// `kept` is `sent`, except that integers sent in another form (`"4"`, `4.0`) are
+    /// integers now.
+    fn same_but_integers(kept: &Value, sent: &Value) -> bool {
+        match (kept, sent) {
+            (Value::Object(k), Value::Object(s)) => {
+                k.len() == s.len()
+                    && k.iter()
+                        .all(|(key, v)| s.get(key).is_some_and(|o| same_but_integers(v, o)))
+            }
+            (Value::Array(k), Value::Array(s)) => {
+                k.len() == s.len() && k.iter().zip(s).all(|(k, s)| same_but_integers(k, s))
+            }
+            (Value::Number(_), sent) if kept != sent => as_integer(sent).as_ref() == Some(kept),
+            _ => kept == sent,
+        }
+    }
+
+    /// Checks what holds for every accepted payload and every refusal.
+    fn check(input: Map<String, Value>, spacing: bool) -> std::result::Result<(), TestCaseError> {
+        match IntrospectionData::from_payload(input.clone(), spacing) {
+            Ok(data) => {
+                // Normalising again changes nothing.
+                let again = IntrospectionData::from_payload(data.as_map().clone(), spacing);
+                prop_assert_eq!(
+                    again.as_ref().ok(),
+                    Some(&data),
+                    "{:?}",
+                    again.as_ref().err()
+                );
+                // What the ramdisk sent is kept; integers may only change form.
+                for (key, sent) in &input {
+                    if sent.is_null() {
+                        continue;
+                    }
+                    let kept = data.get(key).unwrap();
+                    if INT_FIELDS.contains(&key.as_str()) {
+                        prop_assert!(kept.is_i64() || kept.is_u64(), "{key}: {kept}");
+                        prop_assert!(py_eq(kept, &as_integer(sent).unwrap()));
+                    } else {
+                        prop_assert!(same_but_integers(kept, sent), "{key}: {kept} from {sent}");
+                    }
+                }
+                for key in INT_FIELDS {
+                    let value = data.get(key).unwrap_or(&Value::Null);
+                    prop_assert!(
+                        value.is_null() || value.is_i64() || value.is_u64(),
+                        "{key}: {value}"
+                    );
+                }
+                if let Some(address) = data.ipmi_address() {
+                    prop_assert!(!address.is_empty());
+                }
+            }
+            Err(Error::BadRequest(message)) => {
+                prop_assert!(message.starts_with("Invalid value for \""), "{message}");
+                prop_assert!(message.contains(": expected "), "{message}");
+            }
+            Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// An integer and the forms a ramdisk may send it in.
+    fn integer_forms() -> impl Strategy<Value = (Value, Vec<Value>)> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| {
+                let mut forms = vec![json!(n), json!(n.to_string())];
+                if n.unsigned_abs() < 9_000_000_000_000_000 {
+                    forms.push(json!(n as f64));
+                }
+                (json!(n), forms)
+            }),
+            (i64::MAX as u64..=u64::MAX)
+                .prop_map(|n| (json!(n), vec![json!(n), json!(n.to_string())])),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_fixtures_are_normalised_or_refused(payload in mutated_payload(), spacing in any::<bool>()) {
+            check(object(payload), spacing)?;
+        }
+
+        #[test]
+        fn arbitrary_objects_are_normalised_or_refused(payload in json_value(), spacing in any::<bool>()) {
+            check(object(payload), spacing)?;
+        }
+
+        #[test]
+        fn known_fields_of_any_type_are_normalised_or_refused(
+            values in prop::collection::vec((
+                prop::sample::select(vec![
+                    "cpus", "memory_mb", "local_gb", "cpu_arch", "ipmi_address", "boot_interface",
+                    "logs", "error", "macs", "interfaces", "root_disk", "block_devices", "data",
+                    "inventory",
+                ]),
+                json_value(),
+            ), 1..6),
+        ) {
+            let map: Map<String, Value> =
+                values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            check(map, true)?;
+        }
+
+        #[test]
+        fn integers_in_every_accepted_form_are_stored_as_integers(
+            (expected, forms) in integer_forms(),
+            field in prop::sample::select(INT_FIELDS.to_vec()),
+        ) {
+            for form in forms {
+                let data = IntrospectionData::from_payload(object(json!({field: form})), true).unwrap();
+                prop_assert_eq!(data.get(field), Some(&expected));
+            }
+        }
+
+        #[test]
+        fn non_integers_are_refused_with_the_field_name(
+            value in prop_oneof![
+                text().prop_filter("not digits", |s| as_integer(&Value::from(s.as_str())).is_none()).prop_map(Value::from),
+                (-1.0e6f64..1.0e6).prop_filter("fraction", |f| f.fract() != 0.0).prop_map(Value::from),
+                Just(json!(true)), Just(json!([1])), Just(json!({"a": 1})), Just(json!(1e20)),
+            ],
+            field in prop::sample::select(INT_FIELDS.to_vec()),
+        ) {
+            let err = IntrospectionData::from_payload(object(json!({field: value})), true).unwrap_err();
+            let message = err.to_string();
+            prop_assert!(message.starts_with(&format!("Invalid value for \"{field}\": expected an integer, got ")), "{message}");
+            prop_assert!(message.chars().count() < 200, "{message}");
+        }
+
+        #[test]
+        fn the_inventory_fills_only_what_the_ramdisk_left_out(
+            count in 1u64..1024, memory in 1u64..1 << 40, size in 0u64..1 << 50,
+            flat in prop::collection::vec(prop::sample::select(vec!["cpus", "memory_mb", "local_gb", "cpu_arch", "ipmi_address"]), 0..5),
+            spacing in any::<bool>(),
+        ) {
+            let mut payload = payload_fixtures()[0].clone();
+            payload["inventory"]["cpu"]["count"] = json!(count);
+            payload["inventory"]["memory"]["physical_mb"] = json!(memory);
+            payload["root_disk"]["size"] = json!(size);
+            let flat_value = |key: &str| if INT_FIELDS.contains(&key) { json!(7) } else { json!("flat") };
+            for key in &flat {
+                payload[*key] = flat_value(key);
+            }
+            let data = IntrospectionData::from_payload(object(payload), spacing).unwrap();
+            let derived = [
+                ("cpus", json!(count)),
+                ("memory_mb", json!(memory)),
+                ("local_gb", json!(local_gb_from_size(size, spacing))),
+                ("cpu_arch", json!("x86_64")),
+                ("ipmi_address", json!("192.0.2.100")),
+            ];
+            for (key, value) in derived {
+                let expected = if flat.contains(&key) { flat_value(key) } else { value };
+                prop_assert_eq!(data.get(key), Some(&expected), "{}", key);
+            }
+        }
+
+        #[test]
+        fn python_repr_quotes_every_string_safely(s in text()) {
+            let repr = py_repr_str(&s);
+            prop_assert!(repr.len() >= 2);
+            prop_assert!(!repr.chars().any(|c| (c as u32) < 0x20 || c == '\u{7f}'), "{repr:?}");
+            let quote = repr.chars().next().unwrap();
+            prop_assert!(quote == '\'' || quote == '"');
+            prop_assert!(repr.ends_with(quote));
+        }
+
+        #[test]
+        fn python_equality_is_reflexive_and_symmetric(a in json_value(), b in json_value()) {
+            let nan_free = |v: &Value| !v.to_string().contains("NaN");
+            if nan_free(&a) {
+                prop_assert!(py_eq(&a, &a));
+            }
+            prop_assert_eq!(py_eq(&a, &b), py_eq(&b, &a));
+        }
     }
 }

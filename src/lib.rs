@@ -48,6 +48,8 @@ pub mod server;
 pub mod state;
 pub mod swift;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod utc;
 
 pub use error::{Error, Result};

@@ -1420,3 +1420,63 @@ mod tests {
         assert_eq!(py_float(1448526000.25), "1448526000.25");
     }
 }
+
+#[cfg(test)]
+mod mac_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::db::migrate;
+    use crate::testing::{mac, text};
+
+    const U1: &str = "0b5ae9c4-4f2b-4dd7-9d4f-2c6c0e0f9d01";
+
+    fn flip_case(s: &str, flips: &[bool]) -> String {
+        s.chars()
+            .zip(flips.iter().cycle())
+            .map(|(c, f)| {
+                if *f {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// MACs are stored in lower case and found whatever case the ramdisk reports them in.
+        #[test]
+        fn macs_are_found_in_any_case(
+            stored in prop::collection::vec(mac(), 1..4),
+            flips in prop::collection::vec(any::<bool>(), 1..17),
+            pick in any::<prop::sample::Index>(),
+            strangers in prop::collection::vec(prop_oneof![mac(), text()], 0..3),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let db = Db::connect_url("sqlite://").await.unwrap();
+                migrate::upgrade(&db, "head", |_| {}).await.unwrap();
+                let cache = NodeCache::new(db);
+                cache.add_node(U1, None).await.unwrap();
+                cache.add_attribute(U1, MACS_ATTRIBUTE, &stored).await.unwrap();
+                let lower: HashSet<String> = stored.iter().map(|m| m.to_lowercase()).collect();
+                prop_assert_eq!(cache.active_macs().await.unwrap(), lower.clone());
+                let reported = flip_case(&stored[pick.index(stored.len())], &flips);
+                let found = cache.find_node(None, &[reported]).await.unwrap();
+                prop_assert_eq!(found.uuid, U1);
+                let unknown: Vec<String> = strangers
+                    .into_iter()
+                    .filter(|s| !lower.contains(&s.to_lowercase()))
+                    .collect();
+                if !unknown.is_empty() {
+                    let err = cache.find_node(None, &unknown).await.unwrap_err();
+                    prop_assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+                }
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -390,3 +390,86 @@ mod tests {
         assert_eq!(get_by_path(&node, ""), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{json_value, text};
+
+    /// Capabilities as Ironic understands them: unique keys without `,` or `:`, values
+    /// without `,`.
+    fn capabilities() -> impl Strategy<Value = Vec<(String, String)>> {
+        let key = prop_oneof![
+            "[a-z_]{1,8}",
+            text().prop_map(|s| s.replace([',', ':'], ""))
+        ];
+        let value = prop_oneof![
+            "[a-z0-9:/._-]{0,10}",
+            text().prop_map(|s| s.replace(',', ""))
+        ];
+        prop::collection::vec((key, value), 0..6).prop_map(|pairs| {
+            let mut unique: Vec<(String, String)> = Vec::new();
+            for (k, v) in pairs {
+                if !unique.iter().any(|(u, _)| *u == k) {
+                    unique.push((k, v));
+                }
+            }
+            unique
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsed_capabilities_are_well_formed(s in prop_oneof![text(), "[a-c:,]{0,16}"]) {
+            let caps = capabilities_to_map(&s);
+            for (i, (key, value)) in caps.iter().enumerate() {
+                prop_assert!(!key.contains([',', ':']) && !value.contains(','), "{key:?}:{value:?}");
+                prop_assert!(caps[..i].iter().all(|(k, _)| k != key), "{key:?} twice");
+            }
+            // Formatting what was read and reading it again changes nothing.
+            prop_assert_eq!(capabilities_to_map(&map_to_capabilities(&caps)), caps);
+        }
+
+        #[test]
+        fn formatted_capabilities_read_back(caps in capabilities()) {
+            let text = map_to_capabilities(&caps);
+            prop_assert_eq!(capabilities_to_map(&text), caps);
+        }
+
+        #[test]
+        fn merging_sets_and_removes_in_place(
+            existing in capabilities(),
+            changes in prop::collection::vec(("[a-e]", prop::option::of("[a-z0-9]{0,4}")), 0..6),
+        ) {
+            prop_assert_eq!(merge_capabilities(existing.clone(), &[]), existing.clone());
+            let merged = merge_capabilities(existing.clone(), &changes);
+            for (key, _) in &changes {
+                let last = changes.iter().rev().find(|(k, _)| k == key).unwrap();
+                let found = merged.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+                prop_assert_eq!(found, last.1.as_ref());
+            }
+            // Keys that were there keep their order, new ones come after them.
+            let untouched: Vec<&(String, String)> = existing
+                .iter()
+                .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+                .collect();
+            let kept: Vec<&(String, String)> = merged
+                .iter()
+                .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+                .collect();
+            prop_assert_eq!(kept, untouched);
+            prop_assert_eq!(capabilities_to_map(&map_to_capabilities(&merged)), merged);
+        }
+
+        #[test]
+        fn node_paths_never_panic(node in json_value(), path in prop_oneof![text(), "/?[a-z]{0,3}(/[a-z]{0,3}){0,2}/?"]) {
+            if let Some(found) = get_by_path(&node, &path) {
+                let (field, key) = path.trim_matches('/').split_once('/').unwrap_or((path.trim_matches('/'), ""));
+                let parent = &node[field];
+                prop_assert!(key.is_empty() && parent == &found || parent.get(key) == Some(&found));
+            }
+        }
+    }
+}

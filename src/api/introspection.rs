@@ -138,3 +138,32 @@ pub async fn get_data(
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::text;
+
+    proptest! {
+        #[test]
+        fn manage_boot_is_true_or_false_in_any_case(
+            word in prop_oneof![
+                prop::sample::select(vec!["true", "false"]).prop_flat_map(|w| {
+                    prop::collection::vec(any::<bool>(), w.len()).prop_map(move |up| {
+                        w.chars().zip(up).map(|(c, u)| if u { c.to_ascii_uppercase() } else { c }).collect::<String>()
+                    })
+                }),
+                text(),
+            ],
+        ) {
+            let expected = match word.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            };
+            prop_assert_eq!(parse_bool(&word), expected);
+        }
+    }
+}

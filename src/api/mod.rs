@@ -254,3 +254,152 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod uuid_properties {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::testing::{hostile_char, text};
+
+    fn canonical_shape(s: &str) -> bool {
+        s.len() == 36
+            && s.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+            })
+    }
+
+    /// The canonical form of 16 bytes, and a spelling 2.2 accepted for it.
+    fn spelled_uuid() -> impl Strategy<Value = (String, String)> {
+        (
+            any::<[u8; 16]>(),
+            prop::collection::vec(any::<bool>(), 32),
+            prop::collection::vec(0usize..3, 33),
+            0..4usize,
+        )
+            .prop_map(|(bytes, upper, hyphens, wrapper)| {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                let canonical = format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                );
+                // Hyphens anywhere (2.2 removed them all), digits in any case.
+                let mut spelled = String::new();
+                for (i, c) in hex.chars().enumerate() {
+                    spelled.push_str(&"-".repeat(hyphens[i]));
+                    spelled.push(if upper[i] { c.to_ascii_uppercase() } else { c });
+                }
+                spelled.push_str(&"-".repeat(hyphens[32]));
+                let spelled = match wrapper {
+                    0 => spelled,
+                    1 => format!("{{{spelled}}}"),
+                    2 => format!("urn:uuid:{spelled}"),
+                    _ => format!("{{{{urn:{spelled}}}"),
+                };
+                (canonical, spelled)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_canonical_uuid_or_a_400(value in prop_oneof![text(), spelled_uuid().prop_map(|(_, s)| s)]) {
+            match parse_uuid(&value) {
+                Ok(uuid) => {
+                    prop_assert!(canonical_shape(&uuid), "{uuid}");
+                    prop_assert_eq!(parse_uuid(&uuid).unwrap(), uuid);
+                }
+                Err(Error::BadRequest(message)) => prop_assert_eq!(message, "Invalid UUID value"),
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn every_accepted_spelling_gives_the_canonical_form((canonical, spelled) in spelled_uuid()) {
+            prop_assert_eq!(parse_uuid(&spelled).unwrap(), canonical);
+        }
+
+        #[test]
+        fn a_wrong_or_missing_digit_is_refused(
+            (_, spelled) in spelled_uuid(),
+            at in any::<Index>(),
+            replacement in hostile_char().prop_filter("not hex or separator", |c| {
+                !c.is_ascii_hexdigit() && !matches!(c, '-' | '{' | '}' | ':')
+            }),
+            drop in any::<bool>(),
+        ) {
+            // The digits of the UUID itself (the 'd' of "uuid:" is a hex digit too).
+            let start = spelled.find("uuid:").map_or(0, |at| at + 5);
+            let digits: Vec<usize> = spelled
+                .char_indices()
+                .filter(|(i, c)| *i >= start && c.is_ascii_hexdigit())
+                .map(|(i, _)| i)
+                .collect();
+            let i = digits[at.index(digits.len())];
+            let mut bad = spelled.clone();
+            if drop {
+                bad.remove(i);
+            } else {
+                bad.replace_range(i..=i, &replacement.to_string());
+            }
+            prop_assert!(parse_uuid(&bad).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod body_properties {
+    use axum::body::Body;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{json_value, mutated_payload, text};
+
+    fn read(bytes: Vec<u8>) -> Result<JsonObject> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v1/continue")
+            .body(Body::from(bytes))
+            .unwrap();
+        runtime.block_on(JsonObject::from_request(request, &()))
+    }
+
+    /// Bodies a client may send: JSON of any shape, broken JSON, deep nesting, raw bytes.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            mutated_payload().prop_map(|v| v.to_string().into_bytes()),
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            (json_value(), any::<prop::sample::Index>()).prop_map(|(v, cut)| {
+                let text = v.to_string().into_bytes();
+                text[..cut.index(text.len() + 1)].to_vec()
+            }),
+            (1usize..5_000, prop::sample::select(vec!["[", "{\"a\":"]))
+                .prop_map(|(n, open)| open.repeat(n).into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..64),
+            text().prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_an_object_or_a_400(bytes in body()) {
+            let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+            match read(bytes) {
+                Ok(JsonObject(map)) => prop_assert_eq!(Some(Value::Object(map)), parsed),
+                Err(Error::BadRequest(message)) => {
+                    prop_assert!(message.starts_with("Invalid request body: "), "{message}");
+                    prop_assert!(!matches!(parsed, Some(Value::Object(_))));
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}

@@ -45,14 +45,31 @@ impl std::fmt::Display for ApiVersion {
     }
 }
 
-/// Parses one component as Python's `int()` did: surrounding blanks and a sign allowed.
-fn component(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+/// The blanks Python's `int()` skips around a number (ASCII only: the header is bytes).
+fn is_py_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r')
+}
+
+/// One component as Python's `int()` read it: blanks around, one sign, decimal digits of
+/// any length. Gives the value, saturated at the ends of `i64` (it is only compared with
+/// the supported range), and the number as Python's `%d` printed it back.
+fn component(text: &str) -> Option<(i64, String)> {
+    let t = text.trim_matches(is_py_space);
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    t.parse().ok()
+    let magnitude = digits.trim_start_matches('0');
+    let shown = match (magnitude.is_empty(), negative) {
+        (true, _) => "0".to_string(),
+        (false, true) => format!("-{magnitude}"),
+        (false, false) => magnitude.to_string(),
+    };
+    let saturated = if negative { i64::MIN } else { i64::MAX };
+    Some((shown.parse().unwrap_or(saturated), shown))
 }
 
 /// Negotiates the version of one request from its header value (`None`: header absent).
@@ -60,13 +77,13 @@ pub fn negotiate(header: Option<&str>) -> Result<ApiVersion> {
     let Some(raw) = header else {
         return Ok(ApiVersion::MIN);
     };
-    let parts: Option<Vec<i64>> = raw.split('.').map(component).collect();
+    let parts: Option<Vec<(i64, String)>> = raw.split('.').map(component).collect();
     let Some(parts) = parts else {
         return Err(Error::BadRequest(
             "Malformed API version: expected string in form of X.Y".to_string(),
         ));
     };
-    let unsupported = |shown: String| {
+    let unsupported = |shown: &str| {
         Error::NotAcceptable(format!(
             "Unsupported API version {shown}, supported range is {} to {}",
             ApiVersion::MIN,
@@ -74,18 +91,18 @@ pub fn negotiate(header: Option<&str>) -> Result<ApiVersion> {
         ))
     };
     match parts.as_slice() {
-        [major, minor] => {
+        [(major, major_shown), (minor, minor_shown)] => {
             let version = ApiVersion {
                 major: *major,
                 minor: *minor,
             };
             if version < ApiVersion::MIN || version > ApiVersion::MAX {
-                Err(unsupported(version.to_string()))
+                Err(unsupported(&format!("{major_shown}.{minor_shown}")))
             } else {
                 Ok(version)
             }
         }
-        _ => Err(unsupported(raw.trim().to_string())),
+        _ => Err(unsupported(raw.trim_matches(is_py_space))),
     }
 }
 
@@ -224,5 +241,111 @@ mod tests {
             negotiate(Some("1")).unwrap_err().to_string(),
             "Unsupported API version 1, supported range is 1.0 to 1.2"
         );
+    }
+
+    /// Found by the property tests: Python's int() has no size limit, so 2.2 answered 406
+    /// for a huge component, where an i64 overflow made us answer 400.
+    #[test]
+    fn huge_components_are_out_of_range_not_malformed() {
+        for (header, shown) in [
+            ("1.99999999999999999999", "1.99999999999999999999"),
+            ("-99999999999999999999.0", "-99999999999999999999.0"),
+            ("1.+0009223372036854775808", "1.9223372036854775808"),
+        ] {
+            let err = negotiate(Some(header)).unwrap_err();
+            assert_eq!(err.status().as_u16(), 406, "{header}");
+            assert_eq!(
+                err.to_string(),
+                format!("Unsupported API version {shown}, supported range is 1.0 to 1.2")
+            );
+        }
+        assert_eq!(negotiate(Some("0001.-0")).unwrap(), ApiVersion::MIN);
+        assert_eq!(
+            negotiate(Some("1.3 ")).unwrap_err().to_string(),
+            "Unsupported API version 1.3, supported range is 1.0 to 1.2"
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::text;
+
+    /// A component as a client may write it: blanks, a sign, leading zeros, any length.
+    fn written_component() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["", " ", "\t"]),
+            prop::sample::select(vec!["", "+", "-"]),
+            prop_oneof!["[0-2]", "0{0,3}[0-9]{1,3}", "[0-9]{15,30}"],
+            prop::sample::select(vec!["", " "]),
+        )
+            .prop_map(|(a, sign, digits, b)| format!("{a}{sign}{digits}{b}"))
+    }
+
+    /// The number as Python's `%d` prints `int(text)`.
+    fn python_int_text(text: &str) -> String {
+        let t = text.trim();
+        let (negative, digits) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t.trim_start_matches('+')),
+        };
+        let digits = digits.trim_start_matches('0');
+        match (digits.is_empty(), negative) {
+            (true, _) => "0".to_string(),
+            (false, true) => format!("-{digits}"),
+            (false, false) => digits.to_string(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_header_is_accepted_or_refused_with_400_or_406(header in prop_oneof![text(), "[0-9. +-]{0,12}"]) {
+            match negotiate(Some(&header)) {
+                Ok(version) => prop_assert!((ApiVersion::MIN..=ApiVersion::MAX).contains(&version)),
+                Err(Error::BadRequest(message)) => {
+                    prop_assert_eq!(message, "Malformed API version: expected string in form of X.Y");
+                }
+                Err(Error::NotAcceptable(message)) => {
+                    prop_assert!(message.starts_with("Unsupported API version "), "{message}");
+                    prop_assert!(message.ends_with(", supported range is 1.0 to 1.2"), "{message}");
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn two_numbers_compare_as_python_tuples(major in written_component(), minor in written_component()) {
+            let (m, n) = (python_int_text(&major), python_int_text(&minor));
+            let supported = m == "1" && ["0", "1", "2"].contains(&n.as_str());
+            match negotiate(Some(&format!("{major}.{minor}"))) {
+                Ok(version) => {
+                    prop_assert!(supported);
+                    prop_assert_eq!(version.to_string(), format!("{m}.{n}"));
+                }
+                Err(err) => {
+                    prop_assert!(!supported);
+                    prop_assert_eq!(err.status().as_u16(), 406);
+                    prop_assert_eq!(
+                        err.to_string(),
+                        format!("Unsupported API version {m}.{n}, supported range is 1.0 to 1.2")
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn formatted_versions_read_back(major in -3i64..4, minor in prop_oneof![-3i64..5, any::<i64>()]) {
+            let version = ApiVersion { major, minor };
+            match negotiate(Some(&version.to_string())) {
+                Ok(read) => prop_assert_eq!(read, version),
+                Err(err) => {
+                    prop_assert!(version < ApiVersion::MIN || version > ApiVersion::MAX);
+                    prop_assert_eq!(err.status().as_u16(), 406);
+                }
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@
 pub mod oslo;
 pub mod spec;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -351,10 +352,17 @@ pub fn config_dir_files(dir: &std::path::Path) -> Result<Vec<PathBuf>, ConfigErr
     Ok(files)
 }
 
+/// Longest text a value may grow to through `$name` references. References that multiply
+/// (`a = $b$b`, `b = $c$c`, ...) would otherwise fill memory at start-up.
+const MAX_INTERPOLATED_LEN: usize = 1 << 20;
+
 /// Reads values out of the layered files according to [`spec::OPTIONS`].
 struct Resolver<'a> {
     raw: &'a oslo::RawConfig,
     warnings: Vec<String>,
+    /// The first value whose `$name` references could not be resolved (a loop, or a value
+    /// that grows too long); reported once every option was read.
+    unresolvable: Option<ConfigError>,
 }
 
 impl Resolver<'_> {
@@ -384,28 +392,18 @@ impl Resolver<'_> {
         if !matches!(opt.kind, spec::Kind::Str | spec::Kind::List) || !value.contains('$') {
             return Some(value);
         }
-        Some(self.interpolate(section, &value, 0))
-    }
-
-    fn interpolate(&mut self, section: &str, value: &str, depth: usize) -> String {
-        let raw = self.raw;
-        let lookup = |key: &str| -> Option<String> {
-            if depth > 8 {
-                return None;
-            }
-            [section, "DEFAULT"].iter().find_map(|s| {
-                let opt = spec::find(s, key)?;
-                raw.get(s, key)
-                    .map(|r| r.value.clone())
-                    .or_else(|| opt.default.map(str::to_string))
-            })
+        let expansion = Expansion {
+            raw: self.raw,
+            visiting: RefCell::new(vec![opt]),
+            failure: RefCell::new(None),
         };
-        let once = oslo::interpolate(value, &lookup);
-        if once != value && once.contains('$') && depth < 8 {
-            self.interpolate(section, &once, depth + 1)
-        } else {
-            once
+        let expanded = expansion.expand(opt.section, &value);
+        if let Some(reason) = expansion.failure.into_inner() {
+            self.unresolvable
+                .get_or_insert_with(|| Self::invalid(section, name, &value, reason));
+            return Some(value);
         }
+        Some(expanded)
     }
 
     fn invalid(section: &str, name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -437,9 +435,9 @@ impl Resolver<'_> {
 
     fn int(&mut self, section: &str, name: &str) -> Result<i64, ConfigError> {
         let value = self.string(section, name);
+        // Python's int(): surrounding blanks and one sign (`str::parse` takes a `+` too).
         value
             .trim()
-            .trim_start_matches('+')
             .parse::<i64>()
             .map_err(|_| Self::invalid(section, name, &value, "not an integer"))
     }
@@ -514,9 +512,7 @@ impl Resolver<'_> {
                 Some(opt) => {
                     let v = value.value.trim();
                     let ok = match opt.kind {
-                        spec::Kind::Int => {
-                            v.is_empty() || v.trim_start_matches('+').parse::<i64>().is_ok()
-                        }
+                        spec::Kind::Int => v.is_empty() || v.parse::<i64>().is_ok(),
                         spec::Kind::Bool => oslo::parse_bool(v).is_some(),
                         _ => true,
                     };
@@ -543,6 +539,56 @@ impl Resolver<'_> {
     }
 }
 
+/// One value's `$name` references, resolved as oslo.config does: `$name` is an option of the
+/// value's section or of `[DEFAULT]`, `$group.name` one of `[group]`; a referenced option's
+/// own value is expanded in its own section, and the result is not scanned again (so
+/// `$$name` stays `$name`).
+struct Expansion<'a> {
+    raw: &'a oslo::RawConfig,
+    /// The options being expanded, outermost first: meeting one again is a loop.
+    visiting: RefCell<Vec<&'static spec::Opt>>,
+    /// Why the value cannot be resolved; set once, then every lookup gives up.
+    failure: RefCell<Option<String>>,
+}
+
+impl Expansion<'_> {
+    fn expand(&self, section: &str, value: &str) -> String {
+        let lookup = |key: &str| -> Option<String> {
+            if self.failure.borrow().is_some() {
+                return None;
+            }
+            let opt = match key.split_once('.') {
+                Some((group, name)) => spec::find(group, name)?,
+                None => [section, "DEFAULT"]
+                    .iter()
+                    .find_map(|s| spec::find(s, key))?,
+            };
+            let written = self
+                .raw
+                .get(opt.section, opt.name)
+                .or_else(|| opt.deprecated.iter().find_map(|&(s, n)| self.raw.get(s, n)))
+                .map(|raw| raw.value.clone())
+                .or_else(|| opt.default.map(str::to_string))?;
+            if self.visiting.borrow().iter().any(|v| std::ptr::eq(*v, opt)) {
+                *self.failure.borrow_mut() =
+                    Some(format!("${key} refers back to the option being expanded"));
+                return None;
+            }
+            self.visiting.borrow_mut().push(opt);
+            let expanded = self.expand(opt.section, &written);
+            self.visiting.borrow_mut().pop();
+            Some(expanded)
+        };
+        let out = oslo::interpolate(value, &lookup);
+        if out.len() > MAX_INTERPOLATED_LEN {
+            self.failure.borrow_mut().get_or_insert_with(|| {
+                format!("$name references make it longer than {MAX_INTERPOLATED_LEN} bytes")
+            });
+        }
+        out
+    }
+}
+
 impl Config {
     /// Reads `files` in order (later ones override earlier ones) and validates every option.
     /// Returns the configuration and the warnings to log once logging is set up.
@@ -558,6 +604,7 @@ impl Config {
         let mut r = Resolver {
             raw,
             warnings: Vec::new(),
+            unresolvable: None,
         };
         r.check_all_written()?;
         let config = Config {
@@ -616,6 +663,9 @@ impl Config {
                 },
             },
         };
+        if let Some(err) = r.unresolvable.take() {
+            return Err(err);
+        }
         if r.boolean("DEFAULT", "fatal_deprecations")?
             && let Some(first) = r.warnings.iter().find(|w| w.contains("deprecated"))
         {
@@ -909,14 +959,15 @@ fn world_readable_secrets(_files: &[PathBuf], _raw: &oslo::RawConfig) -> Vec<Str
 }
 
 /// Whether a secret option's value really holds a password: any non-empty value, except a
-/// URL (a database connection) without a password in it.
+/// URL (a database connection) without a password in it. A URL's password is read as
+/// SQLAlchemy 1.0 read it: after the user name (no `:` or `/`) and a `:`, up to the last
+/// `@`, so it may hold `/`, `?`, `#` and `@`.
 fn holds_password(value: &str) -> bool {
     match value.split_once("://") {
-        Some((_, rest)) => rest
-            .split(['/', '?'])
-            .next()
-            .and_then(|authority| authority.rsplit_once('@'))
-            .is_some_and(|(userinfo, _)| userinfo.contains(':')),
+        Some((_, rest)) => rest[rest.find([':', '/']).unwrap_or(rest.len())..]
+            .strip_prefix(':')
+            .and_then(|tail| tail.rsplit_once('@'))
+            .is_some_and(|(password, _)| !password.is_empty()),
         None => !value.is_empty(),
     }
 }
@@ -1184,6 +1235,11 @@ mod tests {
         assert!(!holds_password("postgresql://u@h/db"));
         assert!(holds_password("plain-password"));
         assert!(!holds_password(""));
+        // Found by the property tests: these passwords went unnoticed.
+        assert!(holds_password("mysql://u:pa/ss@h/db"));
+        assert!(holds_password("mysql://u:pa?ss@h/db"));
+        assert!(!holds_password("mysql://u:@h/db"));
+        assert!(!holds_password("postgresql://u@h:5432/db"));
     }
 
     #[test]
@@ -1279,5 +1335,353 @@ mod tests {
                 opt.section
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use secrecy::ExposeSecret;
+
+    use super::oslo::properties::{Part, part, render};
+    use super::*;
+    use crate::testing::{edge_string, text};
+
+    /// A value that suits an option's kind.
+    fn valid_value(kind: spec::Kind) -> BoxedStrategy<String> {
+        match kind {
+            spec::Kind::Str => text().boxed(),
+            spec::Kind::Int => any::<i64>().prop_map(|n| n.to_string()).boxed(),
+            spec::Kind::Bool => prop::sample::select(vec!["true", "False", "1", "no", "ON"])
+                .prop_map(str::to_string)
+                .boxed(),
+            spec::Kind::List => prop::collection::vec("[a-z_]{1,8}", 0..4)
+                .prop_map(|items| items.join(","))
+                .boxed(),
+            spec::Kind::Choice(choices) => prop::sample::select(choices)
+                .prop_map(str::to_string)
+                .boxed(),
+        }
+    }
+
+    /// A value for any option: often of the right kind, often not.
+    fn any_value(kind: spec::Kind) -> BoxedStrategy<String> {
+        prop_oneof![
+            3 => valid_value(kind),
+            2 => text(),
+            1 => edge_string().prop_map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+            1 => prop::sample::select(vec!["$os_password", "${password}", "$connection", "$$", "\\$x", "$default_processing_hooks"])
+                .prop_map(str::to_string),
+        ]
+        .boxed()
+    }
+
+    /// One assignment: a known option (or a deprecated spelling, or an unknown name) and a value.
+    fn entry() -> impl Strategy<Value = (String, String, String)> {
+        let aliases: Vec<(&str, &str, spec::Kind)> = spec::OPTIONS
+            .iter()
+            .flat_map(|o| o.deprecated.iter().map(move |(s, n)| (*s, *n, o.kind)))
+            .collect();
+        prop_oneof![
+            6 => prop::sample::select(spec::OPTIONS).prop_flat_map(|o| {
+                (Just(o.section.to_string()), Just(o.name.to_string()), any_value(o.kind))
+            }),
+            1 => prop::sample::select(aliases).prop_flat_map(|(s, n, kind)| {
+                (Just(s.to_string()), Just(n.to_string()), any_value(kind))
+            }),
+            1 => ("[a-z]{1,8}", "[a-z_]{1,10}", text()),
+        ]
+    }
+
+    fn ini(entries: &[(String, String, String)]) -> String {
+        entries
+            .iter()
+            .map(|(section, name, value)| {
+                format!(
+                    "[{section}]\n{name} = \"{}\"\n",
+                    value.replace(['\n', '\r'], "")
+                )
+            })
+            .collect()
+    }
+
+    fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut raw = oslo::RawConfig::default();
+        raw.merge_str(text, Path::new("prop.conf")).unwrap();
+        Config::from_raw(&raw)
+    }
+
+    fn with_case(word: &str, upper: &[bool]) -> String {
+        word.chars()
+            .zip(upper.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_config_loads_or_names_a_known_option(entries in prop::collection::vec(entry(), 0..12)) {
+            match load(&ini(&entries)) {
+                Ok(_) => {}
+                Err(ConfigError::Invalid { section, name, reason, .. }
+                    | ConfigError::Unusable { section, name, reason }) => {
+                    prop_assert!(spec::find(&section, &name).is_some(), "[{section}] {name}");
+                    prop_assert!(!reason.is_empty());
+                }
+                Err(ConfigError::Parse(err)) => prop_assert!(false, "{err}"),
+            }
+        }
+
+        #[test]
+        fn secrets_never_show_in_errors_or_debug(
+            entries in prop::collection::vec(entry(), 0..8),
+            secret in prop::sample::select(
+                spec::OPTIONS.iter().filter(|o| o.secret).collect::<Vec<_>>()
+            ),
+            password in "[A-Za-z0-9]{12}",
+        ) {
+            let password = format!("Pw{password}");
+            // An option that refers to a secret one ($os_password) holds it by the operator's
+            // choice, as one holding it literally does; that is not a leak of ours.
+            let entries: Vec<_> = entries.into_iter().filter(|(_, _, v)| !v.contains('$')).collect();
+            let value = if secret.name.contains("connection") {
+                format!("mysql+pymysql://user:{password}@db.example/inspector")
+            } else {
+                password.clone()
+            };
+            let mut entries = entries;
+            entries.push((secret.section.to_string(), secret.name.to_string(), value));
+            match load(&ini(&entries)) {
+                Ok((config, warnings)) => {
+                    let shown = format!("{config:?}");
+                    prop_assert!(!shown.contains(&password));
+                    prop_assert!(!warnings.iter().any(|w| w.contains(&password)));
+                }
+                Err(err) => prop_assert!(!err.to_string().contains(&password), "{err}"),
+            }
+        }
+
+        #[test]
+        fn integers_read_as_python_int(n in any::<i64>(), pad in prop::sample::select(vec!["", " ", "\t"]), plus in any::<bool>()) {
+            let written = if plus && n >= 0 { format!("+{n}") } else { n.to_string() };
+            let (c, _) = load(&format!("[DEFAULT]\ntimeout = \"{pad}{written}{pad}\"\n")).unwrap();
+            prop_assert_eq!(c.default.timeout, n);
+            let doubled = if n >= 0 { format!("++{n}") } else { format!("--{}", n.unsigned_abs()) };
+            let err = load(&format!("[DEFAULT]\ntimeout = {doubled}\n")).unwrap_err();
+            prop_assert!(err.to_string().contains("[DEFAULT] timeout"), "{err}");
+        }
+
+        #[test]
+        fn listen_port_is_a_tcp_port(n in prop_oneof![any::<i64>(), -10i64..70_000]) {
+            match load(&format!("[DEFAULT]\nlisten_port = {n}\n")) {
+                Ok((c, _)) => prop_assert_eq!(i64::from(c.default.listen_port), n),
+                Err(err) => {
+                    prop_assert!(!(0..=65535).contains(&n));
+                    prop_assert!(err.to_string().contains("[DEFAULT] listen_port"), "{err}");
+                }
+            }
+        }
+
+        #[test]
+        fn booleans_take_any_case(
+            opt in prop::sample::select(vec![
+                ("firewall", "manage_firewall"), ("processing", "overwrite_existing"),
+                ("DEFAULT", "use_ssl"), ("DEFAULT", "debug"), ("keystone_authtoken", "insecure"),
+            ]),
+            word in prop::sample::select(vec!["1", "yes", "true", "on", "0", "no", "false", "off", "maybe", "2", ""]),
+            upper in prop::collection::vec(any::<bool>(), 5),
+        ) {
+            let (section, name) = opt;
+            let written = with_case(word, &upper);
+            let expected = oslo::parse_bool(word);
+            let extra = if name == "use_ssl" { "ssl_cert_path = c\nssl_key_path = k\n" } else { "" };
+            let result = load(&format!("[{section}]\n{name} = {written}\n[DEFAULT]\n{extra}"));
+            match (expected, result) {
+                (Some(value), Ok((c, _))) => {
+                    let got = match name {
+                        "manage_firewall" => c.firewall.manage_firewall,
+                        "overwrite_existing" => c.processing.overwrite_existing,
+                        "use_ssl" => c.default.use_ssl,
+                        "debug" => c.default.debug,
+                        _ => c.keystone_authtoken.insecure,
+                    };
+                    prop_assert_eq!(got, value);
+                }
+                (None, Err(err)) => {
+                    prop_assert!(err.to_string().contains(&format!("[{section}] {name}")), "{err}");
+                }
+                (expected, result) => prop_assert!(false, "{written:?}: expected {expected:?}, got {result:?}"),
+            }
+        }
+
+        #[test]
+        fn choices_are_exact_words(
+            opt in prop::sample::select(
+                spec::OPTIONS.iter().filter(|o| matches!(o.kind, spec::Kind::Choice(_))).collect::<Vec<_>>()
+            ),
+            value in prop_oneof![
+                prop::sample::select(vec!["all", "active", "pxe", "present", "added", "none", "swift", "database", "keystone", "noauth"]).prop_map(str::to_string),
+                text(),
+            ],
+        ) {
+            let spec::Kind::Choice(choices) = opt.kind else { unreachable!() };
+            let written = value.replace(['\n', '\r'], "");
+            let result = load(&format!("[{}]\n{} = \"{written}\"\n", opt.section, opt.name));
+            let valid = choices.contains(&written.trim());
+            prop_assert_eq!(result.is_ok(), valid, "{:?}", result.err());
+        }
+
+        #[test]
+        fn references_expand_once_as_oslo_does(
+            key_parts in prop::collection::vec(part(), 0..5),
+            cert_parts in prop::collection::vec(part(), 0..5),
+            address_parts in prop::collection::vec(part(), 0..5),
+        ) {
+            // ssl_key_path has no references; ssl_cert_path may name it; listen_address may
+            // name both. A name's value is its own expansion, never scanned again.
+            let no_refs = |parts: &[Part]| -> Vec<Part> {
+                parts.iter().filter(|p| !matches!(p, Part::Known(..))).cloned().collect()
+            };
+            let names = ["ssl_key_path", "ssl_cert_path", "listen_address"];
+            let (key_text, key_value) = render(&no_refs(&key_parts), &names, &[]);
+            let cert_parts: Vec<Part> = cert_parts
+                .into_iter()
+                .map(|p| match p { Part::Known(_, b) => Part::Known(0, b), p => p })
+                .collect();
+            let (cert_text, cert_value) = render(&cert_parts, &names, std::slice::from_ref(&key_value));
+            let address_parts: Vec<Part> = address_parts
+                .into_iter()
+                .map(|p| match p { Part::Known(i, b) => Part::Known(i % 2, b), p => p })
+                .collect();
+            let (address_text, address_value) =
+                render(&address_parts, &names, &[key_value.clone(), cert_value.clone()]);
+            let text = format!(
+                "[DEFAULT]\nssl_key_path = \"{key_text}\"\nssl_cert_path = \"{cert_text}\"\nlisten_address = \"{address_text}\"\n"
+            );
+            let (c, _) = load(&text).unwrap();
+            prop_assert_eq!(c.default.ssl_key_path, key_value);
+            prop_assert_eq!(c.default.ssl_cert_path, cert_value);
+            prop_assert_eq!(c.default.listen_address, address_value);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn passwords_in_urls_are_noticed(
+            user in "[a-z@._-]{0,8}",
+            password in "[^\n]{1,12}",
+            tail in "[a-z0-9.:-]{0,10}(/[a-z0-9_/?=]{0,10})?",
+        ) {
+            let with = format!("mysql+pymysql://{user}:{password}@{tail}");
+            let without = format!("mysql+pymysql://{}@{tail}", user.replace('@', ""));
+            prop_assert!(holds_password(&with), "{with}");
+            prop_assert!(!holds_password(&without), "{without}");
+        }
+    }
+
+    /// The option table itself: unique names, defaults of the declared kind, aliases that
+    /// name no current option.
+    #[test]
+    fn the_option_table_is_consistent() {
+        for (i, opt) in spec::OPTIONS.iter().enumerate() {
+            assert!(
+                spec::OPTIONS[..i]
+                    .iter()
+                    .all(|o| (o.section, o.name) != (opt.section, opt.name)),
+                "[{}] {} twice",
+                opt.section,
+                opt.name
+            );
+            if let Some(default) = opt.default {
+                let ok = match opt.kind {
+                    spec::Kind::Int => default.parse::<i64>().is_ok(),
+                    spec::Kind::Bool => oslo::parse_bool(default).is_some(),
+                    spec::Kind::Choice(choices) => choices.contains(&default),
+                    spec::Kind::Str | spec::Kind::List => true,
+                };
+                assert!(ok, "[{}] {} default {default:?}", opt.section, opt.name);
+            }
+            for (section, name) in opt.deprecated {
+                assert!(spec::find(section, name).is_none(), "[{section}] {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn escaped_dollars_stay_literal() {
+        let (c, _) =
+            load("[firewall]\nroot_helper = echo $$rootwrap_config \\$rootwrap_config\n").unwrap();
+        assert_eq!(
+            c.firewall.root_helper,
+            "echo $rootwrap_config $rootwrap_config"
+        );
+        // A referenced value is used as it expands, and not expanded again.
+        let (c, _) = load("[DEFAULT]\nrootwrap_config = /etc/$$listen_address\n").unwrap();
+        assert_eq!(
+            c.firewall.root_helper,
+            "sudo ironic-inspector-rootwrap /etc/$listen_address"
+        );
+        let (c, _) = load("[ironic]\nos_password = pa\\$word\n").unwrap();
+        assert_eq!(c.ironic.os_password.expose_secret(), "pa$word");
+    }
+
+    #[test]
+    fn references_may_name_another_section() {
+        let (c, _) = load("[ironic]\nos_auth_url = http://ks:5000\n[keystone_authtoken]\nidentity_uri = ${ironic.os_auth_url}/admin\n[swift]\nos_auth_url = $keystone_authtoken.identity_uri\n").unwrap();
+        assert_eq!(c.swift.os_auth_url, "http://ks:5000/admin");
+        let (c, _) = load("[firewall]\nroot_helper = sudo rw $rootwrap_config.d\n").unwrap();
+        assert_eq!(
+            c.firewall.root_helper,
+            "sudo rw /etc/ironic-inspector/rootwrap.conf.d"
+        );
+    }
+
+    #[test]
+    fn reference_loops_are_refused() {
+        let err = load(
+            "[DEFAULT]\nlisten_address = $rootwrap_config\nrootwrap_config = x$listen_address\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("[DEFAULT] listen_address"), "{err}");
+        assert!(err.contains("refers back"), "{err}");
+        let err = load("[DEFAULT]\nlog_dir = ${log_dir}/x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[DEFAULT] log_dir"), "{err}");
+    }
+
+    #[test]
+    fn multiplying_references_are_refused() {
+        let times16 = |name: &str| format!("${name}").repeat(16);
+        let text = format!(
+            "[DEFAULT]\nlisten_address = {}\nrootwrap_config = {}\nssl_cert_path = {}\nssl_key_path = {}\nlog_dir = {}\n",
+            times16("rootwrap_config"),
+            times16("ssl_cert_path"),
+            times16("ssl_key_path"),
+            times16("log_dir"),
+            "x".repeat(100),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("longer than"), "{err}");
+    }
+
+    #[test]
+    fn doubled_signs_are_not_integers() {
+        for bad in ["++5", "+-5", "--5", "5+"] {
+            let err = load(&format!("[DEFAULT]\ntimeout = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[DEFAULT] timeout"), "{bad}: {err}");
+            // Options this daemon ignores are checked the same way.
+            let err = load(&format!("[database]\nconnection_debug = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[database] connection_debug"), "{bad}: {err}");
+        }
+        let (c, _) = load("[DEFAULT]\ntimeout = +5\n").unwrap();
+        assert_eq!(c.default.timeout, 5);
     }
 }

@@ -163,11 +163,18 @@ fn split_assignment(line: &str) -> Option<(&str, String)> {
     Some((key, value.to_string()))
 }
 
-/// Replaces `$name` and `${name}` using `lookup`; `$$` is a literal `$`; names `lookup` does
-/// not know are left as written (Python's `Template.safe_substitute`, which oslo uses).
+/// Replaces `$name` and `${name}` using `lookup`; `$$` and `\$` are a literal `$`; names
+/// `lookup` does not know are left as written (Python's `Template.safe_substitute`, which
+/// oslo uses, after oslo's own rewriting of `\$` into `$$`). Replacements are not scanned
+/// again.
+///
+/// Names may hold dots, as oslo's do (`$group.option`). Where oslo then failed on a bare
+/// name followed by a dot (`$rootwrap_config.bak`), the longest part before a dot that
+/// `lookup` knows is the name, and the rest stays text.
 pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    let value = value.replace("\\$", "$$");
     let mut out = String::with_capacity(value.len());
-    let mut rest = value;
+    let mut rest = value.as_str();
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
@@ -176,30 +183,36 @@ pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Stri
             rest = tail;
             continue;
         }
-        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) if is_identifier(&braced[..end]) => (&braced[..end], end + 2),
-                _ => ("", 0),
-            }
+        let found = if let Some(braced) = after.strip_prefix('{') {
+            braced
+                .find('}')
+                .filter(|end| is_identifier(&braced[..*end]))
+                .and_then(|end| Some((lookup(&braced[..end])?, end + 2)))
         } else {
             let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
                 .unwrap_or(after.len());
-            let name = &after[..end];
-            if is_identifier(name) {
-                (name, end)
-            } else {
-                ("", 0)
+            let mut name = &after[..end];
+            loop {
+                if is_identifier(name)
+                    && let Some(replacement) = lookup(name)
+                {
+                    break Some((replacement, name.len()));
+                }
+                match name.rfind('.') {
+                    Some(dot) => name = &name[..dot],
+                    None => break None,
+                }
             }
         };
-        match (consumed, lookup(name)) {
-            (0, _) | (_, None) => {
-                out.push('$');
-                rest = after;
-            }
-            (_, Some(replacement)) => {
+        match found {
+            Some((replacement, consumed)) => {
                 out.push_str(&replacement);
                 rest = &after[consumed..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
             }
         }
     }
@@ -207,10 +220,11 @@ pub fn interpolate(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Stri
     out
 }
 
+/// A name as oslo's templates read it: a letter or `_`, then letters, digits, `_` and `.`.
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// oslo's boolean words, any case.
@@ -300,6 +314,41 @@ mod tests {
     }
 
     #[test]
+    fn names_may_name_a_group() {
+        let lookup = |name: &str| match name {
+            "ironic.os_auth_url" => Some("http://ks".to_string()),
+            "rootwrap_config" => Some("/etc/rw.conf".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            interpolate("$ironic.os_auth_url/v3", &lookup),
+            "http://ks/v3"
+        );
+        assert_eq!(interpolate("${ironic.os_auth_url}", &lookup), "http://ks");
+        assert_eq!(
+            interpolate("$rootwrap_config.bak", &lookup),
+            "/etc/rw.conf.bak"
+        );
+        assert_eq!(
+            interpolate("see $rootwrap_config.", &lookup),
+            "see /etc/rw.conf."
+        );
+        assert_eq!(
+            interpolate("${rootwrap_config.bak}", &lookup),
+            "${rootwrap_config.bak}"
+        );
+        assert_eq!(interpolate("$x.y.z", &lookup), "$x.y.z");
+    }
+
+    #[test]
+    fn backslash_dollar_is_an_escape_as_in_oslo() {
+        let lookup = |name: &str| (name == "word").then(|| "X".to_string());
+        assert_eq!(interpolate("pa\\$word", &lookup), "pa$word");
+        assert_eq!(interpolate("a\\${word}", &lookup), "a${word}");
+        assert_eq!(interpolate("\\$$word", &lookup), "$X");
+    }
+
+    #[test]
     fn booleans_and_lists() {
         for word in ["1", "yes", "TRUE", "On"] {
             assert_eq!(parse_bool(word), Some(true));
@@ -310,5 +359,335 @@ mod tests {
         assert_eq!(parse_bool("maybe"), None);
         assert_eq!(parse_list(" a, b ,,c "), vec!["a", "b", "c"]);
         assert!(parse_list("").is_empty());
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod properties {
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{hostile_char, text};
+
+    fn parse_all(files: &[&str]) -> Result<RawConfig, ParseError> {
+        let mut raw = RawConfig::default();
+        for (i, text) in files.iter().enumerate() {
+            raw.merge_str(text, Path::new(&format!("{i}.conf")))?;
+        }
+        Ok(raw)
+    }
+
+    fn option_name() -> impl Strategy<Value = String> {
+        "[a-z_][a-z0-9_.-]{0,12}"
+    }
+
+    fn section_name() -> impl Strategy<Value = String> {
+        "[A-Za-z_][A-Za-z0-9_ -]{0,10}[A-Za-z0-9_]"
+            .prop_filter("not DEFAULT", |s| !s.eq_ignore_ascii_case("default"))
+    }
+
+    /// Any one-line value (written quoted, it must read back exactly).
+    fn line_value() -> impl Strategy<Value = String> {
+        text().prop_map(|s| s.replace(['\n', '\r'], ""))
+    }
+
+    /// A value that needs no quotes: trimmed, one line, not wrapped in matching quotes.
+    fn plain_value() -> impl Strategy<Value = String> {
+        line_value().prop_map(|s| {
+            let s = s.trim();
+            let quoted = s.len() >= 2
+                && (s.starts_with('"') && s.ends_with('"')
+                    || s.starts_with('\'') && s.ends_with('\''));
+            if quoted {
+                format!("x{s}")
+            } else {
+                s.to_string()
+            }
+        })
+    }
+
+    type Sections = BTreeMap<String, BTreeMap<String, String>>;
+
+    fn sections(value: impl Strategy<Value = String>) -> impl Strategy<Value = Sections> {
+        prop::collection::btree_map(
+            section_name(),
+            prop::collection::btree_map(option_name(), value, 0..5),
+            0..4,
+        )
+    }
+
+    fn write(sections: &Sections, quote: bool, separator: &str) -> String {
+        let mut out = String::new();
+        for (section, options) in sections {
+            out.push_str(&format!("[{section}]\n"));
+            for (name, value) in options {
+                if quote {
+                    out.push_str(&format!("{name}{separator}\"{value}\"\n"));
+                } else {
+                    out.push_str(&format!("{name}{separator}{value}\n"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Lines that look like an INI file, mixed with hostile ones.
+    fn ini_like() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            section_name().prop_map(|s| format!("[{s}]")),
+            (option_name(), line_value()).prop_map(|(k, v)| format!("{k} = {v}")),
+            line_value().prop_map(|v| format!("  {v}")),
+            line_value().prop_map(|v| format!("# {v}")),
+            Just(String::new()),
+            Just("[DEFAULT]".to_string()),
+            text(),
+        ];
+        prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+    }
+
+    fn lookup_in(vars: &HashMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name| vars.get(name).cloned()
+    }
+
+    /// A piece of an interpolation template and what it stands for.
+    #[derive(Clone, Debug)]
+    pub(crate) enum Part {
+        /// Text without `$`.
+        Literal(String),
+        /// `$name` / `${name}` of a known name.
+        Known(usize, bool),
+        /// `$name` / `${name}` of a name the lookup does not know: kept as written.
+        Unknown(String, bool),
+        /// `$$`: one `$`.
+        Escaped,
+        /// `$$name` or `\$name` of a known name: `$name`, not expanded.
+        EscapedName(usize, bool),
+        /// `$` before a space: kept.
+        Lone,
+    }
+
+    /// A template piece; `Known(i, _)` names the `i`th of three names.
+    pub(crate) fn part() -> impl Strategy<Value = Part> {
+        prop_oneof![
+            line_value().prop_map(|s| {
+                // Never empty: an empty piece would hide what follows a bare `$name`.
+                let s = s.replace(['$', '\\'], "");
+                Part::Literal(if s.is_empty() { " ".to_string() } else { s })
+            }),
+            (0..3usize, any::<bool>()).prop_map(|(i, b)| Part::Known(i, b)),
+            ("zz[a-z0-9_]{0,5}", any::<bool>()).prop_map(|(n, b)| Part::Unknown(n, b)),
+            Just(Part::Escaped),
+            (0..3usize, any::<bool>()).prop_map(|(i, b)| Part::EscapedName(i, b)),
+            Just(Part::Lone),
+        ]
+    }
+
+    const KNOWN: [&str; 3] = ["base", "_x1", "grp.Mixed_Case"];
+
+    /// The template text and the expected result, `Known(i, _)` standing for `names[i]`
+    /// whose value is `values[i]`.
+    pub(crate) fn render(parts: &[Part], names: &[&str], values: &[String]) -> (String, String) {
+        let mut template = String::new();
+        let mut expected = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            // An unbraced name followed by a name character would read as a longer name.
+            let next_is_name_char = match parts.get(i + 1) {
+                Some(Part::Literal(s)) => s
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_'),
+                _ => false,
+            };
+            let name_ref = |name: &str, braced: bool| {
+                if braced || next_is_name_char {
+                    format!("${{{name}}}")
+                } else {
+                    format!("${name}")
+                }
+            };
+            match part {
+                Part::Literal(s) => {
+                    template.push_str(s);
+                    expected.push_str(s);
+                }
+                Part::Known(k, braced) => {
+                    template.push_str(&name_ref(names[*k], *braced));
+                    expected.push_str(&values[*k]);
+                }
+                Part::Unknown(name, braced) => {
+                    let written = name_ref(name, *braced);
+                    template.push_str(&written);
+                    expected.push_str(&written);
+                }
+                Part::Escaped => {
+                    template.push_str("$$");
+                    expected.push('$');
+                }
+                Part::EscapedName(k, backslash) => {
+                    let escape = if *backslash { "\\$" } else { "$$" };
+                    template.push_str(&format!("{escape}{}", names[*k]));
+                    expected.push_str(&format!("${}", names[*k]));
+                }
+                Part::Lone => {
+                    template.push_str("$ ");
+                    expected.push_str("$ ");
+                }
+            }
+        }
+        (template, expected)
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(texts in prop::collection::vec(prop_oneof![ini_like(), text()], 1..3)) {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            match parse_all(&texts) {
+                Ok(raw) => {
+                    for (_, name, value) in raw.entries() {
+                        prop_assert!(!name.is_empty());
+                        prop_assert!(value.line >= 1);
+                    }
+                }
+                Err(ParseError::Syntax { line, message, .. }) => {
+                    prop_assert!(line >= 1 && !message.is_empty());
+                }
+                Err(ParseError::Io { .. }) => prop_assert!(false, "no I/O here"),
+            }
+        }
+
+        #[test]
+        fn quoted_values_read_back_exactly(
+            sections in sections(line_value()),
+            colon in any::<bool>(),
+        ) {
+            let separator = if colon { ": " } else { " = " };
+            let raw = parse_all(&[&write(&sections, true, separator)]).unwrap();
+            for (section, options) in &sections {
+                for (name, value) in options {
+                    prop_assert_eq!(&raw.get(section, name).unwrap().value, value);
+                }
+            }
+            prop_assert_eq!(raw.entries().count(), sections.values().map(BTreeMap::len).sum::<usize>());
+        }
+
+        #[test]
+        fn plain_values_read_back_trimmed(sections in sections(plain_value())) {
+            let raw = parse_all(&[&write(&sections, false, "=")]).unwrap();
+            for (section, options) in &sections {
+                for (name, value) in options {
+                    prop_assert_eq!(&raw.get(section, name).unwrap().value, value);
+                }
+            }
+        }
+
+        #[test]
+        fn later_files_override_per_option(first in sections(plain_value()), second in sections(plain_value())) {
+            let raw = parse_all(&[&write(&first, false, " = "), &write(&second, false, " = ")]).unwrap();
+            for (section, options) in first.iter().chain(&second) {
+                for name in options.keys() {
+                    let expected = second
+                        .get(section)
+                        .and_then(|o| o.get(name))
+                        .or_else(|| first[section].get(name))
+                        .unwrap();
+                    let got = raw.get(section, name).unwrap();
+                    prop_assert_eq!(&got.value, expected);
+                    let file = if second.get(section).is_some_and(|o| o.contains_key(name)) { "1.conf" } else { "0.conf" };
+                    prop_assert_eq!(got.file.to_str(), Some(file));
+                }
+            }
+        }
+
+        #[test]
+        fn continuation_lines_are_joined(
+            name in option_name(),
+            lines in prop::collection::vec(plain_value().prop_filter("not blank", |s| !s.is_empty()), 1..5),
+            indent in prop::sample::select(vec![" ", "  ", "\t", "    "]),
+        ) {
+            let text = format!("[s]\n{name} = {}\n", lines.join(&format!("\n{indent}")));
+            let raw = parse_all(&[&text]).unwrap();
+            prop_assert_eq!(&raw.get("s", &name).unwrap().value, &lines.join("\n"));
+        }
+
+        #[test]
+        fn default_section_is_case_insensitive(
+            upper in prop::collection::vec(any::<bool>(), 7),
+            name in option_name(),
+            value in plain_value(),
+        ) {
+            let section: String = "default"
+                .chars()
+                .zip(upper)
+                .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let raw = parse_all(&[&format!("[{section}]\n{name} = {value}\n")]).unwrap();
+            prop_assert_eq!(&raw.get("DEFAULT", &name).unwrap().value, &value);
+        }
+
+        #[test]
+        fn booleans_are_exactly_the_oslo_words(word in prop_oneof![
+            prop::sample::select(vec!["1", "yes", "true", "on", "0", "no", "false", "off"])
+                .prop_flat_map(|w| (Just(w), prop::collection::vec(any::<bool>(), w.len())))
+                .prop_map(|(w, up)| w.chars().zip(up).map(|(c, u)| if u { c.to_ascii_uppercase() } else { c }).collect::<String>()),
+            text(),
+        ], pad in prop::sample::select(vec!["", " ", "\t", " \t "])) {
+            let lower = word.trim().to_ascii_lowercase();
+            let expected = match lower.as_str() {
+                "1" | "yes" | "true" | "on" => Some(true),
+                "0" | "no" | "false" | "off" => Some(false),
+                _ => None,
+            };
+            prop_assert_eq!(parse_bool(&format!("{pad}{word}{pad}")), expected);
+        }
+
+        #[test]
+        fn lists_split_on_commas(value in text()) {
+            let items = parse_list(&value);
+            for item in &items {
+                prop_assert!(!item.is_empty() && !item.contains(','));
+                prop_assert_eq!(item.trim(), item.as_str());
+            }
+            // Formatting and parsing again gives the same list.
+            prop_assert_eq!(parse_list(&items.join(",")), items.clone());
+            prop_assert_eq!(parse_list(&items.join(" , ")), items);
+        }
+
+        #[test]
+        fn list_items_read_back(items in prop::collection::vec(
+            prop::collection::vec(hostile_char(), 1..10)
+                .prop_map(|c| c.into_iter().collect::<String>().replace(',', "").trim().to_string())
+                .prop_filter("not empty", |s| !s.is_empty()),
+            0..6,
+        )) {
+            prop_assert_eq!(parse_list(&items.join(",")), items);
+        }
+
+        #[test]
+        fn interpolation_never_panics(value in text(), known in text()) {
+            let vars = HashMap::from([("a".to_string(), known.clone()), ("b_1".to_string(), known)]);
+            let _ = interpolate(&value, &lookup_in(&vars));
+        }
+
+        #[test]
+        fn interpolation_without_names_only_unescapes(value in text()) {
+            let expected = value.replace("\\$", "$$").replace("$$", "$");
+            prop_assert_eq!(interpolate(&value, &|_| None), expected);
+        }
+
+        #[test]
+        fn interpolation_follows_python_templates(
+            parts in prop::collection::vec(part(), 0..8),
+            values in prop::collection::vec(text(), 3),
+        ) {
+            let vars: HashMap<String, String> = KNOWN
+                .iter()
+                .map(|k| k.to_string())
+                .zip(values.iter().cloned())
+                .collect();
+            let (template, expected) = render(&parts, &KNOWN, &values);
+            prop_assert_eq!(interpolate(&template, &lookup_in(&vars)), expected);
+        }
     }
 }

@@ -429,18 +429,19 @@ fn rename_query_key(rest: &str, from: &str, to: &str) -> String {
     format!("{base}?{}", pairs.join("&"))
 }
 
-/// The URL with its password replaced by `***`, for logs and messages.
+/// The URL with its password replaced by `***`, for logs and messages. The password is
+/// taken as SQLAlchemy 1.0 read it: after the user name (which holds no `:` or `/`) and a
+/// `:`, up to the last `@`; so one holding `/`, `?`, `#` or `@` is hidden whole.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+    let (user, after_user) = rest.split_at(rest.find([':', '/']).unwrap_or(rest.len()));
+    match after_user
+        .strip_prefix(':')
+        .and_then(|tail| tail.rsplit_once('@'))
+    {
+        Some((_password, host)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
     }
 }
@@ -713,6 +714,15 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite:////tmp/x.db"), "sqlite:////tmp/x.db");
         assert_eq!(redact_url("not a url"), "not a url");
+        // Found by the property tests: a password holding '/', '?' or '#' was shown whole.
+        assert_eq!(
+            redact_url("mysql://u:pa/ss#w?rd@h/db"),
+            "mysql://u:***@h/db"
+        );
+        assert_eq!(
+            redact_url("postgresql://u@h:5432/db"),
+            "postgresql://u@h:5432/db"
+        );
     }
 
     #[tokio::test]
@@ -823,5 +833,101 @@ mod tests {
             Db::connect(&missing).await,
             Err(DbError::Config(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod url_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::text;
+
+    fn scheme() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "mysql",
+            "mysql+pymysql",
+            "postgresql",
+            "postgresql+psycopg2",
+            "sqlite",
+            "oracle",
+            "MySQL",
+        ])
+    }
+
+    /// A password that appears nowhere else in the URL: any text around a marker.
+    fn password() -> impl Strategy<Value = String> {
+        (text(), text()).prop_map(|(a, b)| format!("{a}\u{1F511}{b}"))
+    }
+
+    /// What follows the `@`: host, port, database, query (no `@`).
+    fn host_tail() -> impl Strategy<Value = String> {
+        (
+            "[a-z0-9.-]{0,12}",
+            prop::option::of(0u16..),
+            "(/[a-z0-9_./]{0,10})?",
+            "(\\?[a-z_]{1,8}=[a-z0-9/]{0,8})?",
+        )
+            .prop_map(|(host, port, db, query)| {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{host}{port}{db}{query}")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn redacted_urls_never_hold_the_password(
+            scheme in scheme(),
+            user in "[a-z@._-]{0,8}",
+            password in password(),
+            tail in host_tail(),
+            at_in_tail in any::<bool>(),
+        ) {
+            let tail = if at_in_tail { format!("{tail}?x=a@b") } else { tail };
+            let url = format!("{scheme}://{user}:{password}@{tail}");
+            let shown = redact_url(&url);
+            prop_assert!(!shown.contains('\u{1F511}'), "{shown}");
+            if !at_in_tail {
+                prop_assert_eq!(shown, format!("{scheme}://{user}:***@{tail}"));
+            }
+            // Errors about the URL show it redacted.
+            if let Err(err) = translate_url(&url) {
+                prop_assert!(!err.to_string().contains('\u{1F511}'), "{err}");
+            }
+        }
+
+        #[test]
+        fn urls_without_a_password_are_shown_as_they_are(
+            scheme in scheme(),
+            user in prop::option::of("[a-z._-]{1,8}"),
+            tail in host_tail(),
+        ) {
+            let url = match user {
+                Some(user) => format!("{scheme}://{user}@{tail}"),
+                None => format!("{scheme}://{tail}"),
+            };
+            prop_assert_eq!(redact_url(&url), url);
+        }
+
+        #[test]
+        fn translation_never_panics(url in prop_oneof![text(), (scheme(), text()).prop_map(|(s, t)| format!("{s}://{t}"))]) {
+            if let Ok(target) = translate_url(&url) {
+                let expected = ["sqlite:", "postgres://", "mysql://"];
+                prop_assert!(expected.iter().any(|p| target.url.starts_with(p)), "{}", target.url);
+            }
+            let _ = redact_url(&url);
+        }
+
+        #[test]
+        fn sqlite_paths_keep_every_character(path in "[^?]{1,20}", absolute in any::<bool>()) {
+            prop_assume!(path != ":memory:" && !path.starts_with('/'));
+            let url = if absolute { format!("sqlite:////{path}") } else { format!("sqlite:///{path}") };
+            let target = translate_url(&url).unwrap();
+            prop_assert_eq!(target.backend, Backend::Sqlite);
+            let encoded = target.url.strip_prefix("sqlite:").unwrap().strip_suffix("?mode=rwc").unwrap();
+            let decoded = encoded.replace("%23", "#").replace("%25", "%");
+            let expected = if absolute { format!("/{path}") } else { path.clone() };
+            prop_assert_eq!(decoded, expected);
+        }
     }
 }

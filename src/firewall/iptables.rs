@@ -610,3 +610,79 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hooks::validate_interfaces::is_valid_mac;
+    use crate::testing::{mac, text};
+
+    fn settings(chain: &str, interface: &str) -> Settings {
+        Settings {
+            root_helper: Vec::new(),
+            interface: interface.to_string(),
+            chain: chain.to_string(),
+            per_rule: false,
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z][a-z0-9_-]{0,14}", text(),]
+    }
+
+    proptest! {
+        #[test]
+        fn root_helper_words_read_back(
+            words in prop::collection::vec("[^\\s]{1,12}", 0..6),
+            separators in prop::collection::vec(prop::sample::select(vec![" ", "  ", "\t", " \t\n"]), 7),
+        ) {
+            let mut value = separators[0].to_string();
+            for (word, sep) in words.iter().zip(&separators[1..]) {
+                value.push_str(word);
+                value.push_str(sep);
+            }
+            prop_assert_eq!(parse_root_helper(&value), words);
+        }
+
+        #[test]
+        fn root_helper_parsing_is_idempotent(value in text()) {
+            let words = parse_root_helper(&value);
+            prop_assert!(words.iter().all(|w| !w.is_empty() && !w.contains(char::is_whitespace)));
+            prop_assert_eq!(parse_root_helper(&words.join(" ")), words);
+        }
+
+        #[test]
+        fn only_lower_case_colon_macs_reach_the_script(s in prop_oneof![mac(), text()]) {
+            prop_assert_eq!(is_mac(&s), is_valid_mac(&s) && s == s.to_ascii_lowercase());
+            if is_mac(&s) {
+                prop_assert!(s.bytes().all(|b| b == b':' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            }
+            prop_assert!(is_mac(&s.to_ascii_lowercase()) || !is_valid_mac(&s));
+        }
+
+        #[test]
+        fn restore_scripts_keep_their_shape(
+            chain in name(),
+            interface in name(),
+            candidates in prop::collection::vec(prop_oneof![mac(), text()], 0..8),
+            jump_present in any::<bool>(),
+        ) {
+            if Iptables::new(settings(&chain, &interface)).is_err() {
+                return Ok(());
+            }
+            let blocked: Vec<&str> = candidates.iter().map(String::as_str).filter(|m| is_mac(m)).collect();
+            let script = restore_script(&chain, &interface, &blocked, jump_present);
+            let lines: Vec<&str> = script.lines().collect();
+            let expected_lines = blocked.len() + 5 + usize::from(jump_present);
+            prop_assert_eq!(lines.len(), expected_lines, "{}", script);
+            prop_assert_eq!(lines[0], "*filter");
+            prop_assert_eq!(lines[lines.len() - 1], "COMMIT");
+            for (line, mac) in lines[2..].iter().zip(&blocked) {
+                let words: Vec<&str> = line.split(' ').collect();
+                prop_assert_eq!(words, vec!["-A", chain.as_str(), "-m", "mac", "--mac-source", mac, "-j", "DROP"]);
+            }
+        }
+    }
+}

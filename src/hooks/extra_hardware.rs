@@ -205,3 +205,58 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{json_leaf, json_value, text};
+
+    fn edeploy_item() -> impl Strategy<Value = Value> {
+        let part = prop_oneof![3 => "[a-z]{1,3}".prop_map(Value::from), 1 => json_leaf()];
+        (part.clone(), part.clone(), part, json_leaf()).prop_map(|(a, b, c, d)| json!([a, b, c, d]))
+    }
+
+    proptest! {
+        #[test]
+        fn edeploy_items_nest_and_the_last_one_wins(items in prop::collection::vec(edeploy_item(), 0..12)) {
+            prop_assert!(is_edeploy_data(&items));
+            let converted = convert_edeploy_data(&items);
+            for item in &items {
+                let [a, b, c, _] = item.as_array().unwrap().as_slice() else { unreachable!() };
+                let (a, b, c) = (py_str(a), py_str(b), py_str(c));
+                let last = items
+                    .iter()
+                    .rev()
+                    .find(|i| (py_str(&i[0]), py_str(&i[1]), py_str(&i[2])) == (a.clone(), b.clone(), c.clone()))
+                    .unwrap();
+                let expected = python_int(&last[3]).unwrap_or_else(|| last[3].clone());
+                prop_assert_eq!(&converted[&a][&b][&c], &expected);
+            }
+        }
+
+        #[test]
+        fn any_list_converts_without_panicking(items in prop::collection::vec(json_value(), 0..8)) {
+            let _ = is_edeploy_data(&items);
+            let _ = convert_edeploy_data(&items);
+        }
+
+        #[test]
+        fn python_int_reads_what_int_reads(n in any::<i64>(), pad in prop::sample::select(vec!["", " ", "\t", " \n"]), plus in any::<bool>()) {
+            let sign = if plus && n >= 0 { "+" } else { "" };
+            prop_assert_eq!(python_int(&json!(format!("{pad}{sign}{n}{pad}"))), Some(json!(n)));
+            prop_assert_eq!(python_int(&json!(n)), Some(json!(n)));
+        }
+
+        #[test]
+        fn python_int_refuses_other_text(s in text()) {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            if !plain {
+                prop_assert_eq!(python_int(&json!(s)), None);
+            }
+        }
+    }
+}

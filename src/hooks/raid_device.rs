@@ -251,3 +251,60 @@ mod tests {
         assert!(matches!(err, Error::Internal { .. }));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{json_value, mutated_payload};
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn patches_follow_the_saved_serials(
+            payload in mutated_payload(),
+            properties in json_value(),
+            saved in prop_oneof![
+                Just(None),
+                prop::collection::vec("[A-Z0-9]{1,4}", 0..4).prop_map(|s| Some(json!({"serials": s}))),
+                json_value().prop_map(Some),
+            ],
+        ) {
+            let Value::Object(map) = payload else { return Ok(()) };
+            let Ok(data) = IntrospectionData::from_payload(map, true) else { return Ok(()) };
+            let serials = RaidDevice::serials(&data);
+            let extra = saved
+                .clone()
+                .map(|s| Map::from_iter([("block_devices".to_string(), s)]))
+                .unwrap_or_default();
+            let properties = object(properties);
+            match RaidDevice::patch_for(serials.clone(), &properties, &extra) {
+                Ok(ops) if ops.is_empty() => {}
+                Ok(ops) if ops.len() == 1 => {
+                    prop_assert!(saved.is_none());
+                    prop_assert_eq!(&ops[0]["value"]["serials"], &Value::Array(serials));
+                }
+                Ok(ops) => {
+                    prop_assert_eq!(ops.len(), 2);
+                    let new = &ops[1]["value"]["serial"];
+                    prop_assert!(serials.contains(new));
+                    let previous = saved.as_ref().and_then(|s| s["serials"].as_array()).unwrap();
+                    prop_assert!(!previous.contains(new));
+                }
+                // A saved list that is not {"serials": [...]} fails as upstream did.
+                Err(Error::Internal { .. }) => {
+                    prop_assert!(!saved.as_ref().is_some_and(|s| s["serials"].is_array()));
+                }
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+}

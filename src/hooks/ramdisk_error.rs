@@ -296,3 +296,73 @@ mod tests {
         assert!(matches!(err, Error::Internal { .. }), "{err:?}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::text;
+
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /// Standard base64 with padding, written independently of the decoder.
+    fn encode(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_logs_decode_to_the_same_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let encoded = encode(&bytes);
+            prop_assert_eq!(decode_base64(&encoded), Some(bytes.clone()));
+            // Missing padding is tolerated (see base64_like_python).
+            prop_assert_eq!(decode_base64(encoded.trim_end_matches('=')), Some(bytes));
+        }
+
+        #[test]
+        fn characters_outside_the_alphabet_are_skipped(
+            bytes in prop::collection::vec(any::<u8>(), 0..100),
+            noise in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec!["\n", "\r\n", " ", "\t", "*", "é"])), 0..10),
+        ) {
+            let encoded = encode(&bytes);
+            let mut noisy = encoded.trim_end_matches('=').to_string();
+            for (at, text) in noise {
+                let mut i = at.index(noisy.len() + 1);
+                while !noisy.is_char_boundary(i) {
+                    i -= 1;
+                }
+                noisy.insert_str(i, text);
+            }
+            prop_assert_eq!(decode_base64(&noisy), Some(bytes));
+        }
+
+        #[test]
+        fn any_text_decodes_or_not_without_panicking(s in text()) {
+            if let Some(bytes) = decode_base64(&s) {
+                prop_assert!(bytes.len() <= s.len());
+            }
+        }
+
+        #[test]
+        fn log_file_names_stay_in_their_folder(address in prop::option::of(text()), secs in 0u64..1 << 40) {
+            let name = log_file_name(address.as_deref(), UNIX_EPOCH + Duration::from_secs(secs));
+            prop_assert!(name.starts_with("bmc_"));
+            prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '_')), "{name}");
+            prop_assert!(name != "." && name != "..");
+        }
+    }
+}

@@ -256,3 +256,53 @@ mod tests {
         assert!(matches!(err, Error::Internal { .. }));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{json_value, mutated, mutated_payload};
+
+    fn hints() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            mutated(json!({"size": 465, "model": "EXAMPLE HDD 500G"})),
+            mutated(json!({"serial": "FAKESERIAL1000B"})),
+            json_value(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_selected_disk_is_one_that_satisfies_every_hint(
+            payload in mutated_payload(),
+            hints in hints(),
+        ) {
+            let Value::Object(map) = payload else { return Ok(()) };
+            let Ok(data) = IntrospectionData::from_payload(map, true) else { return Ok(()) };
+            let properties = Map::from_iter([("root_device".to_string(), hints.clone())]);
+            match RootDiskSelection::select("u", &properties, &data) {
+                Ok(Selection::Disk(disk)) => {
+                    let disks = data.get("inventory").and_then(|i| i.get("disks")).and_then(Value::as_array).unwrap();
+                    prop_assert!(disks.contains(&disk));
+                    for (name, value) in hints.as_object().unwrap() {
+                        prop_assert!(py_eq(&disk_field(&disk, name), value), "{name}");
+                    }
+                }
+                Ok(Selection::NoHints) => prop_assert!(!truthy(&hints)),
+                Ok(Selection::NoInventory) => prop_assert!(!data.is_truthy("inventory")),
+                Err(Error::BadRequest(message)) => prop_assert!(message.starts_with("No disks"), "{message}"),
+                // Hints that are not an object fail as upstream did.
+                Err(Error::Internal { .. }) => prop_assert!(!hints.is_object()),
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        #[test]
+        fn size_hints_are_whole_gib(size in any::<u64>()) {
+            let disk = json!({"size": size});
+            prop_assert_eq!(disk_field(&disk, "size"), json!(size / GIB));
+        }
+    }
+}

@@ -217,3 +217,40 @@ mod tests {
         assert_eq!(as_object(got)["local_gb"], json!("20"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::{json_value, mutated_payload};
+
+    proptest! {
+        #[test]
+        fn accepted_payloads_give_string_properties_or_a_400(
+            payload in mutated_payload(),
+            node in json_value(),
+            overwrite in any::<bool>(),
+            spacing in any::<bool>(),
+        ) {
+            let Value::Object(map) = payload else { return Ok(()) };
+            let Ok(mut data) = IntrospectionData::from_payload(map, spacing) else { return Ok(()) };
+            let node_properties = match node {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            };
+            match Scheduler::new(overwrite, spacing).properties(&mut data, &node_properties) {
+                Ok(props) => {
+                    for (key, value) in props {
+                        let expected = crate::data::py_str(data.get(key).unwrap());
+                        prop_assert_eq!(value, Value::String(expected));
+                    }
+                }
+                Err(Error::BadRequest(message)) => {
+                    prop_assert!(message.starts_with("The following required parameters are missing: ["), "{message}");
+                }
+                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+    }
+}

@@ -429,3 +429,159 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{hostile_char, mac, mutated_payload, text};
+
+    /// The MAC shape, spelled out: six pairs of hex digits joined by colons.
+    fn mac_shape(s: &str) -> bool {
+        let groups: Vec<&str> = s.split(':').collect();
+        groups.len() == 6
+            && groups
+                .iter()
+                .all(|g| g.len() == 2 && g.chars().all(|c| c.is_ascii_hexdigit()))
+    }
+
+    /// Text that is almost a MAC: one character of a real one replaced or dropped.
+    fn near_mac() -> impl Strategy<Value = String> {
+        (
+            mac(),
+            any::<prop::sample::Index>(),
+            hostile_char(),
+            any::<bool>(),
+        )
+            .prop_map(|(mac, at, c, drop)| {
+                let mut chars: Vec<char> = mac.chars().collect();
+                let i = at.index(chars.len());
+                if drop {
+                    chars.remove(i);
+                } else {
+                    chars[i] = c;
+                }
+                chars.into_iter().collect()
+            })
+    }
+
+    fn hook(add_ports: AddPorts, keep_ports: KeepPorts) -> ValidateInterfaces {
+        ValidateInterfaces::new(add_ports, keep_ports)
+    }
+
+    fn add_ports() -> impl Strategy<Value = AddPorts> {
+        prop::sample::select(vec![AddPorts::All, AddPorts::Active, AddPorts::Pxe])
+    }
+
+    fn flat(interfaces: &[(String, bool)], boot_interface: Option<String>) -> IntrospectionData {
+        let interfaces: Map<String, Value> = interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, (mac, active))| {
+                let ip = if *active {
+                    json!(format!("192.0.2.{i}"))
+                } else {
+                    Value::Null
+                };
+                (format!("eth{i}"), json!({"mac": mac, "ip": ip}))
+            })
+            .collect();
+        let mut map = Map::from_iter([("interfaces".to_string(), Value::Object(interfaces))]);
+        if let Some(boot) = boot_interface {
+            map.insert("boot_interface".to_string(), Value::String(boot));
+        }
+        IntrospectionData::from_payload(map, true).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn valid_macs_are_exactly_six_hex_pairs(s in prop_oneof![mac(), near_mac(), text()]) {
+            prop_assert_eq!(is_valid_mac(&s), mac_shape(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn pxelinux_and_colon_forms_normalise_to_the_lower_case_mac(mac in mac(), upper in any::<bool>()) {
+            let dashed = format!("01-{}", mac.replace(':', "-"));
+            let dashed = if upper { dashed.to_uppercase() } else { dashed };
+            let canonical = mac.to_lowercase();
+            prop_assert_eq!(&normalise_boot_interface(&dashed), &canonical);
+            prop_assert_eq!(&normalise_boot_interface(&mac), &canonical);
+            prop_assert_eq!(&normalise_boot_interface(&canonical), &canonical);
+        }
+
+        #[test]
+        fn boot_interface_normalisation_is_idempotent(s in text()) {
+            let once = normalise_boot_interface(&s);
+            prop_assert_eq!(normalise_boot_interface(&once), once);
+        }
+
+        #[test]
+        fn selection_of_mutated_payloads_is_consistent_or_a_400(
+            payload in mutated_payload(),
+            add in add_ports(),
+        ) {
+            let Value::Object(map) = payload else { return Ok(()) };
+            let Ok(mut data) = IntrospectionData::from_payload(map, true) else { return Ok(()) };
+            match hook(add, KeepPorts::All).select(&mut data) {
+                Ok(()) => {
+                    let all = data.get("all_interfaces").and_then(Value::as_object).unwrap();
+                    let chosen = data.get("interfaces").and_then(Value::as_object).unwrap();
+                    prop_assert!(!chosen.is_empty());
+                    let mut macs = Vec::new();
+                    for (name, iface) in chosen {
+                        prop_assert_eq!(all.get(name), Some(iface));
+                        let mac = iface.get("mac").and_then(Value::as_str).unwrap();
+                        prop_assert!(is_valid_mac(mac));
+                        macs.push(mac.to_string());
+                    }
+                    prop_assert_eq!(data.macs(), macs);
+                    for keep in [KeepPorts::Present, KeepPorts::Added] {
+                        let expected = hook(add, keep).expected_macs(&data).unwrap().unwrap();
+                        prop_assert!(expected.iter().all(|m| *m == m.to_lowercase()));
+                    }
+                }
+                Err(Error::BadRequest(message)) => prop_assert!(!message.is_empty()),
+                Err(other) => prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn selection_ignores_the_case_of_macs(
+            interfaces in prop::collection::vec((mac(), any::<bool>()), 1..5),
+            boot in prop::option::of(any::<prop::sample::Index>()),
+            pxelinux in any::<bool>(),
+            add in add_ports(),
+        ) {
+            let boot_mac = boot.map(|i| interfaces[i.index(interfaces.len())].0.clone());
+            let boot_text = |mac: &str| if pxelinux { format!("01-{}", mac.replace(':', "-")) } else { mac.to_string() };
+            let chosen = |interfaces: &[(String, bool)], boot: Option<String>| {
+                let mut data = flat(interfaces, boot);
+                hook(add, KeepPorts::All).select(&mut data).map(|()| {
+                    let mut names: Vec<String> = data
+                        .get("interfaces")
+                        .and_then(Value::as_object)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                    names.sort();
+                    names
+                })
+            };
+            let lower: Vec<(String, bool)> = interfaces.iter().map(|(m, a)| (m.to_lowercase(), *a)).collect();
+            let upper: Vec<(String, bool)> = interfaces.iter().map(|(m, a)| (m.to_uppercase(), *a)).collect();
+            let reference = chosen(&lower, boot_mac.as_deref().map(|m| boot_text(&m.to_lowercase())));
+            let other = chosen(&upper, boot_mac.as_deref().map(|m| boot_text(&m.to_uppercase())));
+            prop_assert_eq!(reference.as_ref().ok(), other.as_ref().ok());
+            if let (AddPorts::Pxe, Some(mac)) = (add, &boot_mac) {
+                // The PXE interface is always chosen, whatever case the ramdisk used.
+                let names = reference.unwrap();
+                prop_assert!(!names.is_empty());
+                for name in &names {
+                    let i: usize = name.trim_start_matches("eth").parse().unwrap();
+                    prop_assert_eq!(interfaces[i].0.to_lowercase(), mac.to_lowercase());
+                }
+            }
+        }
+    }
+}

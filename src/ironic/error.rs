@@ -214,3 +214,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{json_value, text};
+
+    fn status() -> impl Strategy<Value = StatusCode> {
+        (100u16..600).prop_map(|code| StatusCode::from_u16(code).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn any_answer_gives_a_message(
+            status in status(),
+            body in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..64),
+                text().prop_map(String::into_bytes),
+                json_value().prop_map(|v| json!({"error_message": v}).to_string().into_bytes()),
+            ],
+        ) {
+            let message = error_message(status, &body);
+            prop_assert!(!message.trim().is_empty());
+        }
+
+        #[test]
+        fn the_faultstring_is_unwrapped_in_both_shapes(status in status(), fault in text(), nested in any::<bool>()) {
+            prop_assume!(!fault.trim().is_empty());
+            let inner = json!({"faultcode": "Client", "faultstring": fault, "debuginfo": null});
+            let outer = if nested { Value::String(inner.to_string()) } else { inner };
+            let body = json!({"error_message": outer}).to_string();
+            prop_assert_eq!(error_message(status, body.as_bytes()), fault.trim());
+        }
+    }
+}

@@ -1119,3 +1119,41 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod page_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testing::text;
+
+    proptest! {
+        #[test]
+        fn any_link_is_read_or_refused(link in text()) {
+            if let Ok(query) = next_page_query(&link) {
+                prop_assert!(query.iter().any(|(k, v)| k == "marker" && !v.is_empty()));
+            }
+        }
+
+        #[test]
+        fn marker_and_limit_read_back(marker in text(), limit in prop::option::of(any::<u32>()), extra in "[a-z]{0,5}") {
+            prop_assume!(!marker.is_empty());
+            let mut url = Url::parse("http://ironic.example:6385/v1/ports").unwrap();
+            {
+                let mut pairs = url.query_pairs_mut();
+                if let Some(limit) = limit {
+                    pairs.append_pair("limit", &limit.to_string());
+                }
+                pairs.append_pair("marker", &marker);
+                pairs.append_pair("detail", &extra);
+            }
+            let query = next_page_query(url.as_str()).unwrap();
+            let mut expected = Vec::new();
+            if let Some(limit) = limit.filter(|l| *l > 0) {
+                expected.push(("limit".to_string(), limit.to_string()));
+            }
+            expected.push(("marker".to_string(), marker));
+            prop_assert_eq!(query, expected);
+        }
+    }
+}

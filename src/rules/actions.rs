@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use super::check_params;
-use crate::data::{py_eq, py_str, truthy};
+use crate::data::{py_eq, py_repr, py_str, truthy};
 use crate::error::{Error, Result};
 use crate::node_info::NodeInfo;
 
@@ -98,6 +98,18 @@ fn str_param<'a>(params: &'a Map<String, Value>, action: &str, key: &str) -> Res
     }
 }
 
+/// Validation of a parameter the action reads as text (upstream took anything and failed
+/// later, when the rule was applied).
+fn check_text_param(params: &Map<String, Value>, key: &str) -> Result<(), String> {
+    match params.get(key) {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "parameter {key} must be a string, got {}",
+            py_repr(other)
+        )),
+    }
+}
+
 /// `example`: logs, nothing else.
 #[derive(Clone, Copy, Debug)]
 pub struct Example;
@@ -159,6 +171,11 @@ impl Action for SetAttribute {
         &["path", "value"]
     }
 
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, self.required(), self.optional())?;
+        check_text_param(params, "path")
+    }
+
     async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
         let path = param(params, self.name(), "path")?;
         let value = param(params, self.name(), "value")?;
@@ -195,6 +212,30 @@ impl Action for SetCapability {
         &["value"]
     }
 
+    /// Besides the parameters, refuses what would corrupt the `k1:v1,k2:v2` capabilities
+    /// string (upstream wrote it as given): a name that is not text, is empty or holds `,`
+    /// or `:`, and a value whose text holds `,`.
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, self.required(), self.optional())?;
+        match params.get("name") {
+            Some(Value::String(name)) if !name.is_empty() && !name.contains([',', ':']) => {}
+            Some(other) => {
+                return Err(format!(
+                    "parameter name must be a non-empty string without ',' or ':', got {}",
+                    py_repr(other)
+                ));
+            }
+            None => {}
+        }
+        match params.get("value") {
+            Some(value) if !value.is_null() && py_str(value).contains(',') => Err(format!(
+                "parameter value must not hold ',', got {}",
+                py_repr(value)
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
         let name = str_param(params, self.name(), "name")?;
         // Upstream formatted the value with "%s": 42 becomes "42", true "True".
@@ -229,6 +270,11 @@ impl Action for ExtendAttribute {
 
     fn optional(&self) -> &'static [&'static str] {
         &["unique"]
+    }
+
+    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, self.required(), self.optional())?;
+        check_text_param(params, "path")
     }
 
     async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
@@ -365,6 +411,62 @@ mod tests {
             extend.validate(&params(json!({"value": 42}))).unwrap_err(),
             "missing required parameter(s): path"
         );
+
+        // What the action reads as text must be text; a capability must keep the
+        // `k1:v1,k2:v2` string readable.
+        for (name, bad, expected) in [
+            (
+                "set-attribute",
+                json!({"path": 42, "value": 1}),
+                "parameter path must be a string, got 42",
+            ),
+            (
+                "extend-attribute",
+                json!({"path": ["/extra/x"], "value": 1}),
+                "parameter path must be a string, got ['/extra/x']",
+            ),
+            (
+                "set-capability",
+                json!({"name": 42}),
+                "parameter name must be a non-empty string without ',' or ':', got 42",
+            ),
+            (
+                "set-capability",
+                json!({"name": "a,b", "value": "x"}),
+                "parameter name must be a non-empty string without ',' or ':', got 'a,b'",
+            ),
+            (
+                "set-capability",
+                json!({"name": "a:b"}),
+                "parameter name must be a non-empty string without ',' or ':', got 'a:b'",
+            ),
+            (
+                "set-capability",
+                json!({"name": ""}),
+                "parameter name must be a non-empty string without ',' or ':', got ''",
+            ),
+            (
+                "set-capability",
+                json!({"name": "a", "value": "x,y"}),
+                "parameter value must not hold ',', got 'x,y'",
+            ),
+            (
+                "set-capability",
+                json!({"name": "a", "value": [1, 2]}),
+                "parameter value must not hold ',', got [1, 2]",
+            ),
+        ] {
+            assert_eq!(
+                action(name).unwrap().validate(&params(bad)).unwrap_err(),
+                expected
+            );
+        }
+        set_cap
+            .validate(&params(json!({"name": "boot_mode", "value": "uefi:x"})))
+            .unwrap();
+        set_cap
+            .validate(&params(json!({"name": "n", "value": null})))
+            .unwrap();
 
         let example = action("example").unwrap();
         example.validate(&Map::new()).unwrap();

@@ -44,6 +44,7 @@ impl FieldPath {
         let mut parser = Parser {
             tokens: &tokens,
             pos: 0,
+            depth: 0,
         };
         let segments = parser.path()?;
         if let Some(token) = parser.peek() {
@@ -262,9 +263,15 @@ struct Segment {
     selector: Selector,
 }
 
+/// Deepest parenthesised path accepted. The parser recurses once per level, so an unbounded
+/// depth (a field of a million `(`) would overflow the stack and abort the daemon.
+const MAX_NESTING: usize = 32;
+
 struct Parser<'a> {
     tokens: &'a [Token],
     pos: usize,
+    /// Parentheses open at this point.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -349,8 +356,16 @@ impl Parser<'_> {
             Tok::Id(name) => Ok(child(Selector::Names(self.more_names(name)?))),
             Tok::LBracket => Ok(vec![self.bracket()?]),
             Tok::LParen => {
+                if self.depth >= MAX_NESTING {
+                    return Err(format!(
+                        "Parse error at {}:{}: parentheses nested deeper than {MAX_NESTING}",
+                        token.line, token.col
+                    ));
+                }
+                self.depth += 1;
                 let inner = self.path()?;
                 self.expect(&Tok::RParen)?;
+                self.depth -= 1;
                 Ok(inner)
             }
             _ => Err(self.unexpected(&token)),
@@ -408,9 +423,16 @@ impl Parser<'_> {
     }
 }
 
+/// Largest index or slice bound RFC 9535 allows (2^53 - 1, the integers every JSON reader
+/// holds exactly); the evaluator refuses larger ones with a parser dump, so they are refused
+/// here with a plain message. No list is that long, so nothing that could match is lost.
+const MAX_INDEX: i64 = (1 << 53) - 1;
+
 fn number(text: &str) -> Result<i64, String> {
-    text.parse()
-        .map_err(|_| format!("Index {text} is out of range"))
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| (-MAX_INDEX..=MAX_INDEX).contains(n))
+        .ok_or_else(|| format!("Index {text} is out of range"))
 }
 
 /// Writes the RFC 9535 query for the parsed steps: `$` then one bracketed selection each.
@@ -564,6 +586,32 @@ mod tests {
                 .contains("only allowed at the start")
         );
         assert!(FieldPath::parse("a[99999999999999999999]").is_err());
+        for huge in [
+            "a[9007199254740992]",
+            "a[0:9007199254740992]",
+            "a[-9007199254740992:]",
+        ] {
+            let err = FieldPath::parse(huge).unwrap_err();
+            assert!(
+                err.starts_with("Index ") && err.ends_with(" is out of range"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            rfc("a[-9007199254740991:9007199254740991]"),
+            "$['a'][-9007199254740991:9007199254740991]"
+        );
+    }
+
+    #[test]
+    fn deep_parentheses_are_refused_not_a_stack_overflow() {
+        let nested = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(rfc(&nested(MAX_NESTING)), "$['a']");
+        assert_eq!(
+            FieldPath::parse(&nested(MAX_NESTING + 1)).unwrap_err(),
+            format!("Parse error at 1:{MAX_NESTING}: parentheses nested deeper than {MAX_NESTING}")
+        );
+        assert!(FieldPath::parse(&"(".repeat(1_000_000)).is_err());
     }
 
     #[test]
@@ -590,5 +638,160 @@ mod tests {
         assert!(find("inventory.disks[5]", &data).is_empty());
         assert!(find("memory_mb[0]", &data).is_empty());
         assert_eq!(find("$", &data), vec![data.clone()]);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{json_value, text};
+
+    /// A name as `jsonpath-rw` reads it bare, or quoted otherwise.
+    pub(crate) fn write_name(name: &str) -> String {
+        let mut chars = name.chars();
+        let bare =
+            chars.next().is_some_and(is_id_start) && chars.all(is_id_char) && name != "where";
+        if bare {
+            return name.to_string();
+        }
+        let mut out = String::from("'");
+        for c in name.chars() {
+            if c == '\'' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('\'');
+        out
+    }
+
+    /// A field in `jsonpath-rw` syntax, as rule authors write them.
+    pub(crate) fn field() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            4 => "[a-z_][a-z0-9_-]{0,8}",
+            1 => text(),
+        ];
+        let step = prop_oneof![
+            4 => name.clone().prop_map(|n| format!(".{}", write_name(&n))),
+            1 => name.clone().prop_map(|n| format!("..{}", write_name(&n))),
+            1 => Just(".*".to_string()),
+            1 => Just("[*]".to_string()),
+            1 => (-5i64..5).prop_map(|i| format!("[{i}]")),
+            1 => (prop::option::of(-5i64..5), prop::option::of(-5i64..5)).prop_map(|(a, b)| {
+                format!("[{}:{}]", a.map(|a| a.to_string()).unwrap_or_default(), b.map(|b| b.to_string()).unwrap_or_default())
+            }),
+            1 => ("[a-z]{1,4}", "[a-z]{1,4}").prop_map(|(a, b)| format!("[{a},{b}]")),
+        ];
+        (any::<bool>(), name, prop::collection::vec(step, 0..5)).prop_map(
+            |(dollar, first, steps)| {
+                let head = if dollar {
+                    format!("$.{}", write_name(&first))
+                } else {
+                    write_name(&first)
+                };
+                format!("{head}{}", steps.concat())
+            },
+        )
+    }
+
+    /// A document and the path of keys and indices to one of its values.
+    fn document_and_path() -> impl Strategy<Value = (Value, Vec<Value>)> {
+        (
+            json_value(),
+            prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        )
+            .prop_map(|(doc, picks)| {
+                let mut path = Vec::new();
+                let mut node = &doc;
+                for pick in picks {
+                    match node {
+                        Value::Object(map) if !map.is_empty() => {
+                            let (key, child) = map.iter().nth(pick.index(map.len())).unwrap();
+                            path.push(Value::from(key.as_str()));
+                            node = child;
+                        }
+                        Value::Array(items) if !items.is_empty() => {
+                            let i = pick.index(items.len());
+                            path.push(Value::from(i));
+                            node = &items[i];
+                        }
+                        _ => break,
+                    }
+                }
+                (doc, path)
+            })
+    }
+
+    fn lookup<'a>(doc: &'a Value, path: &[Value]) -> &'a Value {
+        path.iter().fold(doc, |node, step| match step {
+            Value::String(key) => &node[key.as_str()],
+            other => &node[other.as_u64().unwrap() as usize],
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(field in prop_oneof![text(), field()]) {
+            if let Ok(path) = FieldPath::parse(&field) {
+                prop_assert!(path.rfc9535().starts_with('$'));
+                let _ = path.find(&json!({"a": [1, {"b": 2}], "c": {"d": null}}));
+            } else {
+                let err = FieldPath::parse(&field).unwrap_err();
+                prop_assert!(!err.is_empty() && !err.contains('\n'), "{field:?}: {err}");
+            }
+        }
+
+        #[test]
+        fn written_fields_parse_and_evaluate(field in field(), doc in json_value()) {
+            let path = FieldPath::parse(&field);
+            prop_assert!(path.is_ok(), "{field:?}: {:?}", path.err());
+            prop_assert!(path.unwrap().find(&doc).is_ok());
+        }
+
+        #[test]
+        fn a_path_to_a_value_finds_exactly_it((doc, steps) in document_and_path(), dollar in any::<bool>()) {
+            let mut field = if dollar { "$".to_string() } else { String::new() };
+            for (i, step) in steps.iter().enumerate() {
+                match step {
+                    Value::String(key) => {
+                        if i > 0 || dollar {
+                            field.push('.');
+                        }
+                        field.push_str(&write_name(key));
+                    }
+                    index => field.push_str(&format!("[{index}]")),
+                }
+            }
+            // A bare index needs something before it.
+            if field.is_empty() || field.starts_with('[') {
+                field.insert(0, '$');
+            }
+            let path = FieldPath::parse(&field).unwrap();
+            let found = path.find(&doc).unwrap();
+            prop_assert_eq!(found, vec![lookup(&doc, &steps)], "{} as {}", field, path.rfc9535());
+        }
+
+        #[test]
+        fn huge_indices_and_slices_are_safe(
+            a in any::<i64>(), b in any::<i64>(),
+            form in 0..3usize,
+            doc in json_value(),
+        ) {
+            let field = match form {
+                0 => format!("a[{a}]"),
+                1 => format!("a[{a}:{b}]"),
+                _ => format!("a[:{b}]"),
+            };
+            match FieldPath::parse(&field) {
+                Ok(path) => {
+                    let data = json!({"a": doc});
+                    prop_assert!(path.find(&data).is_ok());
+                }
+                Err(err) => prop_assert!(err.starts_with("Index ") && err.ends_with(" is out of range"), "{field}: {err}"),
+            }
+        }
     }
 }

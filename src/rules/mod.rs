@@ -612,4 +612,6 @@ fn check_actions_schema(value: &Value) -> std::result::Result<Vec<&Map<String, V
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

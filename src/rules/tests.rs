@@ -355,6 +355,32 @@ fn param_check_sorts_and_ignores_nulls() {
     check_params(&params, &["r"], &["a", "b"]).unwrap();
 }
 
+/// Found by the property tests: serde_json's default float parser may miss the nearest
+/// double by one unit, so a float `value` read back from the database differed from the
+/// one posted (an `eq` on it then failed to match).
+#[tokio::test]
+async fn stored_floats_read_back_exactly() {
+    let (db, _dir) = db().await;
+    let values = [
+        -4.050_368_647_738_449_4e-147,
+        0.1 + 0.2,
+        5e-324,
+        1.797_693_134_862_315_7e308,
+    ];
+    let conds: Vec<Value> = values
+        .iter()
+        .map(|v| json!({"op": "eq", "field": "x", "value": v}))
+        .collect();
+    let created = create(&db, new_rule(Value::Array(conds), actions()))
+        .await
+        .unwrap();
+    let fetched = get(&db, &created.uuid).await.unwrap();
+    for (condition, value) in fetched.conditions.iter().zip(values) {
+        assert_eq!(condition["value"].as_f64(), Some(value));
+    }
+    assert_eq!(fetched, created);
+}
+
 #[tokio::test]
 async fn storage_round_trip() {
     let (db, _dir) = db().await;
