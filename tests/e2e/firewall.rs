@@ -156,18 +156,18 @@ fn config(ironic: &IronicApi, netns: &Netns, period: u32) -> String {
 }
 
 /// The chain is well formed: one jump from INPUT, no temporary chain, ACCEPT last; returns
-/// the blocked MACs.
+/// the blocked MACs. `None` in any other state, e.g. while the daemon's start-up is still
+/// removing what an earlier run left (the daemon sets the firewall up after it was spawned).
 fn blocked(netns: &Netns) -> Option<BTreeSet<String>> {
     let rules = netns.chain(CHAIN)?;
     let all = netns.rules();
     let jumps = all.iter().filter(|r| **r == jump()).count();
-    if jumps != 1 || rules.last()? != &format!("-A {CHAIN} -j ACCEPT") {
+    if jumps != 1
+        || rules.last()? != &format!("-A {CHAIN} -j ACCEPT")
+        || all.iter().any(|r| r.contains(TEMP_CHAIN))
+    {
         return None;
     }
-    assert!(
-        netns.chain(TEMP_CHAIN).is_none(),
-        "the temporary chain is left between updates: {all:?}"
-    );
     Some(
         rules
             .iter()
