@@ -95,8 +95,34 @@ struct Tickets {
     issued: u64,
     /// Every caller up to this ticket has been answered by a finished run.
     answered: u64,
-    /// The outcome of that run: `None` for success, else its error text.
-    failure: Option<String>,
+    /// The outcome of that run: `None` for success, else its error.
+    failure: Option<SharedFailure>,
+}
+
+/// A run's error, kept to be handed to every caller that run answered.
+#[derive(Debug, Clone)]
+enum SharedFailure {
+    /// A neighbour (iptables, Ironic, the database) is unavailable: the callers get the same
+    /// 503 message.
+    Unavailable(String),
+    /// Anything else, as text.
+    Other(String),
+}
+
+impl SharedFailure {
+    fn of(err: &Error) -> SharedFailure {
+        match err {
+            Error::ServiceUnavailable(message) => SharedFailure::Unavailable(message.clone()),
+            other => SharedFailure::Other(other.to_string()),
+        }
+    }
+
+    fn to_error(&self) -> Error {
+        match self {
+            SharedFailure::Unavailable(message) => Error::ServiceUnavailable(message.clone()),
+            SharedFailure::Other(text) => Error::internal("FirewallError", text),
+        }
+    }
 }
 
 impl Coalescer {
@@ -117,7 +143,7 @@ impl Coalescer {
             if tickets.answered >= ticket {
                 return match &tickets.failure {
                     None => Ok(()),
-                    Some(failure) => Err(Error::internal("FirewallError", failure)),
+                    Some(failure) => Err(failure.to_error()),
                 };
             }
             tickets.issued
@@ -125,7 +151,7 @@ impl Coalescer {
         let outcome = job().await;
         let mut tickets = self.tickets();
         tickets.answered = covers;
-        tickets.failure = outcome.as_ref().err().map(ToString::to_string);
+        tickets.failure = outcome.as_ref().err().map(SharedFailure::of);
         outcome
     }
 
@@ -215,6 +241,42 @@ mod tests {
         for waiter in waiters {
             let err = waiter.await.unwrap().unwrap_err();
             assert!(err.to_string().contains("iptables failed"), "{err}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_get_an_unavailable_firewall_as_such() {
+        let coalescer = Arc::new(Coalescer::default());
+        let first = {
+            let c = coalescer.clone();
+            tokio::spawn(async move {
+                c.run(|| async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiter = {
+            let c = coalescer.clone();
+            tokio::spawn(async move {
+                c.run(|| async { Err(Error::ServiceUnavailable("firewall down".into())) })
+                    .await
+            })
+        };
+        // The waiter has its ticket before the clock moves; `late` comes after it.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let late = {
+            let c = coalescer.clone();
+            tokio::spawn(async move { c.run(|| async { Ok(()) }).await })
+        };
+        first.await.unwrap().unwrap();
+        for task in [waiter, late] {
+            match task.await.unwrap() {
+                Err(Error::ServiceUnavailable(message)) => assert_eq!(message, "firewall down"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

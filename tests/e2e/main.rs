@@ -3,7 +3,9 @@
 //! line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod daemon_binary;
 mod firewall;
+mod firewall_faults;
 #[allow(dead_code)] // shared with the api tests, which use all of it
 #[path = "../api/helpers.rs"]
 mod helpers;
