@@ -29,6 +29,13 @@ impl Daemon {
     /// added here) to `dir`, migrates its database with dbsync, starts the daemon and waits
     /// until it answers `GET /`.
     pub async fn start(dir: &Path, config: &str) -> Daemon {
+        let mut daemon = Daemon::spawn(dir, config, true).await;
+        daemon.wait_answering().await;
+        daemon
+    }
+
+    /// Writes the config, migrates the database (when `migrate`), starts the process.
+    async fn spawn(dir: &Path, config: &str, migrate: bool) -> Daemon {
         let port = free_port();
         let log = dir.join("inspector.log");
         let stderr = dir.join("inspector.stderr");
@@ -41,18 +48,14 @@ impl Daemon {
                 log.display()
             ),
         );
-        let migrated = tokio::process::Command::new(DBSYNC)
-            .arg("--config-file")
-            .arg(&conf)
-            .arg("upgrade")
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            migrated.status.success(),
-            "dbsync upgrade failed: {}",
-            String::from_utf8_lossy(&migrated.stderr)
-        );
+        if migrate {
+            let migrated = dbsync(&conf, "upgrade").await;
+            assert!(
+                migrated.status.success(),
+                "dbsync upgrade failed: {}",
+                String::from_utf8_lossy(&migrated.stderr)
+            );
+        }
         let child = tokio::process::Command::new(DAEMON)
             .arg("--config-file")
             .arg(&conf)
@@ -61,12 +64,17 @@ impl Daemon {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut daemon = Daemon {
+        Daemon {
             url: format!("http://127.0.0.1:{port}"),
             log,
             stderr,
             child,
-        };
+        }
+    }
+
+    /// Waits until `GET /` answers 200; panics if the process exits first.
+    async fn wait_answering(&mut self) {
+        let daemon = self;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -92,7 +100,6 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        daemon
     }
 
     /// The log so far.
@@ -105,8 +112,20 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// SIGTERM, then waits for the exit; its status code.
-    pub async fn stop(mut self) -> Option<i32> {
+    /// Starts the daemon with a configuration it must refuse, and waits for it to exit
+    /// with an error (its database is not migrated first); its log and standard error.
+    pub async fn fail_to_start(dir: &Path, config: &str) -> (String, String) {
+        let mut daemon = Daemon::spawn(dir, config, false).await;
+        let status = tokio::time::timeout(DEADLINE, daemon.child.wait())
+            .await
+            .expect("the daemon kept running")
+            .unwrap();
+        assert!(!status.success(), "the daemon exited with {status}");
+        (daemon.log_text(), daemon.stderr_text())
+    }
+
+    /// SIGTERM, then waits for the exit; its status code. The log stays readable.
+    pub async fn stop(&mut self) -> Option<i32> {
         let pid = self
             .child
             .id()
@@ -124,4 +143,15 @@ impl Daemon {
             .unwrap();
         status.code()
     }
+}
+
+/// Runs `ironic-inspector-dbsync --config-file conf <verb>`.
+pub async fn dbsync(conf: &Path, verb: &str) -> std::process::Output {
+    tokio::process::Command::new(DBSYNC)
+        .arg("--config-file")
+        .arg(conf)
+        .arg(verb)
+        .output()
+        .await
+        .unwrap()
 }

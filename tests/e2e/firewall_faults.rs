@@ -368,7 +368,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
         .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         dir.path(),
         &format!(
             "[DEFAULT]\nauth_strategy = noauth\ntimeout = 0\n\

@@ -14,6 +14,7 @@ mod ironic_api;
 mod ironic_inspect;
 mod process;
 mod rules;
+mod secrets;
 
 use serde_json::json;
 
