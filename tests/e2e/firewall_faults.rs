@@ -270,12 +270,13 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
             }
         }
         assert!(failed > 0, "per_rule {per_rule}: no update failed");
+        assert_eq!(per_rule, !takeovers.is_empty(), "{takeovers:?}");
 
         // A swap interrupted after the new chain took over, then the next update failing
         // too, at each of its first commands (where it finishes the earlier swap and clears
-        // the temporary chain): still never without a complete chain in force.
-        // The first and the last of those stops leave the most different states (the old
-        // chain's jump still there; the old chain gone).
+        // the temporary chain): still never without a complete chain in force. The first
+        // and the last of those stops leave the most different states (the old chain's
+        // jump still there; the old chain gone).
         takeovers.dedup();
         let ends = [takeovers.first(), takeovers.last()];
         for passing in ends.into_iter().flatten().copied().collect::<BTreeSet<_>>() {
