@@ -76,7 +76,7 @@ impl NodeInfo {
         if ops.is_empty() {
             return Ok(());
         }
-        tracing::debug!(node.uuid = %self.uuid, patch = ?ops, "updating node");
+        tracing::debug!(node.uuid = %self.uuid, patch = ?masked(ops), "updating node");
         self.node = self.ironic.patch_node(&self.uuid, ops).await?;
         Ok(())
     }
@@ -304,9 +304,52 @@ pub fn merge_capabilities(
         .collect()
 }
 
+/// `ops` for the log: the value of an operation on a field named like a secret (e.g.
+/// `/driver_info/ipmi_password`, set with new IPMI credentials or by a rule) is replaced.
+fn masked(ops: &[Value]) -> Vec<Value> {
+    const SECRET_WORDS: &[&str] = &["password", "secret", "token", "key"];
+    ops.iter()
+        .map(|op| {
+            let field = op
+                .get("path")
+                .and_then(Value::as_str)
+                .and_then(|path| path.rsplit('/').next())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let mut op = op.clone();
+            if SECRET_WORDS.iter().any(|word| field.contains(word))
+                && let Some(value) = op.get_mut("value")
+            {
+                *value = Value::String("***".to_string());
+            }
+            op
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patches_are_logged_without_secret_values() {
+        let ops = [
+            json!({"op": "add", "path": "/driver_info/ipmi_username", "value": "root"}),
+            json!({"op": "add", "path": "/driver_info/ipmi_password", "value": "Secret42"}),
+            json!({"op": "replace", "path": "/extra/Auth_Token", "value": {"a": 1}}),
+            json!({"op": "remove", "path": "/driver_info/snmp_auth_key"}),
+        ];
+        let logged = format!("{:?}", masked(&ops));
+        assert!(
+            !logged.contains("Secret42") && !logged.contains("\"a\""),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("root") && logged.contains("ipmi_password"),
+            "{logged}"
+        );
+        assert_eq!(masked(&ops)[3], ops[3]);
+    }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items

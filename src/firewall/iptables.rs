@@ -11,14 +11,23 @@
 //! ones. The temporary chain is not needed for that (and iptables-nft cannot rename a chain
 //! in the transaction that created it); it is still removed at start-up and shutdown, and
 //! the per-rule path, used only when `iptables-restore` cannot be run, keeps upstream's
-//! swap step for step.
+//! swap.
 //!
-//! Commands are argv lists (no shell) run with `tokio::process`; their stderr goes to the
-//! error log when they fail. One mutex serialises every command this backend runs.
+//! A failed update (the root helper gone, iptables exiting non-zero, a command hanging past
+//! [`COMMAND_TIMEOUT`]) never leaves DHCP more open than before. A failed transaction changes
+//! nothing. The per-rule path changes nothing in force until the complete temporary chain
+//! takes over with one inserted jump; a failure after that leaves the new rules in force
+//! there, and the next update, which reads `INPUT` first, finishes the swap before anything
+//! else. The failure is logged once per update with the command, its exit status and its
+//! stderr; callers get a plain message naming the firewall.
+//!
+//! Commands are argv lists (no shell) run with `tokio::process`. One mutex serialises every
+//! command this backend runs.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
@@ -34,6 +43,16 @@ const MAX_CHAIN_NAME: usize = 28;
 const MAX_INTERFACE_NAME: usize = 15;
 /// Suffix of the temporary chain of upstream's swap.
 const TEMP_SUFFIX: &str = "_temp";
+/// How long one command may run before it is killed and counted as failed. `-w` makes
+/// iptables wait for the xtables lock without limit; a stuck helper must not hold every
+/// later refresh (and with them introspection starts) forever.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of a failed command's stderr goes to the log.
+const STDERR_LOG_LIMIT: usize = 2000;
+/// What callers (and through them API clients and node statuses) are told when an update
+/// fails; the log has the command, its exit status and stderr.
+pub const UPDATE_FAILED: &str =
+    "Cannot update the DHCP firewall: iptables failed (see the inspector's log)";
 
 /// `[firewall] root_helper` as an argv prefix: split on whitespace, no shell, no quoting.
 /// Empty means "run iptables directly".
@@ -75,9 +94,9 @@ struct Inner {
     wait: bool,
     /// `None` until `init` ran.
     apply: Option<Apply>,
-    /// Whether `INPUT` holds our jump, as far as we know; `None` when unsure (after a failed
-    /// transaction), which makes the next update look.
-    jump_present: Option<bool>,
+    /// How many jumps to our chain `INPUT` holds, as far as we know; `None` when unsure
+    /// (after a failed command), which makes the next update read `INPUT`.
+    jumps: Option<usize>,
     /// Set by `clean_up`: updates after it do nothing.
     closed: bool,
 }
@@ -94,20 +113,46 @@ pub struct Iptables {
     processes: AtomicU64,
 }
 
-/// A command that could not be run or exited with an error.
+/// A command that could not be run, timed out or exited with an error.
 #[derive(Debug)]
 struct CommandFailure {
+    /// The whole command line, root helper included.
     command: String,
+    /// Why: the exit status and stderr, or why it could not be started or waited for.
     detail: String,
 }
 
 impl From<CommandFailure> for Error {
+    /// The detailed error of start-up and shutdown, where the operator reads it directly.
     fn from(failure: CommandFailure) -> Error {
         Error::internal(
-            "CalledProcessError",
+            "FirewallError",
             format!("{} failed: {}", failure.command, failure.detail),
         )
     }
+}
+
+/// The last words of a failed command, trimmed and bounded for the log.
+fn stderr_excerpt(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    match text.char_indices().nth(STDERR_LOG_LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Whether `rule` (a line of `iptables -S INPUT`) is a DHCP jump on `interface` to `chain`.
+/// iptables prints the jump inserted as `-I INPUT -i IF -p udp --dport 67 -j CHAIN` as
+/// `-A INPUT -i IF -p udp -m udp --dport 67 -j CHAIN`.
+fn is_jump(rule: &str, interface: &str, chain: &str) -> bool {
+    let words: Vec<&str> = rule.split_whitespace().collect();
+    let has = |pair: [&str; 2]| words.windows(2).any(|w| w == pair);
+    words.starts_with(&["-A", "INPUT"])
+        && words.ends_with(&["-j", chain])
+        && has(["-i", interface])
+        && has(["-p", "udp"])
+        && has(["--dport", "67"])
 }
 
 impl Iptables {
@@ -151,7 +196,7 @@ impl Iptables {
             inner: Mutex::new(Inner {
                 wait: false,
                 apply: None,
-                jump_present: None,
+                jumps: None,
                 closed: false,
             }),
             processes: AtomicU64::new(0),
@@ -168,13 +213,13 @@ impl Iptables {
         matches!(self.inner.lock().await.apply, Some(Apply::Restore { .. }))
     }
 
-    /// Runs `program args` through the root helper, feeding `input` on stdin.
+    /// Runs `program args` through the root helper, feeding `input` on stdin; its stdout.
     async fn run(
         &self,
         program: &str,
         args: &[&str],
         input: Option<&[u8]>,
-    ) -> std::result::Result<(), CommandFailure> {
+    ) -> std::result::Result<String, CommandFailure> {
         let argv: Vec<&str> = self
             .root_helper
             .iter()
@@ -191,7 +236,7 @@ impl Iptables {
             } else {
                 Stdio::null()
             })
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         self.processes.fetch_add(1, Ordering::Relaxed);
@@ -202,43 +247,58 @@ impl Iptables {
         let mut child = cmd
             .spawn()
             .map_err(|e| failure(format!("cannot start {first}: {e}")))?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            // A write error (the process died early) shows up in its exit status below.
-            let _ = stdin.write_all(input).await;
-            drop(stdin);
-        }
-        let output = child
-            .wait_with_output()
+        let stdin = child.stdin.take();
+        let finished = async move {
+            if let (Some(input), Some(mut stdin)) = (input, stdin) {
+                // A write error (the process died early) shows up in its exit status below.
+                let _ = stdin.write_all(input).await;
+                drop(stdin);
+            }
+            child.wait_with_output().await
+        };
+        // On timeout the child is dropped, which kills it (`kill_on_drop`).
+        let output = tokio::time::timeout(COMMAND_TIMEOUT, finished)
             .await
+            .map_err(|_| {
+                failure(format!(
+                    "no answer within {} s; killed",
+                    COMMAND_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| failure(format!("cannot wait for it: {e}")))?;
         if output.status.success() {
-            Ok(())
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(failure(format!(
                 "{}: {}",
                 output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
+                stderr_excerpt(&output.stderr)
             )))
         }
     }
 
-    /// One `iptables` command (with `-w` when supported). `ignore`: a failure is only
-    /// logged at debug level (upstream's "(i)" commands).
-    async fn iptables(&self, inner: &Inner, args: &[&str], ignore: bool) -> Result<()> {
+    /// One `iptables` command (with `-w` when supported).
+    async fn iptables(
+        &self,
+        inner: &Inner,
+        args: &[&str],
+    ) -> std::result::Result<String, CommandFailure> {
         let mut full = Vec::with_capacity(args.len() + 1);
         if inner.wait {
             full.push("-w");
         }
         full.extend_from_slice(args);
-        match self.run("iptables", &full, None).await {
-            Ok(()) => Ok(()),
-            Err(failure) if ignore => {
-                tracing::debug!(command = %failure.command, error = %failure.detail, "ignoring failed iptables command");
-                Ok(())
-            }
+        self.run("iptables", &full, None).await
+    }
+
+    /// An `iptables` command whose failure is expected at times and only logged at debug
+    /// level (upstream's "(i)" commands); whether it succeeded.
+    async fn iptables_ignoring(&self, inner: &Inner, args: &[&str]) -> bool {
+        match self.iptables(inner, args).await {
+            Ok(_) => true,
             Err(failure) => {
-                tracing::error!(command = %failure.command, error = %failure.detail, "iptables command failed");
-                Err(failure.into())
+                tracing::debug!(command = %failure.command, error = %failure.detail, "ignoring failed iptables command");
+                false
             }
         }
     }
@@ -259,25 +319,32 @@ impl Iptables {
         ]
     }
 
+    /// How many DHCP jumps to our chain and to the temporary chain `INPUT` holds now.
+    async fn count_jumps(
+        &self,
+        inner: &Inner,
+    ) -> std::result::Result<(usize, usize), CommandFailure> {
+        let input = self.iptables(inner, &["-S", "INPUT"]).await?;
+        let count = |chain: &str| {
+            input
+                .lines()
+                .filter(|rule| is_jump(rule, &self.interface, chain))
+                .count()
+        };
+        Ok((count(&self.chain), count(&self.temp_chain)))
+    }
+
     /// Removes `chain` and every jump to it, ignoring failures (it may not exist).
     /// Upstream deleted one jump; we delete duplicates too (bounded), so a state left by a
     /// crash mid-swap is cleaned completely.
-    async fn remove_chain(&self, inner: &Inner, chain: &str) -> Result<()> {
+    async fn remove_chain(&self, inner: &Inner, chain: &str) {
         for _ in 0..8 {
-            let mut args = Vec::from(self.jump("-D", chain));
-            if inner.wait {
-                args.insert(0, "-w");
-            }
-            if self.run("iptables", &args, None).await.is_err() {
+            if !self.iptables_ignoring(inner, &self.jump("-D", chain)).await {
                 break;
             }
         }
-        self.iptables(inner, &["-F", chain], true).await?;
-        self.iptables(inner, &["-X", chain], true).await
-    }
-
-    async fn probe(&self, program: &str, args: &[&str]) -> std::result::Result<(), CommandFailure> {
-        self.run(program, args, None).await
+        self.iptables_ignoring(inner, &["-F", chain]).await;
+        self.iptables_ignoring(inner, &["-X", chain]).await;
     }
 
     /// Decides between `iptables-restore` (with or without `-w`) and the per-rule path.
@@ -286,14 +353,14 @@ impl Iptables {
             return Apply::PerRule;
         }
         if self
-            .probe("iptables-restore", &["-w", "--help"])
+            .run("iptables-restore", &["-w", "--help"], None)
             .await
             .is_ok()
         {
             return Apply::Restore { wait: true };
         }
-        match self.probe("iptables-restore", &["--help"]).await {
-            Ok(()) => Apply::Restore { wait: false },
+        match self.run("iptables-restore", &["--help"], None).await {
+            Ok(_) => Apply::Restore { wait: false },
             Err(failure) => {
                 tracing::warn!(
                     command = %failure.command,
@@ -306,84 +373,105 @@ impl Iptables {
         }
     }
 
-    /// Upstream's update, one process per rule, through the temporary chain.
-    async fn update_per_rule(&self, inner: &mut Inner, blocked: &[&str]) -> Result<()> {
-        let (chain, temp) = (self.chain.as_str(), self.temp_chain.as_str());
-        self.remove_chain(inner, temp).await?;
-        self.iptables(inner, &["-N", temp], false).await?;
+    /// Upstream's update, one process per rule, through the temporary chain. Nothing in
+    /// force changes until the complete temporary chain takes over (its jump inserted at the
+    /// top of `INPUT`); from then on the new rules are in force whatever fails.
+    async fn update_per_rule(
+        &self,
+        inner: &Inner,
+        blocked: &[&str],
+    ) -> std::result::Result<(), CommandFailure> {
+        let temp = self.temp_chain.as_str();
+        let (mut chain_jumps, temp_jumps) = self.count_jumps(inner).await?;
+        if temp_jumps > 0 {
+            // An earlier swap stopped after the temporary chain took over: finish it first,
+            // so the temporary chain is free to be rebuilt.
+            tracing::info!(chain = %temp, "finishing an interrupted swap of the firewall chain");
+            self.finish_swap(inner, chain_jumps).await?;
+            chain_jumps = temp_jumps;
+        }
+        // Not in force (no jump to it): whatever an earlier failed update left of it goes.
+        self.iptables_ignoring(inner, &["-F", temp]).await;
+        self.iptables_ignoring(inner, &["-X", temp]).await;
+        self.iptables(inner, &["-N", temp]).await?;
         for mac in blocked {
             self.iptables(
                 inner,
                 &["-A", temp, "-m", "mac", "--mac-source", mac, "-j", "DROP"],
-                false,
             )
             .await?;
         }
-        self.iptables(inner, &["-A", temp, "-j", "ACCEPT"], false)
-            .await?;
-        self.iptables(inner, &self.jump("-I", temp), false).await?;
-        self.iptables(inner, &self.jump("-D", chain), true).await?;
-        self.iptables(inner, &["-F", chain], true).await?;
-        self.iptables(inner, &["-X", chain], true).await?;
-        self.iptables(inner, &["-E", temp, chain], false).await?;
-        inner.jump_present = Some(true);
+        self.iptables(inner, &["-A", temp, "-j", "ACCEPT"]).await?;
+        self.iptables(inner, &self.jump("-I", temp)).await?;
+        // The new rules are in force. A failure from here is logged and finished later.
+        if let Err(failure) = self.finish_swap(inner, chain_jumps).await {
+            tracing::error!(
+                command = %failure.command,
+                error = %failure.detail,
+                chain = %temp,
+                "the new firewall rules are in force, but renaming their chain failed; the \
+                 next update finishes the swap"
+            );
+        }
+        Ok(())
+    }
+
+    /// The end of the per-rule swap, with the temporary chain in force: the old chain's
+    /// `chain_jumps` jumps, then the old chain go, and the temporary chain takes its name.
+    async fn finish_swap(
+        &self,
+        inner: &Inner,
+        chain_jumps: usize,
+    ) -> std::result::Result<(), CommandFailure> {
+        let (chain, temp) = (self.chain.as_str(), self.temp_chain.as_str());
+        for _ in 0..chain_jumps {
+            self.iptables(inner, &self.jump("-D", chain)).await?;
+        }
+        self.iptables_ignoring(inner, &["-F", chain]).await;
+        self.iptables_ignoring(inner, &["-X", chain]).await;
+        self.iptables(inner, &["-E", temp, chain]).await?;
         Ok(())
     }
 
     /// One transaction: the chain emptied (or created) and refilled, its jump moved to the
-    /// top of `INPUT`.
-    async fn update_restore(&self, inner: &mut Inner, wait: bool, blocked: &[&str]) -> Result<()> {
+    /// top of `INPUT`. A failed transaction changes nothing.
+    async fn update_restore(
+        &self,
+        inner: &mut Inner,
+        wait: bool,
+        blocked: &[&str],
+    ) -> std::result::Result<(), CommandFailure> {
         let mut args = vec!["--noflush"];
         if wait {
             args.insert(0, "-w");
         }
-        let jump_present = match inner.jump_present {
-            Some(present) => present,
-            None => self.jump_exists(inner).await,
+        let known = inner.jumps.take();
+        let jumps = match known {
+            Some(jumps) => jumps,
+            None => self.count_jumps(inner).await?.0,
         };
-        let script = restore_script(&self.chain, &self.interface, blocked, jump_present);
+        let script = restore_script(&self.chain, &self.interface, blocked, jumps);
         match self
             .run("iptables-restore", &args, Some(script.as_bytes()))
             .await
         {
-            Ok(()) => {
-                inner.jump_present = Some(true);
+            Ok(_) => {
+                inner.jumps = Some(1);
                 return Ok(());
             }
-            Err(failure) if inner.jump_present.is_some() => {
-                // Perhaps someone changed INPUT behind our back: look, and try once more.
-                tracing::warn!(command = %failure.command, error = %failure.detail, "iptables-restore failed; checking INPUT and retrying once");
+            // What we knew of INPUT came from an earlier update: someone may have changed
+            // INPUT since. Look, and try once more.
+            Err(failure) if known.is_some() => {
+                tracing::warn!(command = %failure.command, error = %failure.detail, "iptables-restore failed; reading INPUT and retrying once");
             }
-            Err(failure) => {
-                tracing::error!(command = %failure.command, error = %failure.detail, "iptables-restore failed");
-                return Err(failure.into());
-            }
+            Err(failure) => return Err(failure),
         }
-        let jump_present = self.jump_exists(inner).await;
-        let script = restore_script(&self.chain, &self.interface, blocked, jump_present);
-        match self
-            .run("iptables-restore", &args, Some(script.as_bytes()))
-            .await
-        {
-            Ok(()) => {
-                inner.jump_present = Some(true);
-                Ok(())
-            }
-            Err(failure) => {
-                inner.jump_present = None;
-                tracing::error!(command = %failure.command, error = %failure.detail, "iptables-restore failed");
-                Err(failure.into())
-            }
-        }
-    }
-
-    /// `iptables -C` on our jump.
-    async fn jump_exists(&self, inner: &Inner) -> bool {
-        let mut args = Vec::from(self.jump("-C", &self.chain));
-        if inner.wait {
-            args.insert(0, "-w");
-        }
-        self.run("iptables", &args, None).await.is_ok()
+        let jumps = self.count_jumps(inner).await?.0;
+        let script = restore_script(&self.chain, &self.interface, blocked, jumps);
+        self.run("iptables-restore", &args, Some(script.as_bytes()))
+            .await?;
+        inner.jumps = Some(1);
+        Ok(())
     }
 }
 
@@ -395,8 +483,8 @@ impl Firewall for Iptables {
 
     async fn init(&self) -> Result<()> {
         let mut inner = self.inner.lock().await;
-        match self.probe("iptables", &["-w", "-h"]).await {
-            Ok(()) => inner.wait = true,
+        match self.run("iptables", &["-w", "-h"], None).await {
+            Ok(_) => inner.wait = true,
             Err(failure) => {
                 tracing::debug!(error = %failure.detail, "iptables -w -h failed");
                 tracing::warn!(
@@ -406,12 +494,12 @@ impl Firewall for Iptables {
             }
         }
         let apply = self.choose_apply().await;
-        self.remove_chain(&inner, &self.chain).await?;
-        self.remove_chain(&inner, &self.temp_chain).await?;
+        self.remove_chain(&inner, &self.chain).await;
+        self.remove_chain(&inner, &self.temp_chain).await;
         // Upstream's access check: the one command at start-up that must succeed.
-        self.iptables(&inner, &["-N", &self.chain], false).await?;
+        self.iptables(&inner, &["-N", &self.chain]).await?;
         inner.apply = Some(apply);
-        inner.jump_present = Some(false);
+        inner.jumps = Some(0);
         inner.closed = false;
         tracing::info!(
             chain = %self.chain,
@@ -446,9 +534,19 @@ impl Firewall for Iptables {
             })
             .collect();
         let started = std::time::Instant::now();
-        match apply {
-            Apply::Restore { wait } => self.update_restore(&mut inner, wait, &blocked).await?,
-            Apply::PerRule => self.update_per_rule(&mut inner, &blocked).await?,
+        let outcome = match apply {
+            Apply::Restore { wait } => self.update_restore(&mut inner, wait, &blocked).await,
+            Apply::PerRule => self.update_per_rule(&inner, &blocked).await,
+        };
+        if let Err(failure) = outcome {
+            inner.jumps = None;
+            tracing::error!(
+                command = %failure.command,
+                error = %failure.detail,
+                chain = %self.chain,
+                "firewall update failed; the rules in force are unchanged"
+            );
+            return Err(Error::ServiceUnavailable(UPDATE_FAILED.to_string()));
         }
         tracing::debug!(
             blocked = blocked.len(),
@@ -460,10 +558,10 @@ impl Firewall for Iptables {
 
     async fn clean_up(&self) -> Result<()> {
         let mut inner = self.inner.lock().await;
-        self.remove_chain(&inner, &self.chain).await?;
-        self.remove_chain(&inner, &self.temp_chain).await?;
+        self.remove_chain(&inner, &self.chain).await;
+        self.remove_chain(&inner, &self.temp_chain).await;
         inner.closed = true;
-        inner.jump_present = Some(false);
+        inner.jumps = Some(0);
         tracing::info!(chain = %self.chain, "firewall chain removed");
         Ok(())
     }
@@ -484,14 +582,9 @@ fn is_mac(text: &str) -> bool {
 }
 
 /// The `iptables-restore --noflush` input for one update. `:chain` empties the chain if it
-/// exists (creates it otherwise); the jump is deleted and re-inserted at the top of `INPUT`
-/// when present, inserted when not.
-pub fn restore_script(
-    chain: &str,
-    interface: &str,
-    blocked: &[&str],
-    jump_present: bool,
-) -> String {
+/// exists (creates it otherwise); the `jumps` jumps `INPUT` holds are deleted and one is
+/// inserted at the top.
+pub fn restore_script(chain: &str, interface: &str, blocked: &[&str], jumps: usize) -> String {
     use std::fmt::Write;
     let mut script = String::with_capacity(64 * (blocked.len() + 4));
     let jump = format!("INPUT -i {interface} -p udp --dport 67 -j {chain}");
@@ -501,7 +594,7 @@ pub fn restore_script(
         let _ = writeln!(script, "-A {chain} -m mac --mac-source {mac} -j DROP");
     }
     let _ = writeln!(script, "-A {chain} -j ACCEPT");
-    if jump_present {
+    for _ in 0..jumps {
         let _ = writeln!(script, "-D {jump}");
     }
     let _ = writeln!(script, "-I {jump}");
@@ -517,7 +610,7 @@ mod tests {
     fn restore_script_refills_the_chain_and_moves_the_jump() {
         let macs = ["02:00:00:00:00:01", "02:00:00:00:00:02"];
         assert_eq!(
-            restore_script("ironic-inspector", "br-ctlplane", &macs, true),
+            restore_script("ironic-inspector", "br-ctlplane", &macs, 1),
             "*filter\n\
              :ironic-inspector - [0:0]\n\
              -A ironic-inspector -m mac --mac-source 02:00:00:00:00:01 -j DROP\n\
@@ -532,9 +625,51 @@ mod tests {
     #[test]
     fn restore_script_without_jump_only_inserts_it() {
         assert_eq!(
-            restore_script("c", "eth1", &[], false),
+            restore_script("c", "eth1", &[], 0),
             "*filter\n:c - [0:0]\n-A c -j ACCEPT\n-I INPUT -i eth1 -p udp --dport 67 -j c\nCOMMIT\n"
         );
+    }
+
+    #[test]
+    fn restore_script_deletes_every_duplicate_jump() {
+        assert_eq!(
+            restore_script("c", "eth1", &[], 2),
+            "*filter\n:c - [0:0]\n-A c -j ACCEPT\n\
+             -D INPUT -i eth1 -p udp --dport 67 -j c\n\
+             -D INPUT -i eth1 -p udp --dport 67 -j c\n\
+             -I INPUT -i eth1 -p udp --dport 67 -j c\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn jumps_are_recognised_as_iptables_prints_them() {
+        let printed = "-A INPUT -i fwtest0 -p udp -m udp --dport 67 -j ironic-inspector";
+        assert!(is_jump(printed, "fwtest0", "ironic-inspector"));
+        assert!(!is_jump(printed, "fwtest0", "ironic-inspector_temp"));
+        assert!(!is_jump(printed, "eth0", "ironic-inspector"));
+        assert!(!is_jump(
+            "-A INPUT -i fwtest0 -p tcp -m tcp --dport 67 -j ironic-inspector",
+            "fwtest0",
+            "ironic-inspector"
+        ));
+        assert!(!is_jump(
+            "-A FORWARD -i fwtest0 -p udp -m udp --dport 67 -j ironic-inspector",
+            "fwtest0",
+            "ironic-inspector"
+        ));
+        assert!(!is_jump("-P INPUT ACCEPT", "fwtest0", "ironic-inspector"));
+    }
+
+    #[test]
+    fn stderr_is_trimmed_and_bounded_for_the_log() {
+        assert_eq!(
+            stderr_excerpt(b"  iptables: No chain by that name.\n\n"),
+            "iptables: No chain by that name."
+        );
+        let long = "é".repeat(STDERR_LOG_LIMIT + 10);
+        let excerpt = stderr_excerpt(long.as_bytes());
+        assert_eq!(excerpt.chars().count(), STDERR_LOG_LIMIT + 1);
+        assert!(excerpt.ends_with('…'));
     }
 
     #[test]
@@ -667,15 +802,15 @@ mod properties {
             chain in name(),
             interface in name(),
             candidates in prop::collection::vec(prop_oneof![mac(), text()], 0..8),
-            jump_present in any::<bool>(),
+            jumps in 0usize..3,
         ) {
             if Iptables::new(settings(&chain, &interface)).is_err() {
                 return Ok(());
             }
             let blocked: Vec<&str> = candidates.iter().map(String::as_str).filter(|m| is_mac(m)).collect();
-            let script = restore_script(&chain, &interface, &blocked, jump_present);
+            let script = restore_script(&chain, &interface, &blocked, jumps);
             let lines: Vec<&str> = script.lines().collect();
-            let expected_lines = blocked.len() + 5 + usize::from(jump_present);
+            let expected_lines = blocked.len() + 5 + jumps;
             prop_assert_eq!(lines.len(), expected_lines, "{}", script);
             prop_assert_eq!(lines[0], "*filter");
             prop_assert_eq!(lines[lines.len() - 1], "COMMIT");

@@ -142,6 +142,10 @@ impl Coalescer {
 fn same_error(err: &Error) -> Error {
     match err {
         Error::ServiceUnavailable(m) => Error::ServiceUnavailable(m.clone()),
+        Error::Database { outage, detail } => Error::Database {
+            outage: *outage,
+            detail: detail.clone(),
+        },
         Error::BadRequest(m) => Error::BadRequest(m.clone()),
         Error::NotFound(m) => Error::NotFound(m.clone()),
         Error::Conflict(m) => Error::Conflict(m.clone()),
@@ -266,6 +270,42 @@ mod tests {
                 matches!(&err, Error::ServiceUnavailable(m) if m == "Ironic is unavailable"),
                 "{err:?}"
             );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_get_an_unavailable_firewall_as_such() {
+        let coalescer = Arc::new(Coalescer::default());
+        let first = {
+            let c = coalescer.clone();
+            tokio::spawn(async move {
+                c.run(|| async {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiter = {
+            let c = coalescer.clone();
+            tokio::spawn(async move {
+                c.run(|| async { Err(Error::ServiceUnavailable("firewall down".into())) })
+                    .await
+            })
+        };
+        // The waiter has its ticket before the clock moves; `late` comes after it.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let late = {
+            let c = coalescer.clone();
+            tokio::spawn(async move { c.run(|| async { Ok(()) }).await })
+        };
+        first.await.unwrap().unwrap();
+        for task in [waiter, late] {
+            match task.await.unwrap() {
+                Err(Error::ServiceUnavailable(message)) => assert_eq!(message, "firewall down"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 }

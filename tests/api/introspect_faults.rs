@@ -194,7 +194,7 @@ async fn max_concurrency_bounds_background_work() {
     .await;
     assert_eq!(start(&app, NODE).await.status(), 202);
     wait_for(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the first node's port listing",
         || async {
             fake.requests()

@@ -178,6 +178,9 @@ async fn abort_stops_a_running_introspection() {
             .then_some(())
     })
     .await;
+    // The abort's background part holds the node until Ironic answered that power-off; a
+    // second abort before then would be refused as busy (409).
+    drop(app.state.node_cache.lock(NODE).await);
 
     // Aborting again changes nothing; the ramdisk's late report finds no node.
     assert_eq!(post(&app, "/abort").await.status(), 202);
@@ -214,6 +217,9 @@ async fn abort_of_a_managed_boot_does_not_touch_power() {
             .then_some(())
     })
     .await;
+    // It holds the node from before it adds the MAC until it ends (an abort meanwhile is
+    // refused as busy): taking the node's lock waits for that end.
+    drop(app.state.node_cache.lock(NODE).await);
     assert_eq!(post(&app, "/abort").await.status(), 202);
     assert_eq!(
         status(&app).await,

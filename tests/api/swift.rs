@@ -21,7 +21,7 @@ use ironic_inspector::swift::{
 use serde_json::{Value, json};
 
 use crate::fake_ironic::{FakeIronic, Reply};
-use crate::helpers::{free_port, init_logging, test_config};
+use crate::helpers::{free_port, init_logging, test_config, wait_for};
 use crate::keystone::{
     Credentials, KeystoneEnv, RegisteredService, client, issue_token, keystone_env,
 };
@@ -192,7 +192,14 @@ async fn the_configured_container_is_used() {
     swift.store_object(&name, b"[]".to_vec()).await.unwrap();
 
     let account = Account::of(&env, &swift_url, &env.service).await;
-    assert_eq!(account.list(&container).await, vec![name.clone()]);
+    // Swift updates container listings after the object PUT (at once when it can, later
+    // from its updater when the container server is slow): waited for.
+    wait_for(
+        Duration::from_secs(60),
+        "the object in the container listing",
+        || async { (account.list(&container).await == [name.clone()]).then_some(()) },
+    )
+    .await;
     // Not in the default container, where upstream's import-time default would have put it.
     let response = account
         .call(reqwest::Method::HEAD, &format!("ironic-inspector/{name}"))

@@ -369,6 +369,56 @@ impl IronicApi {
             .map(str::to_string)
     }
 
+    /// Wait until `power_state` is `state` with no power action under way (Ironic answers a
+    /// power request with 202 and its conductor acts afterwards); the node.
+    pub async fn wait_for_power_state(&self, uuid: &str, state: &str) -> Value {
+        wait_for(
+            &format!("node {uuid} to be {state}"),
+            STATE_DEADLINE,
+            async || {
+                let node = self.node(uuid).await;
+                (node["power_state"] == state && node["target_power_state"].is_null())
+                    .then_some(node)
+            },
+        )
+        .await
+    }
+
+    /// Wait until no power action is under way on the node; its `power_state` then.
+    pub async fn wait_for_power_settled(&self, uuid: &str) -> Option<String> {
+        wait_for(
+            &format!("node {uuid} to finish its power action"),
+            STATE_DEADLINE,
+            async || {
+                let node = self.node(uuid).await;
+                node["target_power_state"]
+                    .is_null()
+                    .then(|| node["power_state"].as_str().map(str::to_string))
+            },
+        )
+        .await
+    }
+
+    /// Wait until Ironic's log holds at least `count` requests as
+    /// [`IronicApi::logged_requests`] counts them (its API writes the line after it answered,
+    /// so a client that saw the answer may be a little ahead of the log); the number.
+    pub async fn wait_logged_requests(
+        method: &str,
+        path: &str,
+        status: u16,
+        count: usize,
+    ) -> usize {
+        wait_for(
+            &format!("{count} `{method} {path}` - {status} in Ironic's log"),
+            STATE_DEADLINE,
+            async || {
+                let logged = IronicApi::logged_requests(method, path, status);
+                (logged >= count).then_some(logged)
+            },
+        )
+        .await
+    }
+
     /// GET …/management/boot_device. With fake management this is always
     /// `{"boot_device": "pxe", "persistent": false}`: see [`IronicApi::logged_requests`] to
     /// check that a boot device was set.
@@ -513,16 +563,7 @@ impl IronicApi {
         } else {
             "power on"
         };
-        wait_for(
-            &format!("node {uuid} to be {expected} after {target}"),
-            STATE_DEADLINE,
-            async || {
-                let node = self.node(uuid).await;
-                (node["power_state"] == expected && node["target_power_state"].is_null())
-                    .then_some(())
-            },
-        )
-        .await;
+        self.wait_for_power_state(uuid, expected).await;
     }
 
     /// The MACs of the node's ports (lower case, as Ironic stores them), in Ironic's order.

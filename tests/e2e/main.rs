@@ -4,9 +4,11 @@
 //! not been given print a skip line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod daemon_binary;
 mod database_faults;
 mod fault_proxy;
 mod firewall;
+mod firewall_faults;
 #[allow(dead_code)] // shared with the api tests, which use all of it
 #[path = "../api/helpers.rs"]
 mod helpers;
@@ -20,6 +22,7 @@ mod kill_during_processing;
 mod private_server;
 mod process;
 mod rules;
+mod secrets;
 mod sqlite_disk_full;
 
 use serde_json::json;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_customised, wait_for};
+use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::{IronicApi, unique_macs};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -51,7 +51,14 @@ async fn introspect(
     uuid: &str,
     data: &Value,
 ) -> reqwest::Response {
-    let before = ironic.power_state(uuid).await;
+    // A previous run's power-off may still be under way in Ironic: let it land, so that
+    // "power on" below can only come from this run's reboot.
+    let before = ironic.wait_for_power_settled(uuid).await;
+    assert_ne!(
+        before.as_deref(),
+        Some("power on"),
+        "node {uuid} is on already"
+    );
     let response = app
         .client
         .post(format!("{}/v1/introspection/{uuid}", app.address))
@@ -59,12 +66,7 @@ async fn introspect(
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    if before.as_deref() != Some("power on") {
-        wait_for(DEADLINE, "the reboot", || async {
-            (ironic.power_state(uuid).await.as_deref() == Some("power on")).then_some(())
-        })
-        .await;
-    }
+    ironic.wait_for_power_state(uuid, "power on").await;
     app.client
         .post(format!("{}/v1/continue", app.address))
         .json(data)
@@ -127,7 +129,8 @@ async fn rules_change_the_node_and_roll_back_when_they_no_longer_match() {
         app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
-    let node = ironic.node(&uuid).await;
+    // The node is powered off after the end; the next run needs that done.
+    let node = ironic.wait_for_power_state(&uuid, "power off").await;
     assert_eq!(node["extra"]["big_memory"], true);
     assert_eq!(node["extra"]["tags"], json!(["introspected"]));
     assert_eq!(node["properties"]["capabilities"], "profile:compute");
@@ -177,6 +180,8 @@ async fn a_fail_action_fails_introspection_and_leaves_the_node_on() {
         app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": "Not enough memory for this cloud"})
     );
+    // The rule failed the introspection in the request, which started no background work
+    // (no power-off): nothing is left to wait for.
     assert_eq!(ironic.power_state(&uuid).await.as_deref(), Some("power on"));
     ironic.delete_node(&uuid).await;
     app.stop().await;
