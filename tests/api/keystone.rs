@@ -89,8 +89,13 @@ fn section(url: &str, service: &Credentials) -> KeystoneAuthtoken {
     }
 }
 
+/// The checker under test, with a request timeout wide enough for the real Keystone on a
+/// busy CI machine (one gunicorn worker serving every test at once can take longer than the
+/// 10 s default per answer). Tests of the timeout itself set their own.
 fn keystone_auth(section: &KeystoneAuthtoken) -> KeystoneAuth {
-    KeystoneAuth::new(KeystoneOptions::from_section(section).unwrap()).unwrap()
+    let mut options = KeystoneOptions::from_section(section).unwrap();
+    options.session.request_timeout = Duration::from_secs(30);
+    KeystoneAuth::new(options).unwrap()
 }
 
 /// A client for the test's own calls to Keystone (logins, revocations).
