@@ -21,11 +21,14 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use ironic_inspector::firewall::Firewall;
-use ironic_inspector::firewall::iptables::{Iptables, Settings, UPDATE_FAILED};
+use ironic_inspector::firewall::iptables::UPDATE_FAILED;
 use serde_json::{Value, json};
 
 use crate::daemon_binary::Daemon;
-use crate::firewall::{CHAIN, DEADLINE, INTERFACE, Netns, blocked, fixture, wait_chain};
+use crate::firewall::{
+    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, fixture,
+    wait_chain,
+};
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
 
@@ -152,14 +155,7 @@ fn in_force(netns: &Netns) -> Option<(String, BTreeSet<String>)> {
         Some(format!("-A {target} -j ACCEPT").as_str()),
         "the chain in force does not end with ACCEPT: {rules:#?}"
     );
-    let dropped = chain
-        .iter()
-        .filter_map(|r| {
-            r.strip_prefix(&format!("{prefix}-m mac --mac-source "))
-                .and_then(|r| r.strip_suffix(" -j DROP"))
-                .map(str::to_ascii_lowercase)
-        })
-        .collect();
+    let dropped = dropped_by(&rules, &target);
     Some((target, dropped))
 }
 
@@ -191,13 +187,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
     b.extend(unique_macs(2));
     for per_rule in [false, true] {
         let helper = Helper::new(&netns);
-        let backend = Iptables::new(Settings {
-            root_helper: helper.argv(),
-            interface: INTERFACE.to_string(),
-            chain: CHAIN.to_string(),
-            per_rule,
-        })
-        .unwrap();
+        let backend = backend(helper.argv(), per_rule);
         backend.init().await.unwrap();
         backend.update(&a).await.unwrap();
         assert_eq!(blocked(&netns).as_ref(), Some(&a));
@@ -297,10 +287,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
             }
         }
         backend.clean_up().await.unwrap();
-        assert_eq!(
-            netns.rules(),
-            ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
-        );
+        assert_eq!(netns.rules(), NO_RULES);
     }
 }
 
@@ -354,19 +341,13 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     if per_rule {
         helper.force_per_rule();
     }
-    let mine = unique_macs(2);
-    let idle = unique_macs(2);
     let bmc = if per_rule { "192.0.2.63" } else { "192.0.2.64" };
-    let node = ironic
-        .enroll(
-            json!({"ipmi_address": bmc}),
-            &[mine[0].as_str(), mine[1].as_str()],
-        )
-        .await;
-    ironic.manage(&node).await;
-    let other = ironic
-        .enroll(json!({}), &[idle[0].as_str(), idle[1].as_str()])
-        .await;
+    let TwoNodes {
+        node,
+        mine,
+        other,
+        idle,
+    } = TwoNodes::enroll(&ironic, bmc).await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
@@ -520,11 +501,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     .await;
 
     assert_eq!(daemon.stop().await, Some(0));
-    assert_eq!(
-        netns.rules(),
-        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"],
-        "everything removed at shutdown"
-    );
+    assert_eq!(netns.rules(), NO_RULES, "everything removed at shutdown");
     ironic.delete_node(&node).await;
     ironic.delete_node(&other).await;
 }
