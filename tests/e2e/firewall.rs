@@ -289,28 +289,14 @@ async fn the_chain_follows_introspection_and_ironic() {
     );
 
     // Introspection starts: the node's MACs are let through, the idle node's are not.
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{node}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
     wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
 
     // Processing finishes it: blocked again (on the next periodic update).
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&fixture(&mine, bmc))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&fixture(&mine, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    wait_for(DEADLINE, "introspection to finish", || async {
-        (app.introspection_status(&node).await["finished"] == true).then_some(())
-    })
-    .await;
+    app.wait_finished(&node, DEADLINE).await;
     wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;
 
     // A port deleted in Ironic leaves the chain on the next update.

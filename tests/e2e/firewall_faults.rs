@@ -308,26 +308,6 @@ async fn wait_failures(daemon: &Daemon, seen: usize, more: usize, what: &str) {
     .await;
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Option<&Value>) -> reqwest::Response {
-    let request = client.post(url);
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
-    request.send().await.unwrap()
-}
-
-async fn status(client: &reqwest::Client, daemon: &Daemon, uuid: &str) -> Value {
-    client
-        .get(format!("{}/v1/introspection/{uuid}", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The daemon binary against the real Ironic, its root helper failing in each way while
 /// the periodic refresh runs every second, an introspection starts and a ramdisk reports.
 async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
@@ -365,7 +345,6 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
         ),
     )
     .await;
-    let client = reqwest::Client::new();
     let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
     wait_chain(&netns, "the chain after start", &all, &[]).await;
     if per_rule {
@@ -393,18 +372,9 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
             ironic.delete_port(&idle[1]).await;
             // An introspection start cannot let the node's MACs through: its status says
             // why, naming the firewall, and DHCP stays as it was.
-            let response = post(
-                &client,
-                format!("{}/v1/introspection/{node}", daemon.url),
-                None,
-            )
-            .await;
+            let response = daemon.start_introspection(&node).await;
             assert_eq!(response.status(), 202);
-            let body = wait_for(DEADLINE, "the start to fail", || async {
-                let body = status(&client, &daemon, &node).await;
-                (body["finished"] == true).then_some(body)
-            })
-            .await;
+            let body = daemon.wait_finished(&node, DEADLINE).await;
             assert_eq!(body, json!({"finished": true, "error": UPDATE_FAILED}));
         }
         wait_failures(
@@ -443,12 +413,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
 
     // Introspection, then the ramdisk's report while the firewall fails: 503 naming the
     // firewall, the node still waiting for its report, DHCP as it was.
-    let response = post(
-        &client,
-        format!("{}/v1/introspection/{node}", daemon.url),
-        None,
-    )
-    .await;
+    let response = daemon.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
     wait_chain(
         &netns,
@@ -462,36 +427,22 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     wait_failures(&daemon, seen, 1, "a failed update").await;
     let table = netns.rules();
     let report = fixture(&mine, bmc);
-    let response = post(
-        &client,
-        format!("{}/v1/continue", daemon.url),
-        Some(&report),
-    )
-    .await;
+    let response = daemon.post_continue(&report).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
         json!({"error": {"message": UPDATE_FAILED}})
     );
     assert_eq!(
-        status(&client, &daemon, &node).await,
+        daemon.introspection_status(&node).await,
         json!({"finished": false, "error": null})
     );
     assert_eq!(netns.rules(), table);
     // The ramdisk retries once the firewall works.
     helper.heal();
-    let response = post(
-        &client,
-        format!("{}/v1/continue", daemon.url),
-        Some(&report),
-    )
-    .await;
+    let response = daemon.post_continue(&report).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    wait_for(DEADLINE, "introspection to finish", || async {
-        let body = status(&client, &daemon, &node).await;
-        (body["finished"] == true).then_some(body)
-    })
-    .await;
+    daemon.wait_finished(&node, DEADLINE).await;
     wait_chain(
         &netns,
         "the node's MACs blocked again",

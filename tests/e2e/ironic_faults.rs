@@ -53,12 +53,7 @@ pub async fn patient_daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
 /// `POST /v1/introspection/<uuid>` and how long the answer took.
 pub async fn start(app: &TestApp, uuid: &str) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(uuid).await;
     (response, started.elapsed())
 }
 

@@ -6,6 +6,9 @@
 
 mod daemon_binary;
 mod database_faults;
+#[allow(dead_code)] // shared with the db tests, which use all of it
+#[path = "../db/helpers.rs"]
+mod db_helpers;
 mod fault_proxy;
 mod firewall;
 mod firewall_faults;

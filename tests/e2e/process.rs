@@ -44,12 +44,7 @@ async fn node_on_introspection(
 ) -> String {
     let uuid = ironic.enroll(driver_info, ports).await;
     ironic.manage(&uuid).await;
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(&uuid).await;
     assert_eq!(response.status(), 202);
     ironic.wait_for_power_state(&uuid, "power on").await;
     uuid

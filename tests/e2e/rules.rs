@@ -22,13 +22,7 @@ async fn daemon(ironic: &IronicApi) -> TestApp {
 }
 
 async fn create_rule(app: &TestApp, rule: Value) {
-    let response = app
-        .client
-        .post(format!("{}/v1/rules", app.address))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_rule(&rule).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }
 
@@ -59,20 +53,10 @@ async fn introspect(
         Some("power on"),
         "node {uuid} is on already"
     );
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(uuid).await;
     assert_eq!(response.status(), 202);
     ironic.wait_for_power_state(uuid, "power on").await;
-    app.client
-        .post(format!("{}/v1/continue", app.address))
-        .json(data)
-        .send()
-        .await
-        .unwrap()
+    app.post_continue(data).await
 }
 
 #[tokio::test]
