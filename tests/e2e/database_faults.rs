@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use crate::daemon_binary::dbsync_upgrade;
 use crate::helpers::{TestApp, spawn_app_with, wait_for, wait_until_served};
-use crate::ironic_api::{IronicApi, unique_macs};
+use crate::ironic_api::IronicApi;
+use crate::nodes::{Node, start_and_wait_rebooted};
 use crate::private_server::{Kind, PrivateServer};
-use crate::process::fixture;
 
 /// How long a real Ironic may take to act on a power request, or the daemon to finish a
 /// node, on a loaded CI box.
@@ -38,40 +38,6 @@ async fn daemon_on(server: &PrivateServer, ironic: &IronicApi, database: &str) -
         server.url
     ))
     .await
-}
-
-/// A managed node without ports, found by its BMC address; the ramdisk reports two NICs,
-/// the first being the PXE one (the only port the daemon creates).
-struct Node {
-    uuid: String,
-    macs: Vec<String>,
-    bmc: String,
-}
-
-impl Node {
-    async fn managed(ironic: &IronicApi, bmc: &str) -> Node {
-        let uuid = ironic.enroll(json!({"ipmi_address": bmc}), &[]).await;
-        ironic.manage(&uuid).await;
-        Node {
-            uuid,
-            macs: unique_macs(2),
-            bmc: bmc.to_string(),
-        }
-    }
-
-    fn report(&self) -> Value {
-        fixture("ipa-inventory.json", &self.macs, &self.bmc)
-    }
-}
-
-/// Starts introspection and waits until Ironic shows the node rebooted (the background
-/// part, which records the lookup attributes, is then done).
-async fn start_and_wait_rebooted(app: &TestApp, ironic: &IronicApi, uuid: &str) {
-    let response = app.start_introspection(uuid).await;
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    ironic
-        .wait_for_power_state_within(uuid, "power on", DEADLINE)
-        .await;
 }
 
 /// The answer must be the database's 503, exactly.

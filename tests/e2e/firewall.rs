@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ironic_inspector::firewall::iptables::{Iptables, Settings};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{spawn_app_customised, test_config, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::liberty_report;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const CHAIN: &str = "ironic-inspector";
@@ -210,21 +211,6 @@ pub async fn wait_chain(netns: &Netns, what: &str, blocked_macs: &[String], open
     .await;
 }
 
-pub fn fixture(macs: &[String], bmc: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/liberty-flat.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let text = text
-        .replace("52:54:00:00:00:01", &macs[0])
-        .replace("52:54:00:00:00:02", &macs[1])
-        .replace("52-54-00-00-00-01", &macs[0].replace(':', "-"))
-        .replace("52-54-00-00-00-02", &macs[1].replace(':', "-"))
-        .replace("192.0.2.100", bmc);
-    serde_json::from_str(&text).unwrap()
-}
-
 /// The nodes the daemon-level firewall tests set in Ironic: `node`, managed, found by its
 /// BMC address, with a port for each of its two NICs (`mine`), which the tests introspect;
 /// and `other`, left in enroll, with two ports (`idle`), whose MACs stay blocked.
@@ -294,7 +280,7 @@ async fn the_chain_follows_introspection_and_ironic() {
     wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
 
     // Processing finishes it: blocked again (on the next periodic update).
-    let response = app.post_continue(&fixture(&mine, bmc)).await;
+    let response = app.post_continue(&liberty_report(&mine, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     app.wait_finished(&node, DEADLINE).await;
     wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;

@@ -26,11 +26,11 @@ use serde_json::{Value, json};
 
 use crate::daemon_binary::Daemon;
 use crate::firewall::{
-    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, fixture,
-    wait_chain,
+    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, wait_chain,
 };
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::liberty_report;
 
 /// The switchable root helper of one test.
 struct Helper {
@@ -426,7 +426,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     helper.fail(Fault::Exit1);
     wait_failures(&daemon, seen, 1, "a failed update").await;
     let table = netns.rules();
-    let report = fixture(&mine, bmc);
+    let report = liberty_report(&mine, bmc);
     let response = daemon.post_continue(&report).await;
     assert_eq!(response.status(), 503);
     assert_eq!(

@@ -16,8 +16,9 @@ use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::ironic_faults::{
     CALL_BOUND, DEADLINE, MARGIN, assert_answer, assert_bounded, assert_introspected, daemon,
-    managed_node, report, start, waiting_node,
+    start, waiting_node,
 };
+use crate::nodes::{liberty_report, managed_node};
 
 /// How long Ironic stays away.
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -56,7 +57,7 @@ async fn ironic_down_for_a_minute_and_back() {
     let mut power_off = proxy.hold(power(&processed));
     let processed_macs = unique_macs(2);
     let response = app
-        .post_continue(&report(&processed_macs, processed_bmc))
+        .post_continue(&liberty_report(&processed_macs, processed_bmc))
         .await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let held_off = power_off
@@ -123,7 +124,7 @@ async fn ironic_down_for_a_minute_and_back() {
 
     // A report is refused with 503 and the node still waits; so is a start.
     let waiting_macs = unique_macs(2);
-    let payload = report(&waiting_macs, waiting_bmc);
+    let payload = liberty_report(&waiting_macs, waiting_bmc);
     let began = Instant::now();
     assert_answer(
         app.post_continue(&payload).await,

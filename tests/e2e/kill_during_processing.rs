@@ -13,7 +13,8 @@ use crate::daemon_binary::{Daemon, dbsync_upgrade};
 use crate::db_helpers::{TestDb, service_var};
 use crate::fault_proxy::{FaultProxy, Match};
 use crate::ironic_api::{IronicApi, unique_macs};
-use crate::ironic_faults::{DEADLINE, PATIENT_IRONIC, assert_introspected, managed_node, report};
+use crate::ironic_faults::{DEADLINE, PATIENT_IRONIC, assert_introspected};
+use crate::nodes::{liberty_report, managed_node, start_and_wait_rebooted};
 
 /// Where processing is stopped.
 #[derive(Clone, Copy, Debug)]
@@ -94,14 +95,10 @@ async fn kill_at_every_step(ironic: &IronicApi, dir: &Path, db_url: &str, bmc_ba
         run += 1;
         let daemon = start_daemon(dir, run, &config).await;
         let uuid = managed_node(ironic, &bmc).await;
-        let response = daemon.start_introspection(&uuid).await;
-        assert_eq!(response.status(), 202, "{step:?}");
-        ironic
-            .wait_for_power_state_within(&uuid, "power on", DEADLINE)
-            .await;
+        start_and_wait_rebooted(&daemon, ironic, &uuid).await;
 
         let macs = unique_macs(2);
-        let payload = report(&macs, &bmc);
+        let payload = liberty_report(&macs, &bmc);
         let mut holds = if step.reaches_ironic() {
             proxy.hold_answer(step.matcher(&uuid))
         } else {

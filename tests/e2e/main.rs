@@ -21,6 +21,7 @@ mod ironic_faults;
 mod ironic_inspect;
 mod ironic_outage;
 mod kill_during_processing;
+mod nodes;
 #[path = "../db/private_server.rs"]
 mod private_server;
 mod process;

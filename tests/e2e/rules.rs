@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::start_and_wait_rebooted;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -53,9 +54,7 @@ async fn introspect(
         Some("power on"),
         "node {uuid} is on already"
     );
-    let response = app.start_introspection(uuid).await;
-    assert_eq!(response.status(), 202);
-    ironic.wait_for_power_state(uuid, "power on").await;
+    start_and_wait_rebooted(app, ironic, uuid).await;
     app.post_continue(data).await
 }
 

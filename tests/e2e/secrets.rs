@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::daemon_binary::{Daemon, dbsync};
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
-use crate::process::fixture;
+use crate::nodes::fixture;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Every fernet token Keystone issues starts with this (a version byte, then a timestamp).
