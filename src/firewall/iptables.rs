@@ -704,7 +704,8 @@ mod tests {
         assert!(!is_mac("02-ab-cd-ef-00-19"));
     }
 
-    fn settings(chain: &str, interface: &str) -> Settings {
+    /// Settings with no root helper and restore updates.
+    pub(super) fn settings(chain: &str, interface: &str) -> Settings {
         Settings {
             root_helper: Vec::new(),
             interface: interface.to_string(),
@@ -750,18 +751,10 @@ mod tests {
 mod properties {
     use proptest::prelude::*;
 
+    use super::tests::settings;
     use super::*;
     use crate::hooks::validate_interfaces::is_valid_mac;
     use crate::testing::{mac, text};
-
-    fn settings(chain: &str, interface: &str) -> Settings {
-        Settings {
-            root_helper: Vec::new(),
-            interface: interface.to_string(),
-            chain: chain.to_string(),
-            per_rule: false,
-        }
-    }
 
     fn name() -> impl Strategy<Value = String> {
         prop_oneof!["[a-z][a-z0-9_-]{0,14}", text(),]

@@ -1,5 +1,6 @@
 //! Shared test set-up: a real daemon on an ephemeral port over a fresh SQLite database.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -31,21 +32,17 @@ pub fn init_logging() {
 pub const BASE_CONFIG: &str = "[DEFAULT]\nauth_strategy = noauth\nlisten_address = 127.0.0.1\ntimeout = 0\n\
 [ironic]\nauth_strategy = noauth\n[firewall]\nmanage_firewall = false\n";
 
-/// A daemon running in this test process.
-pub struct TestApp {
+/// The test's client of one daemon's HTTP API, wherever the daemon runs: in this test
+/// process ([`TestApp`]) or as the binary (the e2e tests' `Daemon`).
+#[derive(Clone)]
+pub struct InspectorApi {
     /// `http://127.0.0.1:PORT` (or https).
     pub address: String,
     /// Client for talking to it.
     pub client: reqwest::Client,
-    /// The daemon's shared state (node cache, config, ...).
-    pub state: AppState,
-    /// The serving task; resolves after `stop()`.
-    pub server: JoinHandle<anyhow::Result<()>>,
-    /// Holds the database and config files.
-    pub _dir: TempDir,
 }
 
-impl TestApp {
+impl InspectorApi {
     /// `GET path` with optional extra headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.get(format!("{}{path}", self.address));
@@ -55,11 +52,31 @@ impl TestApp {
         request.send().await.expect("request failed")
     }
 
+    /// `POST /v1/introspection/<uuid>`, with no body and no query.
+    pub async fn start_introspection(&self, uuid: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/introspection/{uuid}", self.address))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
     /// `POST /v1/continue` with `body`, as a ramdisk posts it.
     pub async fn post_continue(&self, body: &serde_json::Value) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/continue", self.address))
             .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// `POST /v1/rules` with `rule`.
+    #[allow(dead_code)] // used by the e2e tests only
+    pub async fn post_rule(&self, rule: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/rules", self.address))
+            .json(rule)
             .send()
             .await
             .expect("request failed")
@@ -82,7 +99,30 @@ impl TestApp {
         })
         .await
     }
+}
 
+/// A daemon running in this test process; its API through [`InspectorApi`] (`app.address`,
+/// `app.client`, `app.get(...)`).
+pub struct TestApp {
+    /// Its address and a client.
+    pub api: InspectorApi,
+    /// The daemon's shared state (node cache, config, ...).
+    pub state: AppState,
+    /// The serving task; resolves after `stop()`.
+    pub server: JoinHandle<anyhow::Result<()>>,
+    /// Holds the database and config files.
+    pub _dir: TempDir,
+}
+
+impl Deref for TestApp {
+    type Target = InspectorApi;
+
+    fn deref(&self) -> &InspectorApi {
+        &self.api
+    }
+}
+
+impl TestApp {
     /// Stops the daemon and waits for it.
     pub async fn stop(self) {
         self.state.shutdown.cancel();
@@ -152,12 +192,14 @@ async fn spawn(
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
     TestApp {
-        address: format!("{scheme}://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap(),
+        api: InspectorApi {
+            address: format!("{scheme}://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+        },
         state,
         server,
         _dir: dir,
@@ -180,9 +222,34 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits (at most `timeout`) for a neighbour that comes back: until `request` is answered
+/// 200 while it is answered 503 (unavailable, try again later); any other status fails the
+/// test.
+#[allow(dead_code)] // used by the e2e tests only
+pub async fn wait_until_served<F, Fut>(timeout: Duration, what: &str, mut request: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    wait_for(timeout, what, || {
+        let answer = request();
+        async move {
+            match answer.await.status().as_u16() {
+                200 => Some(()),
+                503 => None,
+                other => panic!("{other} while waiting for {what}"),
+            }
+        }
+    })
+    .await;
 }
 
 /// Asserts the status and the exact JSON error body, and the version headers.

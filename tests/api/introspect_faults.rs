@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json, port_json};
-use crate::helpers::{TestApp, assert_error, free_port, spawn_app_with, wait_for};
+use crate::helpers::{assert_error, free_port, spawn_app_with, wait_for};
 
 const NODE: &str = "9d2c1d5e-6f0b-4f55-8c1e-3a1f2b3c4d5e";
 const OTHER: &str = "0b7e8f3a-2c4d-4e6f-8a9b-1c2d3e4f5a6b";
@@ -52,20 +52,12 @@ fn ports(uuid: &str, mac: &str) -> Reply {
     )
 }
 
-async fn start(app: &TestApp, uuid: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn unreachable_ironic_is_503_in_bounded_time() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let app = spawn_app_with(&ironic_config(&url, "")).await;
     let began = Instant::now();
-    let response = start(&app, NODE).await;
+    let response = app.start_introspection(NODE).await;
     assert!(
         began.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -95,7 +87,7 @@ async fn a_locked_node_is_retried_then_introspected() {
         [locked.clone(), locked, Reply::Json(200, node_json(NODE))],
     );
     let app = spawn_app_with(&ironic_config(&fake.url, "")).await;
-    assert_eq!(start(&app, NODE).await.status(), 202);
+    assert_eq!(app.start_introspection(NODE).await.status(), 202);
     wait_for(Duration::from_secs(10), "the reboot request", || async {
         fake.requests()
             .iter()
@@ -125,13 +117,13 @@ async fn ironic_errors_keep_ironics_message_and_server_errors_are_503() {
     );
     let app = spawn_app_with(&ironic_config(&fake.url, "")).await;
     assert_error(
-        start(&app, NODE).await,
+        app.start_introspection(NODE).await,
         400,
         &format!("Cannot get node {NODE}: Something is wrong with the request."),
     )
     .await;
     assert_error(
-        start(&app, NODE).await,
+        app.start_introspection(NODE).await,
         503,
         &format!(
             "Cannot get node {NODE}: Ironic answered HTTP 500: Something broke inside Ironic."
@@ -157,7 +149,7 @@ async fn a_failed_reboot_is_the_nodes_error() {
         [ironic_error(400, "The power driver is broken.")],
     );
     let app = spawn_app_with(&ironic_config(&fake.url, "")).await;
-    assert_eq!(start(&app, NODE).await.status(), 202);
+    assert_eq!(app.start_introspection(NODE).await.status(), 202);
     let body = wait_for(Duration::from_secs(10), "the node to finish", || async {
         let body: serde_json::Value = app
             .get(&format!("/v1/introspection/{NODE}"), &[])
@@ -192,7 +184,7 @@ async fn max_concurrency_bounds_background_work() {
         "[DEFAULT]\nmax_concurrency = 1\n",
     ))
     .await;
-    assert_eq!(start(&app, NODE).await.status(), 202);
+    assert_eq!(app.start_introspection(NODE).await.status(), 202);
     wait_for(
         Duration::from_secs(30),
         "the first node's port listing",
@@ -204,7 +196,7 @@ async fn max_concurrency_bounds_background_work() {
         },
     )
     .await;
-    assert_eq!(start(&app, OTHER).await.status(), 202);
+    assert_eq!(app.start_introspection(OTHER).await.status(), 202);
     let other_power = format!("/v1/nodes/{OTHER}/states/power");
     wait_for(Duration::from_secs(10), "the second reboot", || async {
         fake.requests()

@@ -3,6 +3,8 @@
 
 mod connections;
 mod daemon;
+#[path = "../e2e/daemon_binary.rs"]
+mod daemon_binary;
 mod discovery;
 mod errors;
 mod fake_ironic;

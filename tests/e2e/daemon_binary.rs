@@ -1,27 +1,44 @@
 //! The `ironic-inspector` binary run the way an operator runs it: its own config file, a
-//! database migrated by `ironic-inspector-dbsync`, a log file, stopped with SIGTERM. For
-//! tests that read what the daemon logs, which an in-process daemon cannot show them.
+//! database migrated by `ironic-inspector-dbsync`, a log file, stopped with SIGTERM (or
+//! killed). For tests that read what the daemon logs, which an in-process daemon cannot show
+//! them, and for those that stop or kill it. Shared by the api and e2e test binaries.
 
+// A toolbox: not every binary uses every helper.
+#![allow(dead_code)]
+
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::helpers::{free_port, write_file};
+use crate::helpers::{InspectorApi, free_port, write_file};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_ironic-inspector");
-const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
+/// The daemon binary cargo built for this test run.
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_ironic-inspector");
+/// The dbsync binary cargo built for this test run.
+pub const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
 /// How long the daemon may take to answer after its start, or to exit after SIGTERM.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A running daemon process. Killed if dropped without [`Daemon::stop`].
+/// A running daemon process; its API through [`InspectorApi`] (`daemon.address`,
+/// `daemon.client`, `daemon.post_continue(...)`). Killed if dropped without
+/// [`Daemon::stop`]; when the test fails, its log is printed with the failure.
 pub struct Daemon {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
+    /// Its address (`http://127.0.0.1:PORT`) and a client with a 60 s timeout.
+    pub api: InspectorApi,
     /// The daemon's log file (`[DEFAULT] log_file`).
     pub log: PathBuf,
     /// Where its standard error goes.
     pub stderr: PathBuf,
     child: tokio::process::Child,
+}
+
+impl Deref for Daemon {
+    type Target = InspectorApi;
+
+    fn deref(&self) -> &InspectorApi {
+        &self.api
+    }
 }
 
 impl Daemon {
@@ -30,6 +47,14 @@ impl Daemon {
     /// until it answers `GET /`.
     pub async fn start(dir: &Path, config: &str) -> Daemon {
         let mut daemon = Daemon::spawn(dir, config, true).await;
+        daemon.wait_answering().await;
+        daemon
+    }
+
+    /// [`Daemon::start`] on a database that is migrated already (dbsync is not run), as
+    /// after a crash.
+    pub async fn start_on_migrated_database(dir: &Path, config: &str) -> Daemon {
+        let mut daemon = Daemon::spawn(dir, config, false).await;
         daemon.wait_answering().await;
         daemon
     }
@@ -49,12 +74,7 @@ impl Daemon {
             ),
         );
         if migrate {
-            let migrated = dbsync(&conf, "upgrade").await;
-            assert!(
-                migrated.status.success(),
-                "dbsync upgrade failed: {}",
-                String::from_utf8_lossy(&migrated.stderr)
-            );
+            assert_upgraded(dbsync(&conf, "upgrade").await);
         }
         let child = tokio::process::Command::new(DAEMON)
             .arg("--config-file")
@@ -65,7 +85,13 @@ impl Daemon {
             .spawn()
             .unwrap();
         Daemon {
-            url: format!("http://127.0.0.1:{port}"),
+            api: InspectorApi {
+                address: format!("http://127.0.0.1:{port}"),
+                client: reqwest::Client::builder()
+                    .timeout(DEADLINE)
+                    .build()
+                    .unwrap(),
+            },
             log,
             stderr,
             child,
@@ -79,7 +105,7 @@ impl Daemon {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
-        let root = format!("{}/", daemon.url);
+        let root = format!("{}/", daemon.address);
         let deadline = std::time::Instant::now() + DEADLINE;
         loop {
             if let Some(status) = daemon.child.try_wait().unwrap() {
@@ -126,6 +152,11 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit; its status code. The log stays readable.
     pub async fn stop(&mut self) -> Option<i32> {
+        self.stop_within(DEADLINE).await
+    }
+
+    /// [`Daemon::stop`], failing the test unless the daemon exits within `deadline`.
+    pub async fn stop_within(&mut self, deadline: Duration) -> Option<i32> {
         let pid = self
             .child
             .id()
@@ -137,11 +168,35 @@ impl Daemon {
             .await
             .unwrap();
         assert!(killed.success());
-        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+        let status = tokio::time::timeout(deadline, self.child.wait())
             .await
-            .expect("the daemon did not stop after SIGTERM")
+            .unwrap_or_else(|_| panic!("the daemon did not stop within {deadline:?} of SIGTERM"))
             .unwrap();
         status.code()
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub async fn kill9(mut self) {
+        self.child.start_kill().unwrap();
+        let status = self.child.wait().await.unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // The daemon's own account of what went wrong; the harness shows it with the failure.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- the daemon's log ({}) ---\n{}--- its standard error ---\n{}",
+                self.log.display(),
+                self.log_text(),
+                self.stderr_text()
+            );
+        }
     }
 }
 
@@ -154,4 +209,25 @@ pub async fn dbsync(conf: &Path, verb: &str) -> std::process::Output {
         .output()
         .await
         .unwrap()
+}
+
+/// Migrates the database at `url` (SQLAlchemy form) to head with `ironic-inspector-dbsync
+/// upgrade`, through a config file in `dir` that names only the database, as an operator
+/// does before the first start.
+pub async fn dbsync_upgrade(dir: &Path, url: &str) {
+    let conf = write_file(
+        dir,
+        "dbsync.conf",
+        &format!("[database]\nconnection = {url}\n"),
+    );
+    assert_upgraded(dbsync(&conf, "upgrade").await);
+}
+
+/// Fails the test, with dbsync's standard error, unless the upgrade succeeded.
+fn assert_upgraded(output: std::process::Output) {
+    assert!(
+        output.status.success(),
+        "dbsync upgrade failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -8,47 +8,28 @@
 //! - Many introspections start at once, some nodes several times: deadlocks and lock waits
 //!   are retried inside the daemon, so no answer is a 5xx.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_with, wait_for};
-use crate::ironic_api::{IronicApi, unique_macs};
+use crate::daemon_binary::dbsync_upgrade;
+use crate::helpers::{TestApp, spawn_app_with, wait_for, wait_until_served};
+use crate::ironic_api::IronicApi;
+use crate::nodes::{Node, start_and_wait_rebooted};
 use crate::private_server::{Kind, PrivateServer};
-use crate::process::fixture;
 
 /// How long a real Ironic may take to act on a power request, or the daemon to finish a
 /// node, on a loaded CI box.
 const DEADLINE: Duration = Duration::from_secs(120);
 /// What a client is told while the database is down.
 const UNAVAILABLE: &str = "The database is unavailable, try again later";
-const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
-
-/// Migrates the server's database with our dbsync, as an operator would.
-async fn dbsync_upgrade(url: &str, dir: &Path) {
-    let conf = dir.join("dbsync.conf");
-    std::fs::write(&conf, format!("[database]\nconnection = {url}\n")).unwrap();
-    let output = tokio::process::Command::new(DBSYNC)
-        .arg("--config-file")
-        .arg(&conf)
-        .arg("upgrade")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "dbsync upgrade: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// A daemon on the private server's database (migrated first) and the real Ironic.
 /// `database` adds options to `[database]`.
 async fn daemon_on(server: &PrivateServer, ironic: &IronicApi, database: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    dbsync_upgrade(&server.url, dir.path()).await;
+    dbsync_upgrade(dir.path(), &server.url).await;
     spawn_app_with(&format!(
         "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
          [processing]\nstore_data = database\n\
@@ -57,49 +38,6 @@ async fn daemon_on(server: &PrivateServer, ironic: &IronicApi, database: &str) -
         server.url
     ))
     .await
-}
-
-/// A managed node without ports, found by its BMC address; the ramdisk reports two NICs,
-/// the first being the PXE one (the only port the daemon creates).
-struct Node {
-    uuid: String,
-    macs: Vec<String>,
-    bmc: String,
-}
-
-impl Node {
-    async fn managed(ironic: &IronicApi, bmc: String) -> Node {
-        let uuid = ironic.enroll(json!({"ipmi_address": bmc}), &[]).await;
-        ironic.manage(&uuid).await;
-        Node {
-            uuid,
-            macs: unique_macs(2),
-            bmc,
-        }
-    }
-
-    fn report(&self) -> Value {
-        fixture("ipa-inventory.json", &self.macs, &self.bmc)
-    }
-}
-
-async fn start(app: &TestApp, uuid: &str) -> Response {
-    app.client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Starts introspection and waits until Ironic shows the node rebooted (the background
-/// part, which records the lookup attributes, is then done).
-async fn start_and_wait_rebooted(app: &TestApp, ironic: &IronicApi, node: &Node) {
-    let response = start(app, &node.uuid).await;
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    wait_for(DEADLINE, "the node to be rebooted", || async {
-        (ironic.power_state(&node.uuid).await.as_deref() == Some("power on")).then_some(())
-    })
-    .await;
 }
 
 /// The answer must be the database's 503, exactly.
@@ -125,10 +63,9 @@ async fn assert_finished_once(app: &TestApp, ironic: &IronicApi, node: &Node) {
         node.uuid
     );
     assert_eq!(ironic.ports(&node.uuid).await, vec![node.macs[0].clone()]);
-    wait_for(DEADLINE, "the node to be powered off", || async {
-        (ironic.power_state(&node.uuid).await.as_deref() == Some("power off")).then_some(())
-    })
-    .await;
+    ironic
+        .wait_for_power_state_within(&node.uuid, "power off", DEADLINE)
+        .await;
     let data = app
         .get(&format!("/v1/introspection/{}/data", node.uuid), &[])
         .await;
@@ -150,22 +87,22 @@ async fn server_restarts_mid_run(kind: Kind, subnet: u8) {
 
     // Before: one node introspected end to end, three started and waiting for a report,
     // one not started yet.
-    let done = Node::managed(&ironic, bmc(1)).await;
-    start_and_wait_rebooted(&app, &ironic, &done).await;
+    let done = Node::managed(&ironic, &bmc(1)).await;
+    start_and_wait_rebooted(&app, &ironic, &done.uuid).await;
     assert_eq!(app.post_continue(&done.report()).await.status(), 200);
     assert_finished_once(&app, &ironic, &done).await;
     let mut waiting = Vec::new();
     for i in 2..5 {
-        let node = Node::managed(&ironic, bmc(i)).await;
-        start_and_wait_rebooted(&app, &ironic, &node).await;
+        let node = Node::managed(&ironic, &bmc(i)).await;
+        start_and_wait_rebooted(&app, &ironic, &node.uuid).await;
         waiting.push(node);
     }
-    let later = Node::managed(&ironic, bmc(9)).await;
+    let later = Node::managed(&ironic, &bmc(9)).await;
     // A node whose end the background finisher records while the server is down (the
     // step it takes after powering the node off), to prove that it waits for the server
     // instead of leaving the node waiting.
-    let stranded = Node::managed(&ironic, bmc(8)).await;
-    start_and_wait_rebooted(&app, &ironic, &stranded).await;
+    let stranded = Node::managed(&ironic, &bmc(8)).await;
+    start_and_wait_rebooted(&app, &ironic, &stranded.uuid).await;
 
     // A report races the shutdown: processed before it (its end then possibly recorded
     // only once the server is back), or refused with the 503.
@@ -191,7 +128,7 @@ async fn server_restarts_mid_run(kind: Kind, subnet: u8) {
 
     // During: reads and writes alike are the database's 503.
     assert_unavailable("a report", app.post_continue(&waiting[1].report()).await).await;
-    assert_unavailable("a start", start(&app, &later.uuid).await).await;
+    assert_unavailable("a start", app.start_introspection(&later.uuid).await).await;
     assert_unavailable(
         "a status",
         app.get(&format!("/v1/introspection/{}", done.uuid), &[])
@@ -206,30 +143,17 @@ async fn server_restarts_mid_run(kind: Kind, subnet: u8) {
     .await;
     assert_unavailable("the rule list", app.get("/v1/rules", &[]).await).await;
     let rule = json!({"conditions": [], "actions": [{"action": "example"}]});
-    assert_unavailable(
-        "a new rule",
-        app.client
-            .post(format!("{}/v1/rules", app.address))
-            .json(&rule)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_unavailable("a new rule", app.post_rule(&rule).await).await;
 
     // After: the same daemon serves again.
     server.resume().await;
     let back = Instant::now();
-    wait_for(DEADLINE, "the daemon to serve again", || async {
-        let response = app
-            .get(&format!("/v1/introspection/{}", done.uuid), &[])
-            .await;
-        match response.status().as_u16() {
-            200 => Some(()),
-            503 => None,
-            other => panic!("{other} after the server came back"),
-        }
-    })
+    let status_path = format!("/v1/introspection/{}", done.uuid);
+    wait_until_served(
+        DEADLINE,
+        "the daemon to serve again after the server came back",
+        || app.get(&status_path, &[]),
+    )
     .await;
     println!(
         "{kind:?}: serving again {:?} after the server came back",
@@ -256,15 +180,9 @@ async fn server_restarts_mid_run(kind: Kind, subnet: u8) {
         let response = app.post_continue(&node.report()).await;
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
     }
-    start_and_wait_rebooted(&app, &ironic, &later).await;
+    start_and_wait_rebooted(&app, &ironic, &later.uuid).await;
     assert_eq!(app.post_continue(&later.report()).await.status(), 200);
-    let created = app
-        .client
-        .post(format!("{}/v1/rules", app.address))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
+    let created = app.post_rule(&rule).await;
     assert_eq!(created.status(), 200, "{:?}", created.text().await);
 
     for node in std::iter::once(&done).chain(&waiting).chain([&later]) {
@@ -330,7 +248,7 @@ async fn parallel_starts(kind: Kind, subnet: u8) {
     ];
     let mut nodes = Vec::new();
     for i in 1..=24 {
-        nodes.push(Node::managed(&ironic, format!("192.0.{subnet}.{i}")).await);
+        nodes.push(Node::managed(&ironic, &format!("192.0.{subnet}.{i}")).await);
     }
 
     let starts = (0..3)

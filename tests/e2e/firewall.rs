@@ -11,15 +11,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use ironic_inspector::firewall::iptables::{Iptables, Settings};
+use serde_json::json;
 
 use crate::helpers::{spawn_app_customised, test_config, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::liberty_report;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const CHAIN: &str = "ironic-inspector";
 pub const TEMP_CHAIN: &str = "ironic-inspector_temp";
 pub const INTERFACE: &str = "fwtest0";
+/// `iptables -S` of a filter table with no rule at all: everything of ours removed.
+pub const NO_RULES: [&str; 3] = ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"];
 
 fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
@@ -136,6 +140,18 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The iptables backend alone (no daemon) on [`CHAIN`] and [`INTERFACE`], its commands run
+/// through `root_helper`, its updates made per rule (upstream's way) or by restore.
+pub fn backend(root_helper: Vec<String>, per_rule: bool) -> Iptables {
+    Iptables::new(Settings {
+        root_helper,
+        interface: INTERFACE.to_string(),
+        chain: CHAIN.to_string(),
+        per_rule,
+    })
+    .unwrap()
+}
+
 fn jump() -> String {
     format!("-A INPUT -i {INTERFACE} -p udp -m udp --dport 67 -j {CHAIN}")
 }
@@ -168,16 +184,21 @@ pub fn blocked(netns: &Netns) -> Option<BTreeSet<String>> {
     {
         return None;
     }
-    Some(
-        rules
-            .iter()
-            .filter_map(|r| {
-                r.strip_prefix(&format!("-A {CHAIN} -m mac --mac-source "))
-                    .and_then(|r| r.strip_suffix(" -j DROP"))
-                    .map(str::to_ascii_lowercase)
-            })
-            .collect(),
-    )
+    Some(dropped_by(&rules, CHAIN))
+}
+
+/// The MACs (lower case) that the DROP rules of `chain` among `rules` (`iptables -S`
+/// lines) name.
+pub fn dropped_by(rules: &[String], chain: &str) -> BTreeSet<String> {
+    let prefix = format!("-A {chain} -m mac --mac-source ");
+    rules
+        .iter()
+        .filter_map(|r| {
+            r.strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(" -j DROP"))
+                .map(str::to_ascii_lowercase)
+        })
+        .collect()
 }
 
 /// Waits until the chain blocks every MAC of `blocked_macs` and none of `open_macs`.
@@ -190,19 +211,37 @@ pub async fn wait_chain(netns: &Netns, what: &str, blocked_macs: &[String], open
     .await;
 }
 
-pub fn fixture(macs: &[String], bmc: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/liberty-flat.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let text = text
-        .replace("52:54:00:00:00:01", &macs[0])
-        .replace("52:54:00:00:00:02", &macs[1])
-        .replace("52-54-00-00-00-01", &macs[0].replace(':', "-"))
-        .replace("52-54-00-00-00-02", &macs[1].replace(':', "-"))
-        .replace("192.0.2.100", bmc);
-    serde_json::from_str(&text).unwrap()
+/// The nodes the daemon-level firewall tests set in Ironic: `node`, managed, found by its
+/// BMC address, with a port for each of its two NICs (`mine`), which the tests introspect;
+/// and `other`, left in enroll, with two ports (`idle`), whose MACs stay blocked.
+pub struct TwoNodes {
+    pub node: String,
+    pub mine: Vec<String>,
+    pub other: String,
+    pub idle: Vec<String>,
+}
+
+impl TwoNodes {
+    pub async fn enroll(ironic: &IronicApi, bmc: &str) -> TwoNodes {
+        let mine = unique_macs(2);
+        let idle = unique_macs(2);
+        let node = ironic
+            .enroll(
+                json!({"ipmi_address": bmc}),
+                &[mine[0].as_str(), mine[1].as_str()],
+            )
+            .await;
+        ironic.manage(&node).await;
+        let other = ironic
+            .enroll(json!({}), &[idle[0].as_str(), idle[1].as_str()])
+            .await;
+        TwoNodes {
+            node,
+            mine,
+            other,
+            idle,
+        }
+    }
 }
 
 /// Start, introspection start, processing, a port deleted in Ironic, shutdown: the chain
@@ -216,19 +255,13 @@ async fn the_chain_follows_introspection_and_ironic() {
     let Some(netns) = Netns::create(test) else {
         return;
     };
-    let mine = unique_macs(2);
-    let idle = unique_macs(2);
     let bmc = "192.0.2.61";
-    let node = ironic
-        .enroll(
-            json!({"ipmi_address": bmc}),
-            &[mine[0].as_str(), mine[1].as_str()],
-        )
-        .await;
-    ironic.manage(&node).await;
-    let other = ironic
-        .enroll(json!({}), &[idle[0].as_str(), idle[1].as_str()])
-        .await;
+    let TwoNodes {
+        node,
+        mine,
+        other,
+        idle,
+    } = TwoNodes::enroll(&ironic, bmc).await;
 
     // Start: every known MAC is blocked, the rest of the world may DHCP.
     let app = spawn_app_customised(&config(&ironic, &netns, 1), |_| {}).await;
@@ -242,28 +275,14 @@ async fn the_chain_follows_introspection_and_ironic() {
     );
 
     // Introspection starts: the node's MACs are let through, the idle node's are not.
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{node}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
     wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
 
     // Processing finishes it: blocked again (on the next periodic update).
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&fixture(&mine, bmc))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&liberty_report(&mine, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    wait_for(DEADLINE, "introspection to finish", || async {
-        (app.introspection_status(&node).await["finished"] == true).then_some(())
-    })
-    .await;
+    app.wait_finished(&node, DEADLINE).await;
     wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;
 
     // A port deleted in Ironic leaves the chain on the next update.
@@ -279,11 +298,7 @@ async fn the_chain_follows_introspection_and_ironic() {
     // Shutdown: no jump, no chain.
     app.stop().await;
     let rules = netns.rules();
-    assert_eq!(
-        rules,
-        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"],
-        "everything removed at shutdown"
-    );
+    assert_eq!(rules, NO_RULES, "everything removed at shutdown");
     ironic.delete_node(&node).await;
     ironic.delete_node(&other).await;
 }
@@ -335,10 +350,7 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
         netns.rules()
     );
     app.stop().await;
-    assert_eq!(
-        netns.rules(),
-        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
-    );
+    assert_eq!(netns.rules(), NO_RULES);
     ironic.delete_node(&other).await;
 }
 
@@ -347,7 +359,6 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
 #[tokio::test]
 async fn restore_and_per_rule_build_the_same_chain() {
     use ironic_inspector::firewall::Firewall;
-    use ironic_inspector::firewall::iptables::{Iptables, Settings};
     let test = "restore_and_per_rule_build_the_same_chain";
     let Some(netns) = Netns::create(test) else {
         return;
@@ -356,17 +367,11 @@ async fn restore_and_per_rule_build_the_same_chain() {
     let fewer: BTreeSet<String> = macs.iter().skip(2).cloned().collect();
     let mut chains = Vec::new();
     for per_rule in [true, false] {
-        let backend = Iptables::new(Settings {
-            root_helper: netns
-                .root_helper()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-            interface: INTERFACE.to_string(),
-            chain: CHAIN.to_string(),
+        let root_helper = netns.root_helper();
+        let backend = backend(
+            root_helper.split_whitespace().map(str::to_string).collect(),
             per_rule,
-        })
-        .unwrap();
+        );
         backend.init().await.unwrap();
         assert_eq!(backend.uses_restore().await, !per_rule);
         assert_eq!(netns.chain(CHAIN).unwrap(), [format!("-N {CHAIN}")]);
@@ -390,10 +395,7 @@ async fn restore_and_per_rule_build_the_same_chain() {
         backend.update(&macs).await.unwrap();
         assert_eq!(blocked(&netns).unwrap(), macs);
         backend.clean_up().await.unwrap();
-        assert_eq!(
-            netns.rules(),
-            ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
-        );
+        assert_eq!(netns.rules(), NO_RULES);
         // Updates after clean-up do nothing.
         backend.update(&macs).await.unwrap();
         assert!(netns.chain(CHAIN).is_none());

@@ -21,13 +21,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use ironic_inspector::firewall::Firewall;
-use ironic_inspector::firewall::iptables::{Iptables, Settings, UPDATE_FAILED};
+use ironic_inspector::firewall::iptables::UPDATE_FAILED;
 use serde_json::{Value, json};
 
 use crate::daemon_binary::Daemon;
-use crate::firewall::{CHAIN, DEADLINE, INTERFACE, Netns, blocked, fixture, wait_chain};
+use crate::firewall::{
+    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, wait_chain,
+};
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::liberty_report;
 
 /// The switchable root helper of one test.
 struct Helper {
@@ -152,14 +155,7 @@ fn in_force(netns: &Netns) -> Option<(String, BTreeSet<String>)> {
         Some(format!("-A {target} -j ACCEPT").as_str()),
         "the chain in force does not end with ACCEPT: {rules:#?}"
     );
-    let dropped = chain
-        .iter()
-        .filter_map(|r| {
-            r.strip_prefix(&format!("{prefix}-m mac --mac-source "))
-                .and_then(|r| r.strip_suffix(" -j DROP"))
-                .map(str::to_ascii_lowercase)
-        })
-        .collect();
+    let dropped = dropped_by(&rules, &target);
     Some((target, dropped))
 }
 
@@ -191,13 +187,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
     b.extend(unique_macs(2));
     for per_rule in [false, true] {
         let helper = Helper::new(&netns);
-        let backend = Iptables::new(Settings {
-            root_helper: helper.argv(),
-            interface: INTERFACE.to_string(),
-            chain: CHAIN.to_string(),
-            per_rule,
-        })
-        .unwrap();
+        let backend = backend(helper.argv(), per_rule);
         backend.init().await.unwrap();
         backend.update(&a).await.unwrap();
         assert_eq!(blocked(&netns).as_ref(), Some(&a));
@@ -297,10 +287,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
             }
         }
         backend.clean_up().await.unwrap();
-        assert_eq!(
-            netns.rules(),
-            ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"]
-        );
+        assert_eq!(netns.rules(), NO_RULES);
     }
 }
 
@@ -321,26 +308,6 @@ async fn wait_failures(daemon: &Daemon, seen: usize, more: usize, what: &str) {
     .await;
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Option<&Value>) -> reqwest::Response {
-    let request = client.post(url);
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
-    request.send().await.unwrap()
-}
-
-async fn status(client: &reqwest::Client, daemon: &Daemon, uuid: &str) -> Value {
-    client
-        .get(format!("{}/v1/introspection/{uuid}", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// The daemon binary against the real Ironic, its root helper failing in each way while
 /// the periodic refresh runs every second, an introspection starts and a ramdisk reports.
 async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
@@ -354,19 +321,13 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     if per_rule {
         helper.force_per_rule();
     }
-    let mine = unique_macs(2);
-    let idle = unique_macs(2);
     let bmc = if per_rule { "192.0.2.63" } else { "192.0.2.64" };
-    let node = ironic
-        .enroll(
-            json!({"ipmi_address": bmc}),
-            &[mine[0].as_str(), mine[1].as_str()],
-        )
-        .await;
-    ironic.manage(&node).await;
-    let other = ironic
-        .enroll(json!({}), &[idle[0].as_str(), idle[1].as_str()])
-        .await;
+    let TwoNodes {
+        node,
+        mine,
+        other,
+        idle,
+    } = TwoNodes::enroll(&ironic, bmc).await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
@@ -384,7 +345,6 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
         ),
     )
     .await;
-    let client = reqwest::Client::new();
     let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
     wait_chain(&netns, "the chain after start", &all, &[]).await;
     if per_rule {
@@ -412,18 +372,9 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
             ironic.delete_port(&idle[1]).await;
             // An introspection start cannot let the node's MACs through: its status says
             // why, naming the firewall, and DHCP stays as it was.
-            let response = post(
-                &client,
-                format!("{}/v1/introspection/{node}", daemon.url),
-                None,
-            )
-            .await;
+            let response = daemon.start_introspection(&node).await;
             assert_eq!(response.status(), 202);
-            let body = wait_for(DEADLINE, "the start to fail", || async {
-                let body = status(&client, &daemon, &node).await;
-                (body["finished"] == true).then_some(body)
-            })
-            .await;
+            let body = daemon.wait_finished(&node, DEADLINE).await;
             assert_eq!(body, json!({"finished": true, "error": UPDATE_FAILED}));
         }
         wait_failures(
@@ -462,12 +413,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
 
     // Introspection, then the ramdisk's report while the firewall fails: 503 naming the
     // firewall, the node still waiting for its report, DHCP as it was.
-    let response = post(
-        &client,
-        format!("{}/v1/introspection/{node}", daemon.url),
-        None,
-    )
-    .await;
+    let response = daemon.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
     wait_chain(
         &netns,
@@ -480,37 +426,23 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     helper.fail(Fault::Exit1);
     wait_failures(&daemon, seen, 1, "a failed update").await;
     let table = netns.rules();
-    let report = fixture(&mine, bmc);
-    let response = post(
-        &client,
-        format!("{}/v1/continue", daemon.url),
-        Some(&report),
-    )
-    .await;
+    let report = liberty_report(&mine, bmc);
+    let response = daemon.post_continue(&report).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
         json!({"error": {"message": UPDATE_FAILED}})
     );
     assert_eq!(
-        status(&client, &daemon, &node).await,
+        daemon.introspection_status(&node).await,
         json!({"finished": false, "error": null})
     );
     assert_eq!(netns.rules(), table);
     // The ramdisk retries once the firewall works.
     helper.heal();
-    let response = post(
-        &client,
-        format!("{}/v1/continue", daemon.url),
-        Some(&report),
-    )
-    .await;
+    let response = daemon.post_continue(&report).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    wait_for(DEADLINE, "introspection to finish", || async {
-        let body = status(&client, &daemon, &node).await;
-        (body["finished"] == true).then_some(body)
-    })
-    .await;
+    daemon.wait_finished(&node, DEADLINE).await;
     wait_chain(
         &netns,
         "the node's MACs blocked again",
@@ -520,11 +452,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     .await;
 
     assert_eq!(daemon.stop().await, Some(0));
-    assert_eq!(
-        netns.rules(),
-        ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"],
-        "everything removed at shutdown"
-    );
+    assert_eq!(netns.rules(), NO_RULES, "everything removed at shutdown");
     ironic.delete_node(&node).await;
     ironic.delete_node(&other).await;
 }

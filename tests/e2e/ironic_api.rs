@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::helpers::wait_for;
+
 /// The API version the helpers speak: Ironic's newest (1.115 on 39.0.0).
 pub const LATEST: &str = "latest";
 /// The version ironic-inspector 2.2 pinned, for tests that check what it would see.
@@ -42,7 +44,6 @@ pub const STATE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a request is retried while the node is locked or the connection is refused or
 /// reset (Ironic's cheroot server has 10 threads and a backlog of 5).
 const RETRY_DEADLINE: Duration = Duration::from_secs(15);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Every interface a fake-hardware node gets by default; enroll names them explicitly so
 /// the node does not depend on the server's defaults.
@@ -64,26 +65,6 @@ const FAKE_INTERFACES: &[(&str, &str)] = &[
 
 /// Provision states in which Ironic deletes a node without maintenance mode.
 const DELETABLE_STATES: &[&str] = &["manageable", "enroll", "adopt failed", "available"];
-
-/// Poll `probe` every 50 ms until it returns `Some`, and return that; panic naming `what`
-/// once `timeout` has passed.
-pub async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
 
 /// One answer from Ironic: status, body (JSON, or `Value::String` of the raw text, or
 /// `Value::Null` when empty) and the API version it says it spoke.
@@ -372,24 +353,31 @@ impl IronicApi {
     /// Wait until `power_state` is `state` with no power action under way (Ironic answers a
     /// power request with 202 and its conductor acts afterwards); the node.
     pub async fn wait_for_power_state(&self, uuid: &str, state: &str) -> Value {
-        wait_for(
-            &format!("node {uuid} to be {state}"),
-            STATE_DEADLINE,
-            async || {
-                let node = self.node(uuid).await;
-                (node["power_state"] == state && node["target_power_state"].is_null())
-                    .then_some(node)
-            },
-        )
+        self.wait_for_power_state_within(uuid, state, STATE_DEADLINE)
+            .await
+    }
+
+    /// [`IronicApi::wait_for_power_state`] with a deadline of the caller's: for power actions
+    /// that the daemon under test asks for in the background, maybe after retries.
+    pub async fn wait_for_power_state_within(
+        &self,
+        uuid: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Value {
+        wait_for(timeout, &format!("node {uuid} to be {state}"), || async {
+            let node = self.node(uuid).await;
+            (node["power_state"] == state && node["target_power_state"].is_null()).then_some(node)
+        })
         .await
     }
 
     /// Wait until no power action is under way on the node; its `power_state` then.
     pub async fn wait_for_power_settled(&self, uuid: &str) -> Option<String> {
         wait_for(
-            &format!("node {uuid} to finish its power action"),
             STATE_DEADLINE,
-            async || {
+            &format!("node {uuid} to finish its power action"),
+            || async {
                 let node = self.node(uuid).await;
                 node["target_power_state"]
                     .is_null()
@@ -409,9 +397,9 @@ impl IronicApi {
         count: usize,
     ) -> usize {
         wait_for(
-            &format!("{count} `{method} {path}` - {status} in Ironic's log"),
             STATE_DEADLINE,
-            async || {
+            &format!("{count} `{method} {path}` - {status} in Ironic's log"),
+            || async {
                 let logged = IronicApi::logged_requests(method, path, status);
                 (logged >= count).then_some(logged)
             },
@@ -459,9 +447,9 @@ impl IronicApi {
     /// rests elsewhere with a `last_error` (a failed transition) and at the deadline.
     pub async fn wait_for_provision_state(&self, uuid: &str, state: &str) -> Value {
         wait_for(
-            &format!("node {uuid} to reach provision state {state}"),
             STATE_DEADLINE,
-            async || {
+            &format!("node {uuid} to reach provision state {state}"),
+            || async {
                 let node = self.node(uuid).await;
                 let resting = node["target_provision_state"].is_null();
                 if node["provision_state"] == state && resting {
@@ -849,7 +837,7 @@ async fn ironic_behaves_as_the_daemon_expects() {
     let reason = answer.body["power"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("redfish_address"), "{}", answer.body);
     ironic.set_provision_state(&uuid, "manage").await;
-    let node = wait_for("manage to fail", STATE_DEADLINE, async || {
+    let node = wait_for(STATE_DEADLINE, "manage to fail", || async {
         let node = ironic.node(&uuid).await;
         node["target_provision_state"].is_null().then_some(node)
     })

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::fault_proxy::{FaultProxy, Match};
-use crate::helpers::{TestApp, spawn_app_customised, wait_for};
+use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::{liberty_report, managed_node, start_and_wait_rebooted};
 
 /// Ironic client settings for tests where Ironic fails: 2 retries 1 s apart, 2 s to
 /// connect, 5 s an attempt (a loaded CI box may make the real Ironic that slow).
@@ -53,12 +54,7 @@ pub async fn patient_daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
 /// `POST /v1/introspection/<uuid>` and how long the answer took.
 pub async fn start(app: &TestApp, uuid: &str) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.start_introspection(uuid).await;
     (response, started.elapsed())
 }
 
@@ -77,28 +73,11 @@ pub fn assert_bounded(elapsed: Duration, bound: Duration, what: &str) {
     );
 }
 
-/// A managed node with no ports whose BMC is `bmc`; its UUID.
-pub async fn managed_node(ironic: &IronicApi, bmc: &str) -> String {
-    let uuid = ironic.enroll(json!({"ipmi_address": bmc}), &[]).await;
-    ironic.manage(&uuid).await;
-    uuid
-}
-
 /// A managed node whose introspection `app` started; returns once Ironic rebooted it.
 pub async fn waiting_node(app: &TestApp, ironic: &IronicApi, bmc: &str) -> String {
     let uuid = managed_node(ironic, bmc).await;
-    let (response, _) = start(app, &uuid).await;
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    wait_for(DEADLINE, "the node to be rebooted", || async {
-        (ironic.power_state(&uuid).await.as_deref() == Some("power on")).then_some(())
-    })
-    .await;
+    start_and_wait_rebooted(app, ironic, &uuid).await;
     uuid
-}
-
-/// The ramdisk's report for a node with `macs` and `bmc` (Liberty's flat format).
-pub fn report(macs: &[String], bmc: &str) -> Value {
-    crate::process::fixture("liberty-flat.json", macs, bmc)
 }
 
 /// Asserts what Ironic holds after a successful processing of `payload`: the properties,
@@ -112,10 +91,9 @@ pub async fn assert_introspected(ironic: &IronicApi, uuid: &str, payload: &Value
     assert_eq!(properties["cpu_arch"], payload["cpu_arch"]);
     assert_eq!(ironic.ports(uuid).await, vec![pxe_mac.to_string()]);
     // Ironic accepts a power action (202) and carries it out afterwards.
-    wait_for(DEADLINE, "Ironic to power the node off", || async {
-        (ironic.power_state(uuid).await.as_deref() == Some("power off")).then_some(())
-    })
-    .await;
+    ironic
+        .wait_for_power_state_within(uuid, "power off", DEADLINE)
+        .await;
 }
 
 fn node_path(uuid: &str) -> String {
@@ -160,12 +138,7 @@ async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
         404
     );
     proxy.clear();
-    let (response, _) = start(&app, &uuid).await;
-    assert_eq!(response.status(), 202);
-    wait_for(DEADLINE, "the node to be rebooted", || async {
-        (ironic.power_state(&uuid).await.as_deref() == Some("power on")).then_some(())
-    })
-    .await;
+    start_and_wait_rebooted(&app, &ironic, &uuid).await;
     ironic.delete_node(&uuid).await;
     app.stop().await;
 }
@@ -198,12 +171,7 @@ async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500
     proxy.delay(Match::any(), Duration::from_millis(300));
     proxy.fail(get_node.clone(), 2, 409);
     proxy.fail(power.clone(), 2, 503);
-    let (response, _) = start(&app, &uuid).await;
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    wait_for(DEADLINE, "the node to be rebooted", || async {
-        (ironic.power_state(&uuid).await.as_deref() == Some("power on")).then_some(())
-    })
-    .await;
+    start_and_wait_rebooted(&app, &ironic, &uuid).await;
     assert_eq!(
         app.introspection_status(&uuid).await,
         json!({"finished": false, "error": null})
@@ -274,7 +242,7 @@ async fn a_report_meeting_a_hang_a_reset_or_a_500_is_503_and_goes_through_later(
     let bmc = "192.0.2.65";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);
-    let payload = report(&macs, bmc);
+    let payload = liberty_report(&macs, bmc);
     let waiting = json!({"finished": false, "error": null});
 
     // The node read hangs: 503, within the bound, and the node still waits.
@@ -332,7 +300,7 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
     let bmc = "192.0.2.66";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);
-    let payload = report(&macs, bmc);
+    let payload = liberty_report(&macs, bmc);
     let patch = Match::new("PATCH", &node_path(&uuid));
     let ports = Match::new("POST", "/v1/ports");
     let power = Match::new("PUT", &format!("{}/states/power", node_path(&uuid)));
@@ -378,7 +346,7 @@ async fn a_power_off_that_hangs_ends_introspection_with_ironic_named() {
     let reboots = proxy.count(&power);
     proxy.hang(power.clone(), None);
 
-    let response = app.post_continue(&report(&macs, bmc)).await;
+    let response = app.post_continue(&liberty_report(&macs, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let began = Instant::now();
     let status = app.wait_finished(&uuid, DEADLINE).await;

@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 
 use crate::helpers::{TestApp, spawn_app_on, wait_for};
 use crate::ironic_api::{IronicApi, STATE_DEADLINE, unique_macs};
-use crate::process::fixture;
+use crate::nodes::fixture;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

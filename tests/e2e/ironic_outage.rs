@@ -3,6 +3,7 @@
 //! refused with 503 (the ramdisk posts again) and go through afterwards, and the clean-up
 //! loop and the firewall refresh, failing while Ironic is away, recover by themselves.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,13 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::fault_proxy::{FaultProxy, Match};
-use crate::firewall::Netns;
+use crate::firewall::{CHAIN, INTERFACE, Netns, dropped_by};
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::ironic_faults::{
     CALL_BOUND, DEADLINE, MARGIN, assert_answer, assert_bounded, assert_introspected, daemon,
-    managed_node, report, start, waiting_node,
+    start, waiting_node,
 };
+use crate::nodes::{liberty_report, managed_node};
 
 /// How long Ironic stays away.
 const OUTAGE: Duration = Duration::from_secs(60);
@@ -55,7 +57,7 @@ async fn ironic_down_for_a_minute_and_back() {
     let mut power_off = proxy.hold(power(&processed));
     let processed_macs = unique_macs(2);
     let response = app
-        .post_continue(&report(&processed_macs, processed_bmc))
+        .post_continue(&liberty_report(&processed_macs, processed_bmc))
         .await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let held_off = power_off
@@ -122,7 +124,7 @@ async fn ironic_down_for_a_minute_and_back() {
 
     // A report is refused with 503 and the node still waits; so is a start.
     let waiting_macs = unique_macs(2);
-    let payload = report(&waiting_macs, waiting_bmc);
+    let payload = liberty_report(&waiting_macs, waiting_bmc);
     let began = Instant::now();
     assert_answer(
         app.post_continue(&payload).await,
@@ -200,18 +202,8 @@ async fn ironic_down_for_a_minute_and_back() {
 }
 
 /// The MACs the DHCP chain in `netns` drops, or `None` while it does not exist.
-fn dropped_macs(netns: &Netns) -> Option<Vec<String>> {
-    let rules = netns.chain("ironic-inspector")?;
-    Some(
-        rules
-            .iter()
-            .filter_map(|rule| {
-                rule.strip_prefix("-A ironic-inspector -m mac --mac-source ")
-                    .and_then(|rest| rest.strip_suffix(" -j DROP"))
-                    .map(str::to_ascii_lowercase)
-            })
-            .collect(),
-    )
+fn dropped_macs(netns: &Netns) -> Option<BTreeSet<String>> {
+    Some(dropped_by(&netns.chain(CHAIN)?, CHAIN))
 }
 
 #[tokio::test]
@@ -224,11 +216,10 @@ async fn the_firewall_refresh_keeps_its_rules_while_ironic_is_down_and_recovers(
         return;
     };
     let proxy = FaultProxy::start(ironic.url()).await;
-    // Netns::create names the dnsmasq side of its veth pair fwtest0.
     let app = daemon(
         &proxy,
         &format!(
-            "[firewall]\nmanage_firewall = true\ndnsmasq_interface = fwtest0\n\
+            "[firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
              firewall_update_period = 1\nroot_helper = {}\n",
             netns.root_helper()
         ),

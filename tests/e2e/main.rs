@@ -6,6 +6,9 @@
 
 mod daemon_binary;
 mod database_faults;
+#[allow(dead_code)] // shared with the db tests, which use all of it
+#[path = "../db/helpers.rs"]
+mod db_helpers;
 mod fault_proxy;
 mod firewall;
 mod firewall_faults;
@@ -18,6 +21,7 @@ mod ironic_faults;
 mod ironic_inspect;
 mod ironic_outage;
 mod kill_during_processing;
+mod nodes;
 #[path = "../db/private_server.rs"]
 mod private_server;
 mod process;

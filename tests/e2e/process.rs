@@ -6,22 +6,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, spawn_app_customised};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::{fixture, start_and_wait_rebooted};
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A fixture with its placeholder MACs and BMC address replaced by this test's own.
-pub fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let dashed = |mac: &str| mac.replace(':', "-");
-    let text = text
-        .replace("52:54:00:00:00:01", &macs[0])
-        .replace("52:54:00:00:00:02", &macs[1])
-        .replace("52-54-00-00-00-01", &dashed(&macs[0]))
-        .replace("52-54-00-00-00-02", &dashed(&macs[1]))
-        .replace("192.0.2.100", bmc);
-    serde_json::from_str(&text).unwrap()
-}
 
 fn config(ironic: &IronicApi, extra: &str) -> String {
     format!(
@@ -44,14 +31,7 @@ async fn node_on_introspection(
 ) -> String {
     let uuid = ironic.enroll(driver_info, ports).await;
     ironic.manage(&uuid).await;
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    ironic.wait_for_power_state(&uuid, "power on").await;
+    start_and_wait_rebooted(app, ironic, &uuid).await;
     uuid
 }
 

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::nodes::start_and_wait_rebooted;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -22,13 +23,7 @@ async fn daemon(ironic: &IronicApi) -> TestApp {
 }
 
 async fn create_rule(app: &TestApp, rule: Value) {
-    let response = app
-        .client
-        .post(format!("{}/v1/rules", app.address))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_rule(&rule).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }
 
@@ -59,20 +54,8 @@ async fn introspect(
         Some("power on"),
         "node {uuid} is on already"
     );
-    let response = app
-        .client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    ironic.wait_for_power_state(uuid, "power on").await;
-    app.client
-        .post(format!("{}/v1/continue", app.address))
-        .json(data)
-        .send()
-        .await
-        .unwrap()
+    start_and_wait_rebooted(app, ironic, uuid).await;
+    app.post_continue(data).await
 }
 
 #[tokio::test]

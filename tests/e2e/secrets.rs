@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::daemon_binary::{Daemon, dbsync};
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
-use crate::process::fixture;
+use crate::nodes::fixture;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Every fernet token Keystone issues starts with this (a version byte, then a timestamp).
@@ -262,14 +262,14 @@ impl Said {
 
 struct Api<'a> {
     daemon: &'a Daemon,
-    client: reqwest::Client,
 }
 
 impl Api<'_> {
     fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
         let request = self
+            .daemon
             .client
-            .request(method, format!("{}{path}", self.daemon.url));
+            .request(method, format!("{}{path}", self.daemon.address));
         match token {
             Some(token) => request.header("X-Auth-Token", token),
             None => request,
@@ -347,13 +347,7 @@ async fn no_secret_reaches_a_log_or_an_answer() {
         ),
     );
     let mut daemon = Daemon::start(dir.path(), &main_config).await;
-    let api = Api {
-        daemon: &daemon,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-    };
+    let api = Api { daemon: &daemon };
     let admin_token = keystone
         .login(
             &env("INSPECTOR_TEST_KEYSTONE_ADMIN_USER"),
@@ -586,10 +580,7 @@ async fn no_secret_reaches_a_log_or_an_answer() {
     let text =
         config(&database, &keystone_url, "").replace(&service_password, WRONG_SERVICE_PASSWORD);
     let mut other = Daemon::start(wrong_keystone.path(), &text).await;
-    let api = Api {
-        daemon: &other,
-        client: reqwest::Client::new(),
-    };
+    let api = Api { daemon: &other };
     let (status, text) = said
         .answer(
             "Keystone refusing the service user",
@@ -614,10 +605,7 @@ async fn no_secret_reaches_a_log_or_an_answer() {
     let wrong_swift = tempfile::tempdir().unwrap();
     let text = main_config.replace(&swift_password, WRONG_SWIFT_PASSWORD);
     let mut other = Daemon::start(wrong_swift.path(), &text).await;
-    let api = Api {
-        daemon: &other,
-        client: reqwest::Client::new(),
-    };
+    let api = Api { daemon: &other };
     let (status, text) = said
         .answer(
             "Swift refusing its user",

@@ -4,7 +4,7 @@
 //! database stays intact, and writes work again once the file is deleted.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,13 @@ use ironic_inspector::db::Db;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{TestApp, spawn_app_with, wait_for};
-use crate::ironic_api::{IronicApi, unique_macs};
-use crate::process::fixture;
+use crate::daemon_binary::dbsync_upgrade;
+use crate::helpers::{TestApp, spawn_app_with, wait_for, wait_until_served};
+use crate::ironic_api::IronicApi;
+use crate::nodes::{Node, start_and_wait_rebooted};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const DISK_FULL: &str = "The database disk is full";
-const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
 
 /// A tmpfs mounted on a temp dir; unmounted when dropped (lazily if something still holds
 /// a file open on it, e.g. a daemon left behind by a failed test).
@@ -71,55 +71,6 @@ fn fill(path: &Path) {
     let _ = file.sync_all();
 }
 
-/// A managed node found by its BMC address, and the report its ramdisk posts.
-struct Node {
-    uuid: String,
-    macs: Vec<String>,
-    bmc: String,
-}
-
-impl Node {
-    async fn managed(ironic: &IronicApi, bmc: &str) -> Node {
-        let uuid = ironic.enroll(json!({"ipmi_address": bmc}), &[]).await;
-        ironic.manage(&uuid).await;
-        Node {
-            uuid,
-            macs: unique_macs(2),
-            bmc: bmc.to_string(),
-        }
-    }
-
-    fn report(&self) -> Value {
-        fixture("ipa-inventory.json", &self.macs, &self.bmc)
-    }
-}
-
-async fn start(app: &TestApp, uuid: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/introspection/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn start_and_wait_rebooted(app: &TestApp, ironic: &IronicApi, node: &Node) {
-    let response = start(app, &node.uuid).await;
-    assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    wait_for(DEADLINE, "the node to be rebooted", || async {
-        (ironic.power_state(&node.uuid).await.as_deref() == Some("power on")).then_some(())
-    })
-    .await;
-}
-
-async fn post_rule(app: &TestApp) -> reqwest::Response {
-    app.client
-        .post(format!("{}/v1/rules", app.address))
-        .json(&json!({"conditions": [], "actions": [{"action": "example"}]}))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn assert_disk_full(what: &str, response: reqwest::Response) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
@@ -141,23 +92,6 @@ async fn snapshot(app: &TestApp, uuid: &str) -> (Value, Value) {
     (status.json().await.unwrap(), data.json().await.unwrap())
 }
 
-async fn migrate(url: &str, dir: &Path) {
-    let conf: PathBuf = dir.join("dbsync.conf");
-    std::fs::write(&conf, format!("[database]\nconnection = {url}\n")).unwrap();
-    let output = tokio::process::Command::new(DBSYNC)
-        .arg("--config-file")
-        .arg(&conf)
-        .arg("upgrade")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_on_a_full_disk() {
     let Some(ironic) = IronicApi::for_test(module_path!()) else {
@@ -169,7 +103,7 @@ async fn sqlite_on_a_full_disk() {
         disk.path().join("inspector.sqlite").display()
     );
     let scratch = tempfile::tempdir().unwrap();
-    migrate(&url, scratch.path()).await;
+    dbsync_upgrade(scratch.path(), &url).await;
     let app = spawn_app_with(&format!(
         "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
          [processing]\nstore_data = database\n[database]\nconnection = {url}\n",
@@ -177,11 +111,13 @@ async fn sqlite_on_a_full_disk() {
     ))
     .await;
 
+    let rule = json!({"conditions": [], "actions": [{"action": "example"}]});
+
     // Before: two nodes introspected, one waiting for its report.
     let mut finished = Vec::new();
     for bmc in ["192.0.55.1", "192.0.55.2"] {
         let node = Node::managed(&ironic, bmc).await;
-        start_and_wait_rebooted(&app, &ironic, &node).await;
+        start_and_wait_rebooted(&app, &ironic, &node.uuid).await;
         assert_eq!(app.post_continue(&node.report()).await.status(), 200);
         app.wait_finished(&node.uuid, DEADLINE).await;
         let seen = snapshot(&app, &node.uuid).await;
@@ -189,7 +125,7 @@ async fn sqlite_on_a_full_disk() {
         finished.push((node, seen));
     }
     let waiting = Node::managed(&ironic, "192.0.55.3").await;
-    start_and_wait_rebooted(&app, &ironic, &waiting).await;
+    start_and_wait_rebooted(&app, &ironic, &waiting.uuid).await;
     let later = Node::managed(&ironic, "192.0.55.4").await;
 
     // Empty the write-ahead log into the database file and cut it to nothing, so that the
@@ -210,8 +146,8 @@ async fn sqlite_on_a_full_disk() {
     fill(&filler);
 
     // Writes: the clear 503.
-    assert_disk_full("a new rule", post_rule(&app).await).await;
-    assert_disk_full("a start", start(&app, &later.uuid).await).await;
+    assert_disk_full("a new rule", app.post_rule(&rule).await).await;
+    assert_disk_full("a start", app.start_introspection(&later.uuid).await).await;
     assert_disk_full("a report", app.post_continue(&waiting.report()).await).await;
     // Reads: served as before.
     for (node, seen) in &finished {
@@ -226,14 +162,11 @@ async fn sqlite_on_a_full_disk() {
     // Room again: the same daemon writes again.
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();
-    wait_for(DEADLINE, "writes to work again", || async {
-        let response = post_rule(&app).await;
-        match response.status().as_u16() {
-            200 => Some(()),
-            503 => None,
-            other => panic!("{other} after the disk was freed"),
-        }
-    })
+    wait_until_served(
+        DEADLINE,
+        "writes to work again after the disk was freed",
+        || app.post_rule(&rule),
+    )
     .await;
     println!(
         "SQLite: writing again {:?} after the filler went",
@@ -241,7 +174,7 @@ async fn sqlite_on_a_full_disk() {
     );
     let response = app.post_continue(&waiting.report()).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    start_and_wait_rebooted(&app, &ironic, &later).await;
+    start_and_wait_rebooted(&app, &ironic, &later.uuid).await;
     assert_eq!(app.post_continue(&later.report()).await.status(), 200);
     for node in [&waiting, &later] {
         assert_eq!(
