@@ -133,10 +133,13 @@ pub struct Request {
     pub flow: Option<Flow>,
 }
 
+/// Requests sent as a client that means it would send them (not fuzzed): the node walk,
+/// and the heavy requests that end the warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
     Start,
     Report,
+    Heavy,
 }
 
 impl Request {
@@ -258,6 +261,54 @@ impl Generator {
         let target = self.target(route, &method);
         let (body_kind, body) = self.body(route, &method);
         self.assemble(route, method, target, body_kind, body, None)
+    }
+
+    /// The heaviest requests this generator makes, at their largest: a report whose disk
+    /// list is repeated up to the body limit (what the mutation that repeats an array's
+    /// elements makes at most), one whose `logs` fill the limit, and a rule with as many
+    /// actions as that mutation makes at most, listed and read back. Sent on every connection at once at the end of the
+    /// warm-up, so that the memory the allocator keeps after such peaks is part of the
+    /// reference the end of the run is compared with: a leak grows beyond it, the
+    /// allocator's high-water mark does not.
+    pub fn heavy_requests(&mut self) -> Vec<Request> {
+        let limit = self.world.body_limit;
+        let mut requests = Vec::new();
+        let ipa = FIXTURE_FILES
+            .iter()
+            .position(|f| *f == "ipa-inventory.json")
+            .unwrap_or(0);
+        let mut report = self.world.report(ipa, None);
+        let disk = report["inventory"]["disks"][0].clone();
+        let copies = (limit - 16 * 1024) / (disk.to_string().len() + 1);
+        report["inventory"]["disks"] = Value::Array(vec![disk; copies]);
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        requests.push(self.heavy(Route::Continue, "POST", "/v1/continue".into(), body));
+        let mut report = self.world.report(0, None);
+        report["logs"] = Value::String("QUFB".repeat((limit - 2048) / 4));
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        requests.push(self.heavy(Route::Continue, "POST", "/v1/continue".into(), body));
+        let uuid = random_uuid(&mut self.rng);
+        let action = json!({"action": "set-capability", "name": "heavy", "value": "x"});
+        let rule = json!({"uuid": uuid, "actions": vec![action; mutate::MAX_REPEATS + 1]});
+        let body = serde_json::to_vec(&rule).unwrap_or_default();
+        requests.push(self.heavy(Route::Rules, "POST", "/v1/rules".into(), body));
+        requests.push(self.heavy(Route::Rules, "GET", "/v1/rules".into(), Vec::new()));
+        let path = format!("/v1/rules/{uuid}");
+        requests.push(self.heavy(Route::Rule, "GET", path.clone(), Vec::new()));
+        requests.push(self.heavy(Route::Rule, "DELETE", path, Vec::new()));
+        requests
+    }
+
+    fn heavy(&mut self, route: Route, method: &str, target: String, body: Vec<u8>) -> Request {
+        let kind = if body.is_empty() { "none" } else { "heavy" };
+        self.assemble(
+            route,
+            method.to_string(),
+            target,
+            kind,
+            body,
+            Some(Flow::Heavy),
+        )
     }
 
     /// POST /v1/introspection/<own node>, as Ironic or an operator sends it.

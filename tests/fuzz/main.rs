@@ -70,6 +70,8 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
 /// The daemon's `max_request_body_size` for the run: small, so that 413 is reached with
 /// bodies that are cheap to send.
 const BODY_LIMIT: usize = 256 * 1024;
+/// After the warm-up, the run is cut in this many steps, the RSS read after each.
+const RSS_STEPS: usize = 8;
 /// How much the RSS may grow after the warm-up.
 const RSS_TOLERANCE: f64 = 0.20;
 /// Drop shapes shown per cause (`INSPECTOR_FUZZ_SHAPES` shows more).
@@ -176,7 +178,7 @@ impl Worker {
                 send_error,
             } => {
                 self.stats.answered(&request, &response);
-                let answer = answer_summary(&response);
+                let answer = stats::answer_summary(&response);
                 let announced = response.announces_close() || request.wire.client_close;
                 if let Some(kind) = send_error
                     && !announced
@@ -296,15 +298,24 @@ impl Worker {
     }
 }
 
-/// The status of an answer and the start of its error message, if any.
-fn answer_summary(response: &wire::Response) -> String {
-    match stats::error_message(&response.body) {
-        Some(message) => {
-            let short: String = message.chars().take(40).collect();
-            format!("{} {short:?}", response.status)
-        }
-        None => response.status.to_string(),
+/// The end of the warm-up: every connection sends its generator's heaviest requests, all
+/// at once.
+async fn heavy(workers: Vec<Worker>) -> Vec<Worker> {
+    let mut set = tokio::task::JoinSet::new();
+    for (index, mut worker) in workers.into_iter().enumerate() {
+        set.spawn(async move {
+            for request in worker.generator.heavy_requests() {
+                worker.send(request).await;
+            }
+            (index, worker)
+        });
     }
+    let mut done: Vec<(usize, Worker)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        done.push(joined.expect("a fuzz worker panicked"));
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, w)| w).collect()
 }
 
 /// Runs workers until `limit` requests have been taken from `tickets`.
@@ -424,8 +435,18 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     let tickets = Arc::new(AtomicUsize::new(0));
     let warm_up = (total / WARM_UP_SHARE).max(1).min(total);
     let workers = phase(workers, &tickets, warm_up).await;
+    let rss_before_heavy = daemon.rss_kib();
+    let mut workers = heavy(workers).await;
     let rss_warm = daemon.rss_kib();
-    let mut workers = phase(workers, &tickets, total).await;
+    let files_warm = daemon.open_files();
+    // The rest in steps, with the RSS after each (for the summary: a leak grows steadily,
+    // the allocator's own growth levels off).
+    let mut rss_steps = Vec::new();
+    for step in 1..=RSS_STEPS {
+        let upto = warm_up + (total - warm_up) * step / RSS_STEPS;
+        workers = phase(workers, &tickets, upto).await;
+        rss_steps.push(daemon.rss_kib());
+    }
     for worker in &mut workers {
         worker.probe().await;
     }
@@ -439,6 +460,8 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     // memory and the tables.
     let settle = settle(daemon.port, nodes).await;
     let rss_end = daemon.rss_kib();
+    let rss_peak = daemon.peak_rss_kib();
+    let files_end = daemon.open_files();
     let known: BTreeSet<String> = nodes.iter().map(|n| n.uuid.clone()).collect();
     let api = format!("http://127.0.0.1:{}", daemon.port);
     let (table_problems, counts) = tables::check(&daemon.database, &api, &known, run_started).await;
@@ -468,9 +491,10 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     let _ = writeln!(out, "\n{NAME} summary (seed {seed:#x})");
     let _ = writeln!(
         out,
-        "  requests      {} in {secs:.1} s ({:.0} requests/s); the first {warm_up} were the warm-up",
+        "  requests      {} in {secs:.1} s ({:.0} requests/s); the first {warm_up} and {heavy_count} heavy ones were the warm-up",
         stats.requests,
-        stats.requests as f64 / secs.max(0.001)
+        stats.requests as f64 / secs.max(0.001),
+        heavy_count = stats.heavy
     );
     let _ = writeln!(
         out,
@@ -494,11 +518,10 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
         .map(|(s, n)| format!("{s}: {n}"))
         .collect();
     let _ = writeln!(out, "  statuses      {}", statuses.join(", "));
-    let _ = writeln!(
-        out,
-        "  real nodes    starts {:?}, reports {:?} (status: count)",
-        stats.starts, stats.reports
-    );
+    for (what, answers) in [("starts", &stats.starts), ("reports", &stats.reports)] {
+        let answers: Vec<String> = answers.iter().map(|(a, n)| format!("{n} x {a}")).collect();
+        let _ = writeln!(out, "  node {what:<8} {}", answers.join(", "));
+    }
     let refusals: Vec<String> = stats
         .http_refusals
         .iter()
@@ -569,11 +592,26 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     let growth = (rss_end as f64 - rss_warm as f64) / rss_warm.max(1) as f64;
     let _ = writeln!(
         out,
-        "  RSS           {:.1} MiB after the warm-up, {:.1} MiB at the end ({:+.1}%, at most {:+.0}%)",
+        "  RSS           {:.1} MiB after the warm-up, {:.1} MiB at the end ({:+.1}%, at most {:+.0}%), peak {:.1} MiB",
         rss_warm as f64 / 1024.0,
         rss_end as f64 / 1024.0,
         growth * 100.0,
-        RSS_TOLERANCE * 100.0
+        RSS_TOLERANCE * 100.0,
+        rss_peak as f64 / 1024.0
+    );
+    let steps: Vec<String> = rss_steps
+        .iter()
+        .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  RSS by step   {:.1} before the heavy requests; {} MiB",
+        rss_before_heavy as f64 / 1024.0,
+        steps.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  open files    {files_warm} after the warm-up, {files_end} at the end"
     );
     let _ = writeln!(
         out,
@@ -599,8 +637,11 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     }
     if !stats.samples.is_empty() {
         let _ = writeln!(out, "  samples of failing requests:");
-        for sample in &stats.samples {
-            let _ = writeln!(out, "    {sample}");
+        for (kind, samples) in &stats.samples {
+            let _ = writeln!(out, "    {kind}:");
+            for sample in samples {
+                let _ = writeln!(out, "      {sample}");
+            }
         }
     }
 

@@ -52,6 +52,9 @@ const ODD_STRINGS: &[&str] = &[
     "00000000-0000-0000-0000-000000000000",
 ];
 
+/// The most copies of an array element one mutation adds.
+pub const MAX_REPEATS: usize = 500;
+
 /// A value of any type, biased toward edges.
 pub fn odd_value(rng: &mut Rng) -> Value {
     match rng.below(14) {
@@ -242,7 +245,7 @@ pub fn mutate(rng: &mut Rng, doc: &mut Value) {
         }
         (1, Value::Array(items)) if !items.is_empty() => {
             let copy = items[rng.below(items.len())].clone();
-            for _ in 0..rng.log_size(1, 500) {
+            for _ in 0..rng.log_size(1, MAX_REPEATS) {
                 items.push(copy.clone());
             }
         }

@@ -12,12 +12,14 @@ use crate::wire::Response;
 /// The header every answer of the API carries (an answer without it came from the HTTP
 /// layer, not from the API).
 const MIN_VERSION_HEADER: &str = "X-OpenStack-Ironic-Inspector-API-Minimum-Version";
-/// How many failing requests are shown in full.
-const SAMPLES: usize = 25;
+/// How many failing requests are shown in full, per kind of failure.
+const SAMPLES: usize = 3;
 
 #[derive(Default)]
 pub struct Stats {
     pub requests: usize,
+    /// The heavy requests at the end of the warm-up (counted in `requests` too).
+    pub heavy: usize,
     pub by_route: BTreeMap<(Route, String), usize>,
     pub statuses: BTreeMap<u16, usize>,
     pub connections: usize,
@@ -37,10 +39,11 @@ pub struct Stats {
     /// side was shut): answered, or closed without an answer.
     pub truncated_answered: usize,
     pub truncated_closed: usize,
-    /// Starts and reports of the nodes enrolled in Ironic: status -> count.
-    pub starts: BTreeMap<u16, usize>,
-    pub reports: BTreeMap<u16, usize>,
-    pub samples: Vec<String>,
+    /// Starts and reports of the node walkers: answer (status and message) -> count.
+    pub starts: BTreeMap<String, usize>,
+    pub reports: BTreeMap<String, usize>,
+    /// Failing requests shown in full: kind of failure -> samples.
+    pub samples: BTreeMap<String, Vec<String>>,
     /// Per route: requests timed, their total time, the slowest.
     pub latency: BTreeMap<Route, (usize, Duration, Duration)>,
     /// The slowest requests: time and shape.
@@ -50,6 +53,7 @@ pub struct Stats {
 impl Stats {
     pub fn merge(&mut self, other: Stats) {
         self.requests += other.requests;
+        self.heavy += other.heavy;
         for (k, v) in other.by_route {
             *self.by_route.entry(k).or_default() += v;
         }
@@ -91,9 +95,12 @@ impl Stats {
         for slow in other.slowest {
             self.note_slowest(slow.0, slow.1);
         }
-        for sample in other.samples {
-            if self.samples.len() < SAMPLES {
-                self.samples.push(sample);
+        for (kind, samples) in other.samples {
+            let mine = self.samples.entry(kind).or_default();
+            for sample in samples {
+                if mine.len() < SAMPLES {
+                    mine.push(sample);
+                }
             }
         }
     }
@@ -123,6 +130,9 @@ impl Stats {
 
     pub fn sent(&mut self, request: &Request, reused: bool) {
         self.requests += 1;
+        if request.flow == Some(Flow::Heavy) {
+            self.heavy += 1;
+        }
         *self
             .by_route
             .entry((request.route, request.method.clone()))
@@ -154,9 +164,10 @@ impl Stats {
     }
 
     fn sample(&mut self, kind: &str, request: &Request, detail: &str) {
-        if self.samples.len() < SAMPLES {
-            self.samples.push(format!(
-                "{kind}: {}\n    head: {}\n    body: {}\n    {detail}",
+        let samples = self.samples.entry(kind.to_string()).or_default();
+        if samples.len() < SAMPLES {
+            samples.push(format!(
+                "{}\n      head: {}\n      body: {}\n      {detail}",
                 request.shape(),
                 escape(&request.wire.head, 400),
                 escape(&request.wire.body, 200),
@@ -168,9 +179,9 @@ impl Stats {
     pub fn answered(&mut self, request: &Request, response: &Response) {
         *self.statuses.entry(response.status).or_default() += 1;
         match request.flow {
-            Some(Flow::Start) => *self.starts.entry(response.status).or_default() += 1,
-            Some(Flow::Report) => *self.reports.entry(response.status).or_default() += 1,
-            None => {}
+            Some(Flow::Start) => *self.starts.entry(answer_summary(response)).or_default() += 1,
+            Some(Flow::Report) => *self.reports.entry(answer_summary(response)).or_default() += 1,
+            Some(Flow::Heavy) | None => {}
         }
         if request.wire.half_close {
             self.truncated_answered += 1;
@@ -230,6 +241,17 @@ impl Stats {
         {
             self.breach("200 answer not JSON", request, response);
         }
+    }
+}
+
+/// The status of an answer and the start of its error message, if any.
+pub fn answer_summary(response: &Response) -> String {
+    match error_message(&response.body) {
+        Some(message) => {
+            let short: String = message.chars().take(48).collect();
+            format!("{} {short:?}", response.status)
+        }
+        None => response.status.to_string(),
     }
 }
 
