@@ -220,6 +220,11 @@ impl Worker {
                     && bytes_read == 0
                 {
                     *self.stats.http_refusals.entry(0).or_default() += 1;
+                    self.stats.note(
+                        "(no failure) malformed request closed without an answer",
+                        &request,
+                        &detail,
+                    );
                 } else if reused
                     && bytes_read == 0
                     && matches!(failure, Failure::Closed | Failure::Reset)
@@ -636,7 +641,7 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
         let _ = writeln!(out, "  settle        {problem}");
     }
     if !stats.samples.is_empty() {
-        let _ = writeln!(out, "  samples of failing requests:");
+        let _ = writeln!(out, "  samples (failures, and requests worth a look):");
         for (kind, samples) in &stats.samples {
             let _ = writeln!(out, "    {kind}:");
             for sample in samples {

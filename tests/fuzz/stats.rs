@@ -133,10 +133,12 @@ impl Stats {
         if request.flow == Some(Flow::Heavy) {
             self.heavy += 1;
         }
-        *self
-            .by_route
-            .entry((request.route, request.method.clone()))
-            .or_default() += 1;
+        let method = if request.method.len() > 16 {
+            "<long method>".to_string()
+        } else {
+            request.method.clone()
+        };
+        *self.by_route.entry((request.route, method)).or_default() += 1;
         if reused {
             self.reused += 1;
         }
@@ -161,6 +163,11 @@ impl Stats {
             escape(&response.body, 300)
         );
         self.sample(kind, request, &detail);
+    }
+
+    /// Keeps a sample of a request worth a look that is no failure.
+    pub fn note(&mut self, kind: &str, request: &Request, detail: &str) {
+        self.sample(kind, request, detail);
     }
 
     fn sample(&mut self, kind: &str, request: &Request, detail: &str) {
