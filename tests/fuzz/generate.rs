@@ -581,7 +581,8 @@ impl Generator {
                 }
                 75..=84 => self.random_bytes(),
                 85..=88 => ("empty", Vec::new()),
-                89..=93 => self.large_valid(limit),
+                89..=91 => self.large_valid(limit),
+                92 | 93 => self.many_macs(limit),
                 _ => self.oversized(limit),
             },
             (Route::Rules, true) => match self.rng.below(100) {
@@ -649,6 +650,32 @@ impl Generator {
         report["logs"] = Value::String("QUFB".repeat(size / 4));
         (
             "large report",
+            serde_json::to_vec(&report).unwrap_or_default(),
+        )
+    }
+
+    /// A flat report with many interfaces, each with a MAC of its own (up to what fits in
+    /// the body limit), and now and then an enrolled node's among them.
+    fn many_macs(&mut self, limit: usize) -> (&'static str, Vec<u8>) {
+        let node = self.enrolled_identity(4);
+        let mut report = self.world.report(0, node.as_ref());
+        let count = self.rng.log_size(2, limit / 80);
+        let base = self.rng.next_u64() as u32;
+        let interfaces = report["interfaces"].as_object_mut();
+        if let Some(interfaces) = interfaces {
+            for i in 0..count as u32 {
+                let n = base.wrapping_add(i);
+                interfaces.insert(
+                    format!("nic{i}"),
+                    json!({
+                        "mac": format!("02:{:02x}:{:02x}:{:02x}:{:02x}:01", n >> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
+                        "ip": format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
+                    }),
+                );
+            }
+        }
+        (
+            "many-MAC report",
             serde_json::to_vec(&report).unwrap_or_default(),
         )
     }
