@@ -265,8 +265,9 @@ impl Generator {
 
     /// The heaviest requests this generator makes, at their largest: a report whose disk
     /// list is repeated up to the body limit (what the mutation that repeats an array's
-    /// elements makes at most), one whose `logs` fill the limit, and a rule with as many
-    /// actions as that mutation makes at most, listed and read back. Sent on every connection at once at the end of the
+    /// elements makes at most), one whose `logs` fill the limit, one with as many MACs as
+    /// fit, and a rule with as many actions as that mutation makes at most, listed and read
+    /// back. Sent on every connection at once at the end of the
     /// warm-up, so that the memory the allocator keeps after such peaks is part of the
     /// reference the end of the run is compared with: a leak grows beyond it, the
     /// allocator's high-water mark does not.
@@ -285,6 +286,19 @@ impl Generator {
         requests.push(self.heavy(Route::Continue, "POST", "/v1/continue".into(), body));
         let mut report = self.world.report(0, None);
         report["logs"] = Value::String("QUFB".repeat((limit - 2048) / 4));
+        let body = serde_json::to_vec(&report).unwrap_or_default();
+        requests.push(self.heavy(Route::Continue, "POST", "/v1/continue".into(), body));
+        let mut report = self.world.report(0, None);
+        if let Some(interfaces) = report["interfaces"].as_object_mut() {
+            let base = self.rng.next_u64() as u32;
+            for i in 0..(limit / 80) as u32 {
+                let n = base.wrapping_add(i);
+                interfaces.insert(
+                    format!("nic{i}"),
+                    json!({"mac": mac_of(n), "ip": "10.0.0.1"}),
+                );
+            }
+        }
         let body = serde_json::to_vec(&report).unwrap_or_default();
         requests.push(self.heavy(Route::Continue, "POST", "/v1/continue".into(), body));
         let uuid = random_uuid(&mut self.rng);
@@ -668,7 +682,7 @@ impl Generator {
                 interfaces.insert(
                     format!("nic{i}"),
                     json!({
-                        "mac": format!("02:{:02x}:{:02x}:{:02x}:{:02x}:01", n >> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
+                        "mac": mac_of(n),
                         "ip": format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff),
                     }),
                 );
@@ -1116,6 +1130,12 @@ fn chunked(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// A locally administered MAC made of `n`.
+fn mac_of(n: u32) -> String {
+    let [a, b, c, d] = n.to_be_bytes();
+    format!("02:{a:02x}:{b:02x}:{c:02x}:{d:02x}:01")
 }
 
 pub fn random_uuid(rng: &mut Rng) -> String {
