@@ -136,15 +136,6 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    /// Lines of the log that tell of a panic.
-    pub fn panics(&self) -> Vec<String> {
-        self.log_text()
-            .lines()
-            .filter(|line| line.contains("panicked"))
-            .map(str::to_string)
-            .collect()
-    }
-
     /// Stops the daemon with SIGTERM; its exit status (or why there is none).
     pub async fn stop(mut self) -> Result<std::process::ExitStatus, String> {
         let pid = self.pid().to_string();
