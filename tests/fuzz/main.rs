@@ -29,7 +29,9 @@
 //! `INSPECTOR_FUZZ_REQUESTS` (default 5,000, the CI smoke) sets the number of requests,
 //! `INSPECTOR_FUZZ_SEED` (decimal or 0x-hex) replays a run: each connection's requests follow
 //! from the seed (answers, such as which rules exist, can still differ with timing).
-//! `INSPECTOR_FUZZ_SHAPES` sets how many request shapes are listed per cause of drop.
+//! `INSPECTOR_FUZZ_SHAPES` sets how many request shapes are listed per cause of drop;
+//! `INSPECTOR_FUZZ_KEEP` keeps the daemon's directory (log, database) after a run that
+//! passed too (a failed run always keeps it).
 //! Without Ironic the run prints a skip line, unless `CI` is set, where it fails.
 //!
 //! Layout: `generate` (requests) and `mutate` (JSON mutations) with `rng`; `wire` (HTTP/1.1
@@ -84,6 +86,8 @@ const WARM_UP_SHARE: usize = 5;
 const BODY_LIMIT: usize = 256 * 1024;
 /// After the warm-up, the run is cut in this many steps, the RSS read after each.
 const RSS_STEPS: usize = 8;
+/// An answer slower than this keeps the daemon's log even when the run passes.
+const SLOW_ANSWER: Duration = Duration::from_secs(20);
 /// Drop shapes shown per cause (`INSPECTOR_FUZZ_SHAPES` shows more).
 const SHAPES_SHOWN_DEFAULT: usize = 25;
 /// How long the end of the run waits for the nodes' introspections to be stopped.
@@ -295,6 +299,23 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     let failures = summary.failures();
     if failures.is_empty() {
         println!("{NAME}: ok");
+        let slow = summary
+            .stats
+            .slowest
+            .first()
+            .is_some_and(|(took, _)| *took > SLOW_ANSWER);
+        if slow || std::env::var_os("INSPECTOR_FUZZ_KEEP").is_some_and(|v| !v.is_empty()) {
+            // An answer that took long is no failure, but its cause is worth a look.
+            println!(
+                "{NAME}: kept {} (daemon.log, inspector.sqlite){}",
+                dir.keep().display(),
+                if slow {
+                    ": an answer took over 20 s"
+                } else {
+                    ""
+                }
+            );
+        }
         return ExitCode::SUCCESS;
     }
     println!(

@@ -2,7 +2,7 @@
 //! bar (5xx, drops, bodies that are not our JSON error) with a sample of the request.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -106,13 +106,33 @@ impl Stats {
     }
 
     /// Records how long a request took.
-    pub fn timed(&mut self, request: &Request, took: Duration, status: Option<u16>) {
+    /// Records how long a request sent at `sent` (wall clock, to match the daemon's log)
+    /// took.
+    pub fn timed(
+        &mut self,
+        request: &Request,
+        sent: SystemTime,
+        took: Duration,
+        status: Option<u16>,
+    ) {
         let entry = self.latency.entry(request.route).or_default();
         entry.0 += 1;
         entry.1 += took;
         entry.2 = entry.2.max(took);
         let status = status.map_or("no answer".to_string(), |s| s.to_string());
-        self.note_slowest(took, format!("{} -> {status}", request.shape()));
+        let since_midnight = sent
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() % 86_400.0);
+        let at = format!(
+            "{:02}:{:02}:{:06.3}Z",
+            (since_midnight / 3600.0) as u32,
+            (since_midnight % 3600.0 / 60.0) as u32,
+            since_midnight % 60.0
+        );
+        self.note_slowest(
+            took,
+            format!("{} -> {status}, sent at {at}", request.shape()),
+        );
     }
 
     fn note_slowest(&mut self, took: Duration, shape: String) {

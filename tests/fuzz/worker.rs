@@ -72,12 +72,14 @@ impl Worker {
             return;
         };
         let sent_at = Instant::now();
+        let sent_wall = std::time::SystemTime::now();
         let outcome = connection.exchange(&request.wire, ANSWER_DEADLINE).await;
         let status = match &outcome {
             Outcome::Answered { response, .. } => Some(response.status),
             Outcome::Failed { .. } => None,
         };
-        self.stats.timed(&request, sent_at.elapsed(), status);
+        self.stats
+            .timed(&request, sent_wall, sent_at.elapsed(), status);
         match outcome {
             Outcome::Answered {
                 response,
