@@ -91,7 +91,7 @@ const SLOW_ANSWER: Duration = Duration::from_secs(20);
 /// Drop shapes shown per cause (`INSPECTOR_FUZZ_SHAPES` shows more).
 const SHAPES_SHOWN_DEFAULT: usize = 25;
 /// How long the end of the run waits for the nodes' introspections to be stopped.
-const SETTLE_DEADLINE: Duration = Duration::from_secs(120);
+const SETTLE_DEADLINE: Duration = Duration::from_secs(300);
 
 fn main() -> ExitCode {
     // Behave like a test binary for `cargo test`: answer --list, honour a name filter.

@@ -11,8 +11,9 @@ use crate::stats::{self, Stats};
 use crate::wire::{Connection, Failure, Outcome, WireRequest};
 
 /// An answer slower than this counts as none. Generous: a report goes through several
-/// Ironic calls, each retried while Ironic has the node locked.
-pub const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
+/// Ironic calls, each retried while Ironic has the node locked, one PATCH per action of
+/// every rule that applies, and may first wait for another request on the same node.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(180);
 
 /// One connection's worker: its generator, its connection, and the last answered request
 /// (to blame when the server turns out to have closed the connection after it).
