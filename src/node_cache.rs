@@ -12,7 +12,7 @@
 //! of pasting them into SQL, and [`NodeCache::lock`] serialises work on one node, which
 //! upstream did not do until a later release.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +38,8 @@ const FINISH_FIRST_PAUSE: Duration = Duration::from_secs(1);
 const FINISH_MAX_PAUSE: Duration = Duration::from_secs(10);
 /// The error recorded on a node whose introspection ran out of time.
 pub const TIMEOUT_ERROR: &str = "Introspection timeout";
+/// MACs looked up per query by [`NodeCache::find_node`].
+const LOOKUP_BATCH: usize = 64;
 
 /// One row of the cache: a node under introspection, or one that finished recently.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,45 +158,55 @@ impl NodeCache {
     /// are 404, a match without a node row is 404, a node that already finished is 400.
     pub async fn find_node(&self, bmc_address: Option<&str>, macs: &[String]) -> Result<NodeInfo> {
         let bmc = bmc_address.filter(|b| !b.is_empty());
-        let macs_lower: Vec<String> = macs.iter().map(|m| m.to_ascii_lowercase()).collect();
-        let mut clauses = Vec::new();
-        let mut binds: Vec<&str> = Vec::new();
-        // Upstream tries the attributes in name order (bmc_address, then mac) and unions the
-        // results; one query with bound values gives the same set.
-        if let Some(bmc) = bmc {
-            clauses.push("(name = ? AND value = ?)".to_string());
-            binds.extend([BMC_ATTRIBUTE, bmc]);
-        }
-        if !macs_lower.is_empty() {
-            let marks = vec!["?"; macs_lower.len()].join(", ");
-            clauses.push(format!("(name = ? AND value IN ({marks}))"));
-            binds.push(MACS_ATTRIBUTE);
-            binds.extend(macs_lower.iter().map(String::as_str));
-        }
+        let mut macs_lower: Vec<String> = macs.iter().map(|m| m.to_ascii_lowercase()).collect();
+        macs_lower.sort();
+        macs_lower.dedup();
         let attrs = attributes_repr(bmc_address, macs);
-        if clauses.is_empty() {
+        if bmc.is_none() && macs_lower.is_empty() {
             return Err(Error::NotFound(format!(
                 "Could not find a node for attributes {attrs}"
             )));
         }
+        // Upstream tries the attributes in name order (bmc_address, then mac) and unions the
+        // results. The MACs go in batches of LOOKUP_BATCH, so the query text is the same
+        // whatever the ramdisk reports: one prepared statement per connection rather than
+        // one per list length (each kept in the statement cache), and never more bound
+        // values than a backend takes (SQLite refuses a 32,767th).
+        let mut found = BTreeSet::new();
+        if let Some(bmc) = bmc {
+            let q = self.db.sql(
+                "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL AND name = ? AND value = ?",
+            );
+            let rows = sqlx::query(&q)
+                .bind(BMC_ATTRIBUTE)
+                .bind(bmc)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(DbError::from)?;
+            for row in &rows {
+                found.insert(required_text_column(row, "uuid")?);
+            }
+        }
+        let marks = vec!["?"; LOOKUP_BATCH].join(", ");
         let sql = format!(
-            "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL AND ({})",
-            clauses.join(" OR ")
+            "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL AND name = ? AND value IN ({marks})"
         );
         let q = self.db.sql(&sql);
-        let mut query = sqlx::query(&q);
-        for value in &binds {
-            query = query.bind(*value);
+        for batch in macs_lower.chunks(LOOKUP_BATCH) {
+            let mut query = sqlx::query(&q).bind(MACS_ATTRIBUTE);
+            // A short batch repeats its last MAC to fill the list.
+            for i in 0..LOOKUP_BATCH {
+                query = query.bind(batch[i.min(batch.len() - 1)].as_str());
+            }
+            let rows = query
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(DbError::from)?;
+            for row in &rows {
+                found.insert(required_text_column(row, "uuid")?);
+            }
         }
-        let rows = query
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(DbError::from)?;
-        let mut found = rows
-            .iter()
-            .map(|row| required_text_column(row, "uuid"))
-            .collect::<Result<Vec<_>, _>>()?;
-        found.sort();
+        let found: Vec<String> = found.into_iter().collect();
         let uuid = match found.as_slice() {
             [] => {
                 return Err(Error::NotFound(format!(
@@ -1051,6 +1063,42 @@ mod tests {
             err.to_string(),
             r#"Could not find a node for attributes {'bmc_address': 'x" OR "1"="1', 'mac': ["' OR '1'='1"]}"#
         );
+    }
+
+    #[tokio::test]
+    async fn find_node_takes_more_macs_than_a_query_binds() {
+        // A report may carry any number of MACs: more than SQLite's 32,766 bound values
+        // (the lookup once failed on them), in lists of every length (each length once
+        // became a prepared statement of its own in every pooled connection's cache).
+        let (cache, _dir) = cache().await;
+        cache.add_node(U1, None).await.unwrap();
+        cache
+            .add_attribute(U1, "mac", &macs(&["52:54:00:ab:cd:ef"]))
+            .await
+            .unwrap();
+        let mut reported: Vec<String> = (0..40_000u32)
+            .map(|i| {
+                format!(
+                    "02:00:00:{:02x}:{:02x}:{:02x}",
+                    i >> 16,
+                    (i >> 8) & 0xff,
+                    i & 0xff
+                )
+            })
+            .collect();
+        reported.push("52:54:00:AB:CD:EF".to_string());
+        assert_eq!(cache.find_node(None, &reported).await.unwrap().uuid, U1);
+        for len in [1, LOOKUP_BATCH - 1, LOOKUP_BATCH, LOOKUP_BATCH + 1] {
+            let mut some = reported[..len].to_vec();
+            some.insert(len / 2, "52:54:00:ab:cd:ef".to_string());
+            assert_eq!(
+                cache.find_node(None, &some).await.unwrap().uuid,
+                U1,
+                "{len}"
+            );
+            let err = cache.find_node(None, &reported[..len]).await.unwrap_err();
+            assert!(matches!(err, Error::NotFound(_)), "{len}: {err:?}");
+        }
     }
 
     #[tokio::test]

@@ -173,7 +173,10 @@ async fn find_node(
             }
         }
         Err(err) => {
-            failures.push(format!("Look up error: {err}"));
+            // What went wrong inside (SQL text, say) is logged, not told to the ramdisk.
+            tracing::error!(error = %err, "looking the node up failed");
+            let shown = err.client_message(state.config.default.debug);
+            failures.push(format!("Look up error: {shown}"));
             None
         }
     };

@@ -85,7 +85,9 @@ const MAX_QUOTED: usize = 200;
 /// Ironic's message in an error answer.
 ///
 /// Ironic wraps its error as `{"error_message": "<JSON string>"}` whose inner object has
-/// `faultstring`; some versions and proxies send the inner object directly, or plain text.
+/// `faultstring`; some versions and proxies send the inner object directly, or plain text,
+/// and Ironic's own request guards (JSON nesting depth, body size) answer the inner object
+/// alone, `{"faultcode": …, "faultstring": …}`.
 /// Falls back to the status line, plus a short plain-text body if there is one.
 pub fn error_message(status: StatusCode, body: &[u8]) -> String {
     if let Ok(document) = serde_json::from_slice::<Value>(body)
@@ -110,7 +112,12 @@ pub fn error_message(status: StatusCode, body: &[u8]) -> String {
 
 /// `faultstring` (or `error_message` when that is plain text) from an error document.
 fn fault_text(document: &Value) -> Option<String> {
-    let outer = document.get("error_message")?;
+    let Some(outer) = document.get("error_message") else {
+        return document
+            .get("faultstring")
+            .and_then(Value::as_str)
+            .and_then(non_empty);
+    };
     let inner = match outer {
         Value::String(text) => match serde_json::from_str::<Value>(text) {
             Ok(inner @ Value::Object(_)) => inner,
@@ -149,6 +156,16 @@ mod tests {
         let body =
             r#"{"error_message": {"faultstring": "Limit must be positive", "debuginfo": null}}"#;
         assert_eq!(message(400, body), "Limit must be positive");
+    }
+
+    #[test]
+    fn faultstring_is_read_without_the_wrapper_too() {
+        // What Ironic 39's JSON depth guard answers to a PATCH nested too deeply.
+        let body = r#"{"faultcode": "Client", "faultstring": "Request body JSON is nested too deeply. Please contact the service administrator."}"#;
+        assert_eq!(
+            message(400, body),
+            "Request body JSON is nested too deeply. Please contact the service administrator."
+        );
     }
 
     #[test]

@@ -369,3 +369,23 @@ async fn processed_nodes_left_unfinished_are_finished_once() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_failure_in_the_lookup_is_not_shown_to_the_ramdisk() {
+    let app = spawn_app_with("").await;
+    // A lookup that cannot run: its SQL error must stay in the log.
+    sqlx::query("DROP TABLE attributes")
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let response = app.post_continue(&payload()).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Look up error: Internal server error"),
+        "{message}"
+    );
+    assert!(!message.contains("attributes"), "{message}");
+    app.stop().await;
+}
