@@ -157,22 +157,74 @@ impl Daemon {
 
     /// [`Daemon::stop`], failing the test unless the daemon exits within `deadline`.
     pub async fn stop_within(&mut self, deadline: Duration) -> Option<i32> {
+        self.terminate(deadline)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+            .code()
+    }
+
+    /// SIGTERM, then waits at most `deadline` for the exit; its status, or why there is
+    /// none (the process is then killed).
+    pub async fn terminate(
+        &mut self,
+        deadline: Duration,
+    ) -> Result<std::process::ExitStatus, String> {
         let pid = self
             .child
             .id()
-            .expect("the daemon already exited")
+            .ok_or_else(|| "the daemon already exited".to_string())?
             .to_string();
         let killed = tokio::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .await
-            .unwrap();
-        assert!(killed.success());
-        let status = tokio::time::timeout(deadline, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the daemon did not stop within {deadline:?} of SIGTERM"))
-            .unwrap();
-        status.code()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        if !killed.success() {
+            return Err(format!("kill -TERM {pid} failed"));
+        }
+        match tokio::time::timeout(deadline, self.child.wait()).await {
+            Ok(status) => status.map_err(|e| format!("waiting for the daemon: {e}")),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                Err(format!(
+                    "the daemon did not stop within {deadline:?} of SIGTERM"
+                ))
+            }
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its resident memory in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS")
+    }
+
+    /// The most resident memory it has had so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().expect("the daemon already exited");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("reading the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+    }
+
+    /// Its open file descriptors (sockets, the database, the log).
+    pub fn open_files(&self) -> usize {
+        let Some(pid) = self.child.id() else {
+            return 0;
+        };
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
     }
 
     /// SIGKILL, and waits until it is gone.

@@ -40,7 +40,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod daemon;
+#[path = "../e2e/daemon_binary.rs"]
+mod daemon_binary;
 mod generate;
+#[allow(dead_code)] // shared with the api and e2e tests; the Ironic client uses its waits
+#[path = "../api/helpers.rs"]
+mod helpers;
 #[path = "../e2e/ironic_api.rs"]
 mod ironic_api;
 mod mutate;
@@ -258,16 +263,13 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     let api = format!("http://127.0.0.1:{}", daemon.port);
     let (table_problems, counts) = tables::check(&daemon.database, &api, &known, run_started).await;
     let alive = daemon.is_alive();
-    let log_path = daemon.log.clone();
     let stopped = if alive {
         daemon.stop().await
     } else {
         Err("it had died".to_string())
     };
     // Read after the stop, so that a panic while stopping counts too.
-    let log = std::fs::read(&log_path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
+    let log = daemon.output();
     let daemon_end = DaemonEnd {
         alive,
         panics: log
@@ -307,7 +309,7 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
         if slow || std::env::var_os("INSPECTOR_FUZZ_KEEP").is_some_and(|v| !v.is_empty()) {
             // An answer that took long is no failure, but its cause is worth a look.
             println!(
-                "{NAME}: kept {} (daemon.log, inspector.sqlite){}",
+                "{NAME}: kept {} (inspector.log, inspector.stderr, inspector.sqlite){}",
                 dir.keep().display(),
                 if slow {
                     ": an answer took over 20 s"
@@ -327,7 +329,7 @@ async fn fuzz(seed: u64, total: usize, ironic: &IronicApi, nodes: &[RealNode]) -
     // Keep the daemon's log and database for a look.
     let kept = dir.keep();
     println!(
-        "{NAME}: kept {} (daemon.log, inspector.sqlite, inspector.conf)",
+        "{NAME}: kept {} (inspector.log, inspector.stderr, inspector.sqlite, inspector.conf)",
         kept.display()
     );
     ExitCode::FAILURE
