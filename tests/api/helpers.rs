@@ -11,6 +11,8 @@ use ironic_inspector::db::Db;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
+pub use crate::ports::free_port;
+
 static TRACING: Once = Once::new();
 
 /// Quiet tests unless TEST_LOG is set.
@@ -271,15 +273,6 @@ pub fn assert_version_headers(response: &reqwest::Response) {
         headers["X-OpenStack-Ironic-Inspector-API-Maximum-Version"],
         "1.2"
     );
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Writes `text` to `dir/name` and returns the path.

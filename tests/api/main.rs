@@ -16,6 +16,8 @@ mod ironic_driven;
 mod keystone;
 mod load;
 mod periodic;
+#[path = "../support/ports.rs"]
+mod ports;
 mod process_faults;
 mod rules;
 mod rules_engine;

@@ -17,6 +17,8 @@ mod contract;
 mod dbsync_cli;
 mod helpers;
 mod interop;
+#[path = "../support/ports.rs"]
+mod ports;
 mod private_server;
 mod rules_contract;
 mod server_faults;

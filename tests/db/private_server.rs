@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+pub use crate::ports::free_port;
+
 /// How long a script may take to start or stop its server (it waits for readiness itself,
 /// 30 s at most; the margin is for a loaded CI box).
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
@@ -122,13 +124,4 @@ impl Drop for PrivateServer {
             .stderr(std::process::Stdio::null())
             .status();
     }
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

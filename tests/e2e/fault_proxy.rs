@@ -32,6 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::ports::free_port;
+
 /// Which requests a fault applies to: a method (or any) and a path without its query,
 /// exact, or a prefix when it ends in `*`.
 #[derive(Clone, Debug)]
@@ -324,23 +326,13 @@ impl FaultProxy {
     }
 }
 
-/// Binds 127.0.0.1 on a free port below the ephemeral range.
+/// Binds 127.0.0.1 on a free port below the ephemeral range (see [`free_port`]).
 fn bind_below_ephemeral_range() -> std::net::TcpListener {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let first = 10_000u16;
-    assert!(low > first + 1000, "the ephemeral range starts at {low}");
-    for _ in 0..200 {
-        let pick = u16::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(low - first)).unwrap()
-            + first;
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", pick)) {
-            listener.set_nonblocking(true).unwrap();
-            return listener;
-        }
-    }
-    panic!("no free port below {low} for the fault proxy");
+    let port = free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("the proxy cannot listen on port {port}: {e}"));
+    listener.set_nonblocking(true).unwrap();
+    listener
 }
 
 /// One request off the wire.

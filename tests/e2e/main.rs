@@ -22,6 +22,8 @@ mod ironic_inspect;
 mod ironic_outage;
 mod kill_during_processing;
 mod nodes;
+#[path = "../support/ports.rs"]
+mod ports;
 #[path = "../db/private_server.rs"]
 mod private_server;
 mod process;

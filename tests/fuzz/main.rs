@@ -49,6 +49,8 @@ mod helpers;
 #[path = "../e2e/ironic_api.rs"]
 mod ironic_api;
 mod mutate;
+#[path = "../support/ports.rs"]
+mod ports;
 mod rng;
 mod stats;
 mod summary;
