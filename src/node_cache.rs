@@ -8,7 +8,7 @@
 //! owns the SQL of the `nodes`, `attributes` and `options` tables and nothing else; it never
 //! talks to Ironic or the firewall.
 //!
-//! Two deliberate departures from 2.2.2 (PORTING.md §14): lookups bind their values instead
+//! Two deliberate departures from 2.2.2: lookups bind their values instead
 //! of pasting them into SQL, and [`NodeCache::lock`] serialises work on one node, which
 //! upstream did not do until a later release.
 

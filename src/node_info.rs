@@ -7,7 +7,7 @@
 //! `ironic_inspector/utils.py` (`capabilities_to_dict`, `dict_to_capabilities`). The
 //! database half lives in [`crate::node_cache`].
 //!
-//! Departures from 2.2.2: an empty patch sends nothing (PORTING.md §14 #17); ports are keyed
+//! Departures from 2.2.2: an empty patch sends nothing; ports are keyed
 //! by lower-case MAC, so a ramdisk reporting upper-case MACs matches Ironic's ports; a port
 //! Ironic no longer knows is dropped from the cache instead of failing the delete.
 

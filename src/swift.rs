@@ -5,7 +5,7 @@
 //! a client sees is kept: the object names (`inspector_data-<uuid>`,
 //! `extra_hardware-<uuid>`, see [`object_name`]), a `PUT` of the container before every
 //! object `PUT`, `X-Delete-After` when `[swift] delete_after > 0`, and the wording of the
-//! three failure messages. Two upstream quirks are not copied (PORTING §14 #7, #8):
+//! three failure messages. Two upstream quirks are not copied:
 //! upstream froze the container and credentials at import time, before the config was read,
 //! so the configured values were ignored; here they are read from the config. And a missing
 //! object was a 400; here it is [`SwiftError::NotFound`], a 404.

@@ -1,7 +1,7 @@
 //! `ramdisk_error`: stores the logs the ramdisk sent and turns its reported error into a
 //! processing failure.
 //!
-//! Ports `RamdiskErrorHook` of `ironic_inspector/plugins/standard.py` (PORTING.md §7.6).
+//! Ports `RamdiskErrorHook` of `ironic_inspector/plugins/standard.py`.
 //! It runs before the lookup, so even an unknown node's logs are kept. `logs` stays in
 //! the data, as upstream.
 //!

@@ -3,7 +3,7 @@
 //!
 //! Ports `SchedulerHook` of `ironic_inspector/plugins/standard.py`. Values are patched as
 //! strings (`"4"`), as upstream did. Departure: nothing is sent when there is nothing to
-//! update (PORTING.md §14 #17).
+//! update.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};

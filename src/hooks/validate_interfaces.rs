@@ -6,8 +6,7 @@
 //! ones under `[processing] add_ports`) and `macs`; after the lookup it deletes ports as
 //! `[processing] keep_ports` says.
 //!
-//! Departures: a colon-form `boot_interface` is lower-cased like the PXE form (PORTING.md
-//! §14 #11); ports are compared with the ramdisk's MACs case-insensitively (upstream
+//! Departures: a colon-form `boot_interface` is lower-cased like the PXE form; ports are compared with the ramdisk's MACs case-insensitively (upstream
 //! compared Ironic's lower-case addresses with the MACs as sent, so upper-case MACs from a
 //! ramdisk would have deleted every port).
 

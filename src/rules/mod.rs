@@ -12,7 +12,7 @@
 //! (`'x' is not one of […]`, no `u''` prefixes) and name only the first problem, as
 //! `jsonschema` did, without its schema dump; a comparison that fails to coerce, a bad IP
 //! for `in-net` and a stored rule we cannot evaluate are [`Error::Internal`], which
-//! processing reports as `Unexpected exception during processing` (PORTING.md §14 #14).
+//! processing reports as `Unexpected exception during processing`.
 
 pub mod actions;
 pub mod conditions;
@@ -86,9 +86,8 @@ pub struct Rule {
 
 impl Rule {
     /// Upstream's representation without links: full = `{"uuid", "description",
-    /// "conditions", "actions"}`; short = `{"uuid", "description"}`. Conditions do not echo
-    /// `multiple`, as in 2.2.2 (PORTING.md §14 #15: clients compare what they sent with what
-    /// they get).
+    /// "conditions", "actions"}`; short = `{"uuid", "description"}`. A condition shows
+    /// `multiple` only when it is not the default (see below).
     pub fn as_json(&self, short: bool) -> Value {
         let mut out = json!({"uuid": self.uuid, "description": self.description});
         if !short {
