@@ -43,10 +43,14 @@ ensure_installed() {
 write_config() {
     # skip-name-resolve: a TCP login from 127.0.0.1 then only matches 'user'@'%'.
     # utf8mb4: the built-in default character set is latin1.
+    # tmpdir of its own: at start-up mariadbd deletes every leftover `#sql*` file in its
+    # tmpdir, so servers sharing /tmp delete each other's temporary tables (seen as
+    # mariadb-install-db failing when tests start several servers at once).
     cat >"$CNF" <<EOF
 [mysqld]
 user = root
 datadir = $DIR/data
+tmpdir = $DIR/tmp
 socket = $DIR/mysqld.sock
 pid-file = $DIR/mysqld.pid
 log-error = $DIR/server.log
@@ -67,6 +71,12 @@ port = $PORT
 EOF
 }
 
+# The server log's last lines, for a failure message (CI keeps only what the tests print).
+server_log_tail() {
+    printf '; last lines of %s:\n' "$DIR/server.log"
+    tail -n 20 "$DIR/server.log" 2>/dev/null || true
+}
+
 client() { mariadb --defaults-file="$CNF" -u root "$@"; }
 
 # mariadb-client-core has no mariadb-admin; a trivial query over the socket is the ping.
@@ -74,7 +84,7 @@ is_running() { client -e 'SELECT 1' >/dev/null 2>&1; }
 
 start() {
     ensure_installed
-    mkdir -p "$DIR"
+    mkdir -p "$DIR/tmp"
     DIR=$(cd "$DIR" && pwd)
     CNF="$DIR/my.cnf"
     write_config
@@ -84,7 +94,7 @@ start() {
         rm -rf "$DIR/data"
         mariadb-install-db --defaults-file="$CNF" --auth-root-authentication-method=socket \
             --skip-test-db >"$DIR/install-db.log" 2>&1 ||
-            die "mariadb-install-db failed, see $DIR/install-db.log"
+            die "mariadb-install-db failed, see $DIR/install-db.log$(server_log_tail)"
     fi
 
     if is_running; then
@@ -95,10 +105,10 @@ start() {
         local deadline=$((SECONDS + READY_DEADLINE_S))
         until is_running; do
             if ((SECONDS >= deadline)); then
-                die "server not ready after ${READY_DEADLINE_S}s, see $DIR/server.log"
+                die "server not ready after ${READY_DEADLINE_S}s$(server_log_tail)"
             fi
             if ! kill -0 $! 2>/dev/null; then
-                die "server exited, see $DIR/server.log"
+                die "server exited$(server_log_tail)"
             fi
             sleep 0.1
         done
