@@ -22,6 +22,7 @@
 //! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
 //! - [`swift`]: the Swift object store for processed and extra hardware data.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
+//! - [`cli`]: the command lines of the daemon and of dbsync (also read by the man pages).
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`telemetry`]: logging set-up.
@@ -30,6 +31,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod db;

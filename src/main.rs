@@ -5,31 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use ironic_inspector::cli::daemon::Cli;
 use ironic_inspector::config::{self, Config};
 use ironic_inspector::telemetry::{self, LogSettings};
-
-/// Hardware introspection daemon for OpenStack Bare Metal (ironic-inspector 2.2 API).
-#[derive(Parser, Debug)]
-#[command(name = "ironic-inspector", version, about)]
-struct Cli {
-    /// Configuration file (repeatable; later files override earlier ones). Without one, the
-    /// first of ~/.ironic-inspector/ironic-inspector.conf, ~/ironic-inspector.conf,
-    /// /etc/ironic-inspector/ironic-inspector.conf and /etc/ironic-inspector.conf is read.
-    #[arg(long = "config-file", value_name = "PATH")]
-    config_file: Vec<PathBuf>,
-    /// Directory whose *.conf files are read, in name order, after the --config-file ones.
-    #[arg(long = "config-dir", value_name = "DIR")]
-    config_dir: Vec<PathBuf>,
-    /// Log at debug level (overrides [DEFAULT] debug).
-    #[arg(short, long)]
-    debug: bool,
-    /// Log at info level (overrides [DEFAULT] verbose).
-    #[arg(short, long)]
-    verbose: bool,
-    /// Log to this file (overrides [DEFAULT] log_file).
-    #[arg(long = "log-file", value_name = "PATH")]
-    log_file: Option<PathBuf>,
-}
 
 /// Layers the config files as oslo.config would.
 fn config_files(cli: &Cli) -> Result<Vec<PathBuf>, config::ConfigError> {

@@ -6,79 +6,13 @@
 //! database is the one the daemon uses: `[database] connection`, or the deprecated
 //! `[discoverd] database`. This is the only program that changes the schema.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use ironic_inspector::cli::dbsync::{Cli, Command};
 use ironic_inspector::config::{self, Config};
 use ironic_inspector::db::{Db, DbError, migrate};
 use ironic_inspector::telemetry::{self, LogSettings};
-
-/// Creates and migrates the ironic-inspector database (alembic-compatible).
-#[derive(Parser, Debug)]
-#[command(name = "ironic-inspector-dbsync", version)]
-struct Cli {
-    /// Configuration file (repeatable; later files override earlier ones). Without one, the
-    /// standard locations of ironic-inspector.conf are tried.
-    #[arg(long = "config-file", value_name = "PATH", global = true)]
-    config_file: Vec<PathBuf>,
-    /// Directory whose *.conf files are read, in name order, after the --config-file ones.
-    #[arg(long = "config-dir", value_name = "DIR", global = true)]
-    config_dir: Vec<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Upgrade the schema to a later revision (default: head).
-    Upgrade {
-        /// Target revision: an id, a unique prefix of one, or `head`.
-        #[arg(long, value_name = "REV")]
-        revision: Option<String>,
-    },
-    /// Revert the schema to an earlier revision, or to `base` (drops every table).
-    Downgrade {
-        /// Target revision: an id, a unique prefix of one, or `base`.
-        #[arg(long, value_name = "REV")]
-        revision: String,
-    },
-    /// Record a revision as current without running any migration (`base` clears it).
-    Stamp {
-        /// Revision to record.
-        #[arg(long, value_name = "REV")]
-        revision: String,
-    },
-    /// Show the details of one revision.
-    Show {
-        /// Revision to show.
-        #[arg(long, value_name = "REV")]
-        revision: String,
-    },
-    /// Print the revision the database is at.
-    Current,
-    /// Print every revision, newest first.
-    History,
-    /// Print the head revision(s).
-    Heads,
-    /// Print branch points (there are none).
-    Branches,
-    /// Developer command of the Python tool (create a migration script); not supported.
-    Revision {
-        /// Message of the new revision.
-        #[arg(short, long)]
-        message: Option<String>,
-        /// Compare the models with the database.
-        #[arg(long)]
-        autogenerate: bool,
-    },
-    /// Developer command of the Python tool (open a migration in an editor); not supported.
-    Edit {
-        /// Revision to edit.
-        #[arg(long, value_name = "REV")]
-        revision: String,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
