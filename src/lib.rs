@@ -24,7 +24,8 @@
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
-//! - [`telemetry`]: logging set-up.
+//! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
+//! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
 //! - [`utc`]: calendar fields of a moment in UTC.
 
 pub mod api;
@@ -47,6 +48,7 @@ pub mod rules;
 pub mod server;
 pub mod state;
 pub mod swift;
+pub mod systemd;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
