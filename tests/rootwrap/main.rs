@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod capabilities;
+mod daemon;
 mod environment;
 mod helpers;
 mod netns;
 mod refusals;
+mod through_helper;
