@@ -199,3 +199,49 @@ fn caller() -> String {
         })
         .unwrap_or_else(|| "unknown".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn everything_after_the_command_is_the_commands_even_help_and_version() {
+        let cli = Cli::try_parse_from([
+            NAME,
+            "/etc/rw.conf",
+            "iptables",
+            "--version",
+            "-h",
+            "--help",
+            "-w",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, std::path::PathBuf::from("/etc/rw.conf"));
+        assert_eq!(
+            cli.command,
+            ["iptables", "--version", "-h", "--help", "-w"].map(OsString::from)
+        );
+    }
+
+    #[test]
+    fn a_missing_command_is_a_usage_error() {
+        let err = Cli::try_parse_from([NAME, "/etc/rw.conf"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn exit_statuses_are_oslo_rootwraps() {
+        let s = String::new;
+        assert_eq!(Refusal::Unauthorized(s()).status(), 99);
+        assert_eq!(Refusal::NoCommand(s()).status(), 98);
+        assert_eq!(Refusal::BadConfig(s()).status(), 97);
+        assert_eq!(Refusal::NotFound(s()).status(), 96);
+    }
+}
