@@ -27,6 +27,11 @@
 //! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
 //! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
 //! - [`utc`]: calendar fields of a moment in UTC.
+//!
+//! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
+//! (`src/bin/dbsync.rs`, the schema tool) are thin layers over this library. The root helper
+//! `ironic-inspector-rootwrap` (`src/bin/rootwrap/`) runs as root and deliberately uses none
+//! of it.
 
 pub mod api;
 pub mod app;

@@ -178,7 +178,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("firewall", "dnsmasq_interface", Str, Some("br-ctlplane"), "Interface the introspection DHCP server listens on.").dep(discoverd!("dnsmasq_interface")),
     opt("firewall", "firewall_update_period", Int, Some("15"), "Seconds between periodic firewall refreshes.").dep(discoverd!("firewall_update_period")),
     opt("firewall", "firewall_chain", Str, Some("ironic-inspector"), "Name of our iptables chain."),
-    opt("firewall", "root_helper", Str, Some("sudo ironic-inspector-rootwrap $rootwrap_config"), "Command prefix that runs iptables and iptables-restore as root, split on whitespace (no shell); empty runs them directly. Ours; 2.2 always used the default."),
+    opt("firewall", "root_helper", Str, Some("sudo ironic-inspector-rootwrap $rootwrap_config"), "Command prefix that runs iptables and iptables-restore as root, split on whitespace (no shell); empty runs them directly (as root, or with CAP_NET_ADMIN and CAP_NET_RAW). Ours; 2.2 always used the default."),
     // [ironic].
     opt("ironic", "os_auth_url", Str, Some(""), "Keystone URL for the service credentials below.").dep(discoverd!("os_auth_url")),
     opt("ironic", "os_username", Str, Some(""), "Service user name for Ironic (and for checking API tokens).").dep(discoverd!("os_username")),
