@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # devstack plugin: builds the Rust ironic-inspector from this repository, configures it against
-# the devstack's Keystone, Ironic and database, and runs it with a dnsmasq for the ramdisk.
-# Not exercised by this repository's CI (there is no devstack here); kept in step with
-# example.conf and README by hand.
+# the devstack's Keystone, Ironic and database, points Ironic's inspection at it, and runs it
+# with a dnsmasq for the ramdisk. The firewall runs through sudo and our own
+# ironic-inspector-rootwrap (devstack runs services as $STACK_USER, not as a systemd unit with
+# capabilities). CI checks this file with `bash -n` and shellcheck; there is no devstack here
+# to run it, so its steps follow README's install section and the packaged unit by hand.
+#
+# devstack sources this file: the helpers it uses (iniset, install_package, pip_install,
+# run_process, ...) and the settings file's variables come from there.
+# shellcheck disable=SC2154
 
 function inspector_iniset {
     iniset "$IRONIC_INSPECTOR_CONF_FILE" "$1" "$2" "$3"
@@ -13,11 +19,20 @@ function install_inspector {
         install_package cargo
     fi
     (cd "$IRONIC_INSPECTOR_DIR" && cargo build --release --locked)
-    sudo install -m 0755 "$IRONIC_INSPECTOR_DIR/target/release/ironic-inspector" \
-        "$IRONIC_INSPECTOR_DIR/target/release/ironic-inspector-dbsync" "$IRONIC_INSPECTOR_BIN_DIR/"
-    # The firewall runs iptables through oslo.rootwrap, under the name upstream used.
-    pip_install oslo.rootwrap
-    sudo ln -sf "$(command -v oslo-rootwrap)" "$IRONIC_INSPECTOR_BIN_DIR/ironic-inspector-rootwrap"
+    local bin
+    for bin in ironic-inspector ironic-inspector-dbsync ironic-inspector-rootwrap; do
+        sudo install -m 0755 "$IRONIC_INSPECTOR_DIR/target/release/$bin" "$IRONIC_INSPECTOR_BIN_DIR/"
+    done
+}
+
+# The command-line client (`openstack baremetal introspection ...`), as upstream's plugin did.
+function install_inspector_client {
+    if use_library_from_git python-ironic-inspector-client; then
+        git_clone_by_name python-ironic-inspector-client
+        setup_dev_lib python-ironic-inspector-client
+    else
+        pip_install python-ironic-inspector-client
+    fi
 }
 
 function install_inspector_dhcp {
@@ -43,17 +58,38 @@ function configure_inspector {
     inspector_iniset keystone_authtoken identity_uri "$KEYSTONE_SERVICE_URI"
     inspector_iniset firewall manage_firewall "$IRONIC_INSPECTOR_MANAGE_FIREWALL"
     inspector_iniset firewall dnsmasq_interface "$IRONIC_INSPECTOR_INTERFACE"
+    inspector_iniset firewall root_helper \
+        "sudo $IRONIC_INSPECTOR_BIN_DIR/ironic-inspector-rootwrap $IRONIC_INSPECTOR_ROOTWRAP_CONF_FILE"
     inspector_iniset database connection "$(database_connection_url ironic_inspector)"
     chmod 0640 "$IRONIC_INSPECTOR_CONF_FILE"
 
-    sudo cp "$IRONIC_INSPECTOR_DIR/rootwrap.conf" "$IRONIC_INSPECTOR_ROOTWRAP_CONF_FILE"
-    sudo cp -r "$IRONIC_INSPECTOR_DIR/rootwrap.d" "$IRONIC_INSPECTOR_CONF_DIR/"
+    # The root helper refuses configuration and filter files that anyone but root can write.
+    sudo install -o root -g root -m 0644 "$IRONIC_INSPECTOR_DIR/rootwrap.conf" \
+        "$IRONIC_INSPECTOR_ROOTWRAP_CONF_FILE"
+    sudo install -d -o root -g root -m 0755 "$IRONIC_INSPECTOR_CONF_DIR/rootwrap.d"
+    sudo install -o root -g root -m 0644 "$IRONIC_INSPECTOR_DIR"/rootwrap.d/*.filters \
+        "$IRONIC_INSPECTOR_CONF_DIR/rootwrap.d/"
     local sudoers="$STACK_USER ALL=(root) NOPASSWD: $IRONIC_INSPECTOR_BIN_DIR/ironic-inspector-rootwrap $IRONIC_INSPECTOR_ROOTWRAP_CONF_FILE *"
     echo "$sudoers" | sudo tee /etc/sudoers.d/ironic-inspector-rootwrap >/dev/null
     sudo chmod 0440 /etc/sudoers.d/ironic-inspector-rootwrap
 
-    # Let Ironic hand inspection to us.
+    configure_ironic_for_inspector
+}
+
+# Let Ironic hand inspection to us: the current `inspector` inspect interface finds us through
+# endpoint_override; Liberty-era Ironic read [inspector] enabled and service_url. Options an
+# Ironic release does not know are ignored by it, so both sets are written.
+function configure_ironic_for_inspector {
     iniset "$IRONIC_CONF_FILE" inspector endpoint_override "$IRONIC_INSPECTOR_URI"
+    iniset "$IRONIC_CONF_FILE" inspector enabled True
+    iniset "$IRONIC_CONF_FILE" inspector service_url "$IRONIC_INSPECTOR_URI"
+    local enabled
+    enabled=$(iniget "$IRONIC_CONF_FILE" DEFAULT enabled_inspect_interfaces)
+    if [[ -n "$enabled" && ",$enabled," != *",inspector,"* ]]; then
+        iniset "$IRONIC_CONF_FILE" DEFAULT enabled_inspect_interfaces "$enabled,inspector"
+    elif [[ -z "$enabled" ]]; then
+        iniset "$IRONIC_CONF_FILE" DEFAULT enabled_inspect_interfaces "inspector,no-inspect"
+    fi
 }
 
 function configure_inspector_dhcp {
@@ -74,6 +110,26 @@ function prepare_inspector_network {
     sudo ip addr replace "$IRONIC_INSPECTOR_INTERNAL_IP/$IRONIC_INSPECTOR_INTERNAL_SUBNET_SIZE" \
         dev "$IRONIC_INSPECTOR_INTERFACE"
     sudo ip link set "$IRONIC_INSPECTOR_INTERFACE" up
+}
+
+# The host firewall rules the ramdisk needs on the inspection network, as upstream's plugin
+# added them: TFTP for the PXE boot and the API port for the ramdisk's report. DHCP (67) is
+# the daemon's own chain, which it creates and hooks into INPUT itself.
+function inspector_host_rules {
+    local action=$1
+    sudo iptables "$action" INPUT -i "$IRONIC_INSPECTOR_INTERFACE" -p udp --dport 69 -j ACCEPT
+    sudo iptables "$action" INPUT -i "$IRONIC_INSPECTOR_INTERFACE" -p tcp \
+        --dport "$IRONIC_INSPECTOR_PORT" -j ACCEPT
+}
+
+function open_inspector_ports {
+    # Idempotent: a second `stack` does not stack up duplicate rules.
+    inspector_host_rules -D 2>/dev/null || true
+    inspector_host_rules -I
+}
+
+function close_inspector_ports {
+    inspector_host_rules -D 2>/dev/null || true
 }
 
 function init_inspector {
@@ -103,6 +159,7 @@ function stop_inspector_dhcp {
 }
 
 function cleanup_inspector {
+    close_inspector_ports
     sudo rm -rf "$IRONIC_INSPECTOR_CONF_DIR" /etc/sudoers.d/ironic-inspector-rootwrap
     sudo rm -f "$IRONIC_INSPECTOR_BIN_DIR"/ironic-inspector{,-dbsync,-rootwrap}
 }
@@ -110,7 +167,10 @@ function cleanup_inspector {
 if [[ "$1" == "stack" && "$2" == "install" ]]; then
     echo_summary "Installing ironic-inspector"
     install_inspector
-    is_service_enabled ironic-inspector-dhcp && install_inspector_dhcp
+    install_inspector_client
+    if is_service_enabled ironic-inspector-dhcp; then
+        install_inspector_dhcp
+    fi
 elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
     echo_summary "Configuring ironic-inspector"
     configure_inspector
@@ -121,13 +181,18 @@ elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
 elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
     echo_summary "Starting ironic-inspector"
     init_inspector
+    open_inspector_ports
     start_inspector
-    is_service_enabled ironic-inspector-dhcp && start_inspector_dhcp
+    if is_service_enabled ironic-inspector-dhcp; then
+        start_inspector_dhcp
+    fi
 fi
 
 if [[ "$1" == "unstack" ]]; then
     stop_inspector
-    is_service_enabled ironic-inspector-dhcp && stop_inspector_dhcp
+    if is_service_enabled ironic-inspector-dhcp; then
+        stop_inspector_dhcp
+    fi
 fi
 
 if [[ "$1" == "clean" ]]; then

@@ -7,6 +7,10 @@
 //! (upstream's `firewall.init` and the clean-up on exit) and the periodic jobs
 //! ([`crate::periodic`]) are started and stopped in [`serve`]; the HTTP connections themselves
 //! (TLS, the connection limit, client timeouts) are [`crate::server`]'s.
+//!
+//! Under systemd ([`crate::systemd`]), [`run`] reports readiness once the API answers and the
+//! firewall is set up, reports the stop when a signal asks for it, and feeds the watchdog.
+//! SIGHUP reopens the log file (for logrotate) instead of ending the process.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -24,6 +28,8 @@ use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
 use crate::server::{Limits, Tls};
 use crate::swift::SwiftClient;
+use crate::systemd::Notifier;
+use crate::telemetry::LogHandle;
 
 /// Connects to the database, checks its schema and builds the shared state.
 pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
@@ -115,6 +121,18 @@ fn log_start_up(config: &Config, addr: SocketAddr, tls: bool) {
 /// Before serving, the firewall is initialised (a failure stops start-up) and its periodic
 /// refresh is started on the task tracker.
 pub async fn serve(state: AppState, listener: TcpListener, tls: Option<Tls>) -> anyhow::Result<()> {
+    serve_supervised(state, listener, tls, &Notifier::disabled()).await
+}
+
+/// [`serve`], telling the service manager (`READY=1`) once the firewall is set up and the
+/// periodic jobs are started: the listener is bound already, so from then on clients
+/// connect.
+pub async fn serve_supervised(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    systemd: &Notifier,
+) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
@@ -126,6 +144,8 @@ pub async fn serve(state: AppState, listener: TcpListener, tls: Option<Tls>) -> 
     }
     log_start_up(&state.config, addr, tls.is_some());
     crate::periodic::spawn(&state);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    systemd.ready(&format!("Serving the API on {scheme}://{addr}"));
     let limits = Limits::from_config(&state.config.default);
     let shutdown = state.shutdown.clone();
     let tasks = state.tasks.clone();
@@ -175,8 +195,22 @@ pub async fn stop_signal() {
 }
 
 /// The daemon: build everything from `config`, bind the configured address, serve until a
-/// stop signal.
-pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
+/// stop signal. `systemd` hears about readiness and the stop (and gets the watchdog's
+/// keep-alives); `logs` is reopened on SIGHUP.
+pub async fn run(config: Arc<Config>, systemd: Notifier, logs: LogHandle) -> anyhow::Result<()> {
+    let systemd = Arc::new(systemd);
+    // The keep-alives and the SIGHUP handler live as long as this function: the guard
+    // stops them however it returns.
+    let process_tasks = CancellationToken::new();
+    let _stop_process_tasks = process_tasks.clone().drop_guard();
+    // From the very start: SIGHUP's default action would end the process, and the
+    // watchdog may be counting while the database is still being reached.
+    watch_hangups(logs, process_tasks.clone())?;
+    {
+        let systemd = systemd.clone();
+        let stop = process_tasks.clone();
+        tokio::spawn(async move { systemd.feed_watchdog(stop).await });
+    }
     let tls = tls_config(&config).await?;
     let state = build_state(config.clone()).await?;
     let address = format!(
@@ -187,10 +221,47 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         format!("cannot listen on {address} ([DEFAULT] listen_address, listen_port)")
     })?;
     let shutdown = state.shutdown.clone();
+    let notifier = systemd.clone();
     tokio::spawn(async move {
         stop_signal().await;
         tracing::info!("stop requested");
+        notifier.stopping("Stopping: draining open requests");
         shutdown.cancel();
     });
-    serve(state, listener, tls).await
+    serve_supervised(state, listener, tls, &systemd).await
+}
+
+/// Reopens the log file on each SIGHUP until `stop` is cancelled.
+fn watch_hangups(logs: LogHandle, stop: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                received = hangups.recv() => match received {
+                    Some(()) => reopen_log(&logs).await,
+                    None => return,
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Opens the log file again (after logrotate moved it away) and says so in the new one.
+async fn reopen_log(logs: &LogHandle) {
+    let handle = logs.clone();
+    match tokio::task::spawn_blocking(move || handle.reopen()).await {
+        Ok(Ok(Some(path))) => {
+            tracing::info!(log_file = %path.display(), "SIGHUP: log file reopened");
+        }
+        Ok(Ok(None)) => tracing::info!("SIGHUP: no log file to reopen"),
+        Ok(Err(err)) => tracing::error!(
+            log_file = %logs.file().map(|p| p.display().to_string()).unwrap_or_default(),
+            error = %err,
+            "SIGHUP: cannot reopen the log file; writing on to the old one"
+        ),
+        Err(err) => tracing::error!(error = %err, "SIGHUP: reopening the log file failed"),
+    }
 }

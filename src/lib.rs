@@ -25,8 +25,14 @@
 //! - [`cli`]: the command lines of the daemon and of dbsync (also read by the man pages).
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
-//! - [`telemetry`]: logging set-up.
+//! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
+//! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
 //! - [`utc`]: calendar fields of a moment in UTC.
+//!
+//! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
+//! (`src/bin/dbsync.rs`, the schema tool) are thin layers over this library. The root helper
+//! `ironic-inspector-rootwrap` (`src/bin/rootwrap/`) runs as root and deliberately uses none
+//! of it.
 
 pub mod api;
 pub mod app;
@@ -49,6 +55,7 @@ pub mod rules;
 pub mod server;
 pub mod state;
 pub mod swift;
+pub mod systemd;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;

@@ -88,8 +88,15 @@ async fn open(cli: &Cli) -> Result<Db, String> {
         eprintln!("WARNING: {warning}");
     }
     // Warnings of the library on standard error: above all each failed attempt to reach
-    // the database, so an operator sees what the tool is waiting for.
-    telemetry::init(&LogSettings::default()).map_err(|e| e.to_string())?;
+    // the database, so an operator sees what the tool is waiting for. Upstream's tool read
+    // the logging options but never set up oslo.log, so the log file and syslog options do
+    // not apply here (its output belongs to whoever runs it: a terminal, a unit's journal);
+    // `debug` does.
+    let settings = LogSettings {
+        debug: config.default.debug,
+        ..LogSettings::default()
+    };
+    telemetry::init(&settings).map_err(|e| e.to_string())?;
     Db::connect(&config.database)
         .await
         .map_err(|e| e.to_string())

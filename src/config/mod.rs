@@ -128,8 +128,69 @@ pub struct DefaultSection {
     pub debug: bool,
     /// Log to this file instead of standard error.
     pub log_file: Option<PathBuf>,
-    /// Directory for `log_file` when that is relative.
+    /// Directory for `log_file` when that is relative; alone, the log file is
+    /// `<log_dir>/<program>.log`.
     pub log_dir: Option<PathBuf>,
+    /// Info level (otherwise warnings only) when not debugging.
+    pub verbose: bool,
+    /// Log to standard error as well as to the file or syslog.
+    pub use_stderr: bool,
+    /// Also send the log to the local syslog socket.
+    pub use_syslog: bool,
+    /// Syslog messages name the program (`ironic-inspector[pid]:`); false leaves it out.
+    pub use_syslog_rfc_format: bool,
+    /// The facility syslog messages are filed under.
+    pub syslog_log_facility: SyslogFacility,
+}
+
+/// A syslog facility (`[DEFAULT] syslog_log_facility`): its numeric code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyslogFacility(u8);
+
+/// The facility names oslo.log accepted, with their codes (`LOG_` may be left out, and case
+/// does not matter).
+const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("LOG_KERN", 0),
+    ("LOG_USER", 1),
+    ("LOG_MAIL", 2),
+    ("LOG_DAEMON", 3),
+    ("LOG_AUTH", 4),
+    ("LOG_SYSLOG", 5),
+    ("LOG_LPR", 6),
+    ("LOG_NEWS", 7),
+    ("LOG_UUCP", 8),
+    ("LOG_CRON", 9),
+    ("LOG_AUTHPRIV", 10),
+    ("LOG_FTP", 11),
+    ("LOG_LOCAL0", 16),
+    ("LOG_LOCAL1", 17),
+    ("LOG_LOCAL2", 18),
+    ("LOG_LOCAL3", 19),
+    ("LOG_LOCAL4", 20),
+    ("LOG_LOCAL5", 21),
+    ("LOG_LOCAL6", 22),
+    ("LOG_LOCAL7", 23),
+];
+
+impl SyslogFacility {
+    /// `LOG_DAEMON`, `daemon`, `local0`...; `None` for a name syslog does not have.
+    pub fn from_name(name: &str) -> Option<SyslogFacility> {
+        let upper = name.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("LOG_") {
+            upper
+        } else {
+            format!("LOG_{upper}")
+        };
+        SYSLOG_FACILITIES
+            .iter()
+            .find(|(n, _)| *n == full)
+            .map(|&(_, code)| SyslogFacility(code))
+    }
+
+    /// The facility's code (the priority of a message is `code * 8 + severity`).
+    pub fn code(self) -> u8 {
+        self.0
+    }
 }
 
 /// `[firewall]`.
@@ -523,7 +584,14 @@ impl Resolver<'_> {
                         };
                         return Err(Self::invalid(section, name, &value.value, reason));
                     }
-                    if opt.ignored {
+                    if opt.ignored && opt.warn_when_set {
+                        self.warnings.push(format!(
+                            "option [{section}] {name} ({}:{}) is accepted but not applied by \
+                             this daemon",
+                            value.file.display(),
+                            value.line
+                        ));
+                    } else if opt.ignored {
                         tracing::debug!(option = %format!("[{section}] {name}"), "option accepted but not used by this daemon");
                     }
                 }
@@ -737,6 +805,17 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
                 format!("not a regular expression: {e}"),
             )
         })?;
+    // Checked whether or not use_syslog is set, as a typo in any option is.
+    let facility = r.string("DEFAULT", "syslog_log_facility");
+    let syslog_log_facility = SyslogFacility::from_name(&facility).ok_or_else(|| {
+        let names: Vec<&str> = SYSLOG_FACILITIES.iter().map(|(n, _)| *n).collect();
+        Resolver::invalid(
+            "DEFAULT",
+            "syslog_log_facility",
+            &facility,
+            format!("not a syslog facility; one of: {}", names.join(", ")),
+        )
+    })?;
     Ok(DefaultSection {
         listen_address: r.string("DEFAULT", "listen_address"),
         listen_port,
@@ -787,6 +866,11 @@ fn default_section(r: &mut Resolver<'_>) -> Result<DefaultSection, ConfigError> 
         debug: r.boolean("DEFAULT", "debug")?,
         log_file: r.optional("DEFAULT", "log_file").map(PathBuf::from),
         log_dir: r.optional("DEFAULT", "log_dir").map(PathBuf::from),
+        verbose: r.boolean("DEFAULT", "verbose")?,
+        use_stderr: r.boolean("DEFAULT", "use_stderr")?,
+        use_syslog: r.boolean("DEFAULT", "use_syslog")?,
+        use_syslog_rfc_format: r.boolean("DEFAULT", "use_syslog_rfc_format")?,
+        syslog_log_facility,
     })
 }
 
@@ -1204,6 +1288,46 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("[DEFAULT] listen_prot"));
         assert!(warnings[0].contains("test.conf:2"));
+    }
+
+    #[test]
+    fn python_logging_formats_are_accepted_with_a_warning_that_they_are_not_applied() {
+        let (_, warnings) = load(
+            "[DEFAULT]\nlog_config_append = /etc/logging.conf\nlogging_context_format_string = %(message)s\n\
+             [keystone_authtoken]\nmemcached_servers = m:11211\n",
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("[DEFAULT] log_config_append")
+                && warnings[0].contains("not applied")
+                && warnings[0].contains("test.conf:2"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("[DEFAULT] logging_context_format_string"));
+    }
+
+    #[test]
+    fn logging_options_are_read() {
+        let (c, _) = load("").unwrap();
+        let d = c.default;
+        assert!(d.verbose && d.use_stderr && !d.use_syslog && d.use_syslog_rfc_format);
+        assert_eq!(d.syslog_log_facility.code(), 1);
+        let (c, _) = load(
+            "[DEFAULT]\nverbose = false\nuse_stderr = false\nuse_syslog = true\nsyslog_log_facility = LOG_LOCAL7\n",
+        )
+        .unwrap();
+        let d = c.default;
+        assert!(!d.verbose && !d.use_stderr && d.use_syslog);
+        assert_eq!(d.syslog_log_facility.code(), 23);
+        let err = load("[DEFAULT]\nsyslog_log_facility = LOG_LOCAL9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[DEFAULT] syslog_log_facility") && err.contains("LOG_LOCAL9"),
+            "{err}"
+        );
+        assert!(err.contains("LOG_DAEMON"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Opt {
     pub secret: bool,
     /// Accepted for compatibility, but this daemon does not act on it.
     pub ignored: bool,
+    /// An ignored option whose setting changes what an operator expects to see (the Python
+    /// logging formats): setting it gives a start-up warning, not only a debug line.
+    pub warn_when_set: bool,
     /// One line of help, in our words.
     pub help: &'static str,
 }
@@ -57,6 +60,7 @@ const fn opt(
         deprecated: NO_ALIASES,
         secret: false,
         ignored: false,
+        warn_when_set: false,
         help,
     }
 }
@@ -72,6 +76,12 @@ impl Opt {
     }
     const fn ignored(mut self) -> Opt {
         self.ignored = true;
+        self
+    }
+    /// Ignored, with a start-up warning when set.
+    const fn unapplied(mut self) -> Opt {
+        self.ignored = true;
+        self.warn_when_set = true;
         self
     }
 }
@@ -117,26 +127,28 @@ pub const OPTIONS: &[Opt] = &[
     opt("DEFAULT", "introspection_delay_drivers", Str, Some("^.*_ssh$"), "Regular expression over the driver name, matched from its start."),
     opt("DEFAULT", "ipmi_address_fields", List, Some("ilo_address,drac_host,cimc_address"), "driver_info keys tried, after ipmi_address, for the BMC address."),
     opt("DEFAULT", "rootwrap_config", Str, Some("/etc/ironic-inspector/rootwrap.conf"), "Configuration file handed to ironic-inspector-rootwrap."),
-    // [DEFAULT]: logging (oslo.log names).
+    // [DEFAULT]: logging (oslo.log names). As oslo.log did in 2.2: the log goes to the file
+    // (log_file, or log_dir alone), to standard error when use_stderr is set (also with a
+    // file), to standard output when neither, and to syslog as well when use_syslog is set.
     opt("DEFAULT", "debug", Bool, Some("false"), "Log at debug level, and add the cause to 500 answers."),
     opt("DEFAULT", "verbose", Bool, Some("true"), "Log at info level (otherwise warnings only), unless debug is set."),
-    opt("DEFAULT", "log_config_append", Str, None, "Python logging configuration file; accepted, not used by this daemon.").ignored(),
-    opt("DEFAULT", "log_format", Str, None, "Python log format; accepted, not used.").ignored(),
-    opt("DEFAULT", "log_date_format", Str, Some("%Y-%m-%d %H:%M:%S"), "Python date format; accepted, not used.").ignored(),
-    opt("DEFAULT", "log_file", Str, None, "Write the log to this file instead of standard error."),
-    opt("DEFAULT", "log_dir", Str, None, "Directory that a relative log_file is taken from."),
-    opt("DEFAULT", "use_syslog", Bool, Some("false"), "Syslog output; accepted, not used (journald collects standard error)."),
-    opt("DEFAULT", "use_syslog_rfc_format", Bool, Some("true"), "Accepted, not used.").ignored(),
-    opt("DEFAULT", "syslog_log_facility", Str, Some("LOG_USER"), "Accepted, not used.").ignored(),
-    opt("DEFAULT", "use_stderr", Bool, Some("true"), "Accepted, not used: without log_file the log goes to standard error.").ignored(),
-    opt("DEFAULT", "logging_context_format_string", Str, None, "Python log format; accepted, not used.").ignored(),
-    opt("DEFAULT", "logging_default_format_string", Str, None, "Python log format; accepted, not used.").ignored(),
-    opt("DEFAULT", "logging_debug_format_suffix", Str, None, "Python log format; accepted, not used.").ignored(),
-    opt("DEFAULT", "logging_exception_prefix", Str, None, "Python log format; accepted, not used.").ignored(),
-    opt("DEFAULT", "default_log_levels", List, None, "Python logger levels; accepted, not used.").ignored(),
-    opt("DEFAULT", "publish_errors", Bool, Some("false"), "Accepted, not used.").ignored(),
-    opt("DEFAULT", "instance_format", Str, None, "Accepted, not used.").ignored(),
-    opt("DEFAULT", "instance_uuid_format", Str, None, "Accepted, not used.").ignored(),
+    opt("DEFAULT", "log_config_append", Str, None, "Python logging configuration file; accepted, not applied (a start-up warning says so): the options below set where the log goes.").unapplied(),
+    opt("DEFAULT", "log_format", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "log_date_format", Str, Some("%Y-%m-%d %H:%M:%S"), "Python date format; accepted, not applied (a start-up warning says so): times are written in UTC, RFC 3339.").unapplied(),
+    opt("DEFAULT", "log_file", Str, None, "Append the log to this file (relative: to log_dir). It is created when missing, and closed and opened again on SIGHUP, so logrotate can move it away."),
+    opt("DEFAULT", "log_dir", Str, None, "Directory of the log: a relative log_file is taken from it; without log_file the log goes to <log_dir>/<program>.log (ironic-inspector.log)."),
+    opt("DEFAULT", "use_syslog", Bool, Some("false"), "Also send the log to the local syslog socket /dev/log, one datagram per line."),
+    opt("DEFAULT", "use_syslog_rfc_format", Bool, Some("true"), "Syslog messages start with the program name and pid (ironic-inspector[pid]:); false leaves them out (deprecated in 2.2)."),
+    opt("DEFAULT", "syslog_log_facility", Str, Some("LOG_USER"), "Syslog facility: LOG_USER, LOG_DAEMON, LOG_LOCAL0 to LOG_LOCAL7... (case and the LOG_ prefix do not matter)."),
+    opt("DEFAULT", "use_stderr", Bool, Some("true"), "Log to standard error, also when log_file, log_dir or use_syslog is set; when false and no file is set, the log goes to standard output."),
+    opt("DEFAULT", "logging_context_format_string", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "logging_default_format_string", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "logging_debug_format_suffix", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "logging_exception_prefix", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "default_log_levels", List, None, "Python logger levels; accepted, not applied (a start-up warning says so): RUST_LOG sets levels per module.").unapplied(),
+    opt("DEFAULT", "publish_errors", Bool, Some("false"), "Sends errors to a message queue; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "instance_format", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
+    opt("DEFAULT", "instance_uuid_format", Str, None, "Python log format; accepted, not applied (a start-up warning says so).").unapplied(),
     opt("DEFAULT", "fatal_deprecations", Bool, Some("false"), "Stop at start-up when a deprecated option is used."),
     // [database] (oslo.db names).
     opt("database", "connection", Str, None, "SQLAlchemy URL of the database: sqlite:///relative.db, sqlite:////absolute.db, mysql+pymysql://user:pass@host/db or postgresql://user:pass@host/db.").dep(&[("DEFAULT", "sql_connection"), ("DATABASE", "sql_connection"), ("sql", "connection")]).secret(),
@@ -166,7 +178,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("firewall", "dnsmasq_interface", Str, Some("br-ctlplane"), "Interface the introspection DHCP server listens on.").dep(discoverd!("dnsmasq_interface")),
     opt("firewall", "firewall_update_period", Int, Some("15"), "Seconds between periodic firewall refreshes.").dep(discoverd!("firewall_update_period")),
     opt("firewall", "firewall_chain", Str, Some("ironic-inspector"), "Name of our iptables chain."),
-    opt("firewall", "root_helper", Str, Some("sudo ironic-inspector-rootwrap $rootwrap_config"), "Command prefix that runs iptables and iptables-restore as root, split on whitespace (no shell); empty runs them directly. Ours; 2.2 always used the default."),
+    opt("firewall", "root_helper", Str, Some("sudo ironic-inspector-rootwrap $rootwrap_config"), "Command prefix that runs iptables and iptables-restore as root, split on whitespace (no shell); empty runs them directly (as root, or with CAP_NET_ADMIN and CAP_NET_RAW). Ours; 2.2 always used the default."),
     // [ironic].
     opt("ironic", "os_auth_url", Str, Some(""), "Keystone URL for the service credentials below.").dep(discoverd!("os_auth_url")),
     opt("ironic", "os_username", Str, Some(""), "Service user name for Ironic (and for checking API tokens).").dep(discoverd!("os_username")),

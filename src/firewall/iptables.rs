@@ -239,6 +239,7 @@ impl Iptables {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        crate::systemd::scrub(&mut cmd);
         self.processes.fetch_add(1, Ordering::Relaxed);
         let failure = |detail: String| CommandFailure {
             command: command.clone(),

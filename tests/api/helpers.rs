@@ -22,7 +22,7 @@ pub fn init_logging() {
             let _ = ironic_inspector::telemetry::init(&ironic_inspector::telemetry::LogSettings {
                 debug: true,
                 verbose: true,
-                file: None,
+                ..Default::default()
             });
         }
     });
