@@ -5,11 +5,16 @@
 //! ```
 //!
 //! `ironic-inspector.8` and `ironic-inspector-dbsync.8` come from the command-line definitions
-//! in `src/cli.rs`, and `inspector.conf.5` from the option table in `src/config/spec.rs`, the
-//! one `example.conf` documents. `scripts/package` gzips them into the Debian package.
+//! in `src/cli.rs`, `ironic-inspector-rootwrap.8` from `src/bin/rootwrap/cli.rs` (the helper
+//! does not use the library), and `inspector.conf.5` from the option table in
+//! `src/config/spec.rs`, the one `example.conf` documents. `scripts/package` gzips them into
+//! the Debian package.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[path = "../src/bin/rootwrap/cli.rs"]
+mod rootwrap_cli;
 
 use clap::CommandFactory;
 use clap_mangen::Man;
@@ -45,6 +50,7 @@ fn write_all(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let pages = [
         ("ironic-inspector.8", daemon_page()?),
         ("ironic-inspector-dbsync.8", dbsync_page()?),
+        ("ironic-inspector-rootwrap.8", rootwrap_page()?),
         ("inspector.conf.5", config_page()),
     ];
     let mut written = Vec::new();
@@ -123,6 +129,36 @@ fn daemon_page() -> std::io::Result<String> {
     see_also(
         &mut roff,
         "ironic-inspector-dbsync(8), ironic-inspector-rootwrap(8), inspector.conf(5)",
+    );
+    Ok(String::from_utf8_lossy(&out).into_owned() + &render(&roff))
+}
+
+fn rootwrap_page() -> std::io::Result<String> {
+    let mut out = Vec::new();
+    man(rootwrap_cli::Cli::command()).render(&mut out)?;
+    let mut roff = Roff::new();
+    tagged(
+        &mut roff,
+        "FILES",
+        &[
+            (
+                "/etc/ironic-inspector/rootwrap.conf",
+                "The configuration: filters_path and exec_dirs.",
+            ),
+            (
+                "/etc/ironic-inspector/rootwrap.d/",
+                "The filter files, which list the commands allowed.",
+            ),
+            (
+                "/usr/share/doc/ironic-inspector/examples/sudoers",
+                "The sudoers rule that lets the service user run the helper (not active as \
+                 installed).",
+            ),
+        ],
+    );
+    see_also(
+        &mut roff,
+        "ironic-inspector(8), inspector.conf(5), sudoers(5)",
     );
     Ok(String::from_utf8_lossy(&out).into_owned() + &render(&roff))
 }
