@@ -30,6 +30,10 @@ const FILES: &[(&str, &str)] = &[
         "/usr/lib/systemd/system/ironic-inspector.service",
         "-rw-r--r--",
     ),
+    (
+        "/usr/lib/systemd/system/ironic-inspector-dbsync.service",
+        "-rw-r--r--",
+    ),
     // Holds passwords: readable by root and (after postinst) the service's group only.
     ("/etc/ironic-inspector/inspector.conf", "-rw-r-----"),
     ("/etc/ironic-inspector/rootwrap.conf", "-rw-r--r--"),

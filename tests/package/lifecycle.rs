@@ -261,6 +261,32 @@ fn install_run_upgrade_remove_purge() {
             .is_symlink(),
         "the service is not enabled"
     );
+    // The units run what the package installed, with the packaged configuration.
+    for unit in [
+        "ironic-inspector.service",
+        "ironic-inspector-dbsync.service",
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new("/usr/lib/systemd/system").join(unit)).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap_or_else(|| panic!("no ExecStart in {unit}"));
+        assert!(
+            exec.contains(&format!("--config-file {CONF}")),
+            "{unit}: {exec}"
+        );
+        for path in exec.split_whitespace().filter(|w| w.starts_with('/')) {
+            assert!(
+                Path::new(path).exists(),
+                "{unit} runs {path}, which is not installed"
+            );
+        }
+        assert!(
+            text.contains(&format!("User={USER}")),
+            "{unit} runs as another user"
+        );
+    }
 
     // The database, created by dbsync as the service user.
     dbsync("upgrade");
