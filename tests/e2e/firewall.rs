@@ -6,9 +6,7 @@
 //! missing Ironic or iptables skips too, except under CI (env `CI` set), where it fails.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ironic_inspector::firewall::iptables::{Iptables, Settings};
@@ -25,119 +23,16 @@ pub const INTERFACE: &str = "fwtest0";
 /// `iptables -S` of a filter table with no rule at all: everything of ours removed.
 pub const NO_RULES: [&str; 3] = ["-P INPUT ACCEPT", "-P FORWARD ACCEPT", "-P OUTPUT ACCEPT"];
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
+pub use crate::namespace::Netns;
 
-/// A network namespace with a veth pair, deleted (with every rule in it) on drop.
-pub struct Netns {
-    pub name: String,
-}
-
+/// The e2e tests' namespace: a veth pair whose end [`INTERFACE`] is up.
 impl Netns {
     /// A fresh namespace, or `None` (after printing why) when this machine cannot give one.
     pub fn create(test: &str) -> Option<Netns> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "insp-fw-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let tools_missing = ["ip", "iptables", "iptables-restore"]
-            .iter()
-            .find(|tool| which(tool).is_none());
-        if let Some(tool) = tools_missing {
-            assert!(
-                !in_ci(),
-                "{test}: CI is set but `{tool}` is not installed (scripts/test installs it)"
-            );
-            println!(
-                "{test}: skipped: `{tool}` is not installed (apt-get install iptables iproute2)"
-            );
-            return None;
-        }
-        let added = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("running ip netns add");
-        if !added.status.success() {
-            let stderr = String::from_utf8_lossy(&added.stderr);
-            // The only skip allowed under CI: the kernel (or the sandbox) refuses namespaces.
-            println!(
-                "{test}: skipped: the kernel refuses to create a network namespace \
-                 (ip netns add {name}: {})",
-                stderr.trim()
-            );
-            return None;
-        }
-        let netns = Netns { name };
-        netns.run(&[
-            "ip", "link", "add", INTERFACE, "type", "veth", "peer", "name", "fwtest1",
-        ]);
-        netns.run(&["ip", "link", "set", INTERFACE, "up"]);
+        let netns = Netns::new(test, "insp-fw", &[])?;
+        netns.add_veth(INTERFACE, "fwtest1");
         Some(netns)
     }
-
-    /// `[firewall] root_helper` for the daemon.
-    pub fn root_helper(&self) -> String {
-        format!("ip netns exec {}", self.name)
-    }
-
-    /// Runs a command inside the namespace; its stdout, or a panic with its stderr.
-    pub fn run(&self, argv: &[&str]) -> String {
-        let output = self.try_run(argv);
-        assert!(
-            output.status.success(),
-            "ip netns exec {} {}: {}",
-            self.name,
-            argv.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn try_run(&self, argv: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .output()
-            .expect("running ip netns exec")
-    }
-
-    /// `iptables -S` of the whole filter table, as lines.
-    pub fn rules(&self) -> Vec<String> {
-        self.run(&["iptables", "-S"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// `iptables -S <chain>`, or `None` when the chain does not exist.
-    pub fn chain(&self, chain: &str) -> Option<Vec<String>> {
-        let output = self.try_run(&["iptables", "-S", chain]);
-        output.status.success().then(|| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The iptables backend alone (no daemon) on [`CHAIN`] and [`INTERFACE`], its commands run

@@ -21,6 +21,8 @@ mod ironic_faults;
 mod ironic_inspect;
 mod ironic_outage;
 mod kill_during_processing;
+#[path = "../support/namespace.rs"]
+mod namespace;
 mod nodes;
 #[path = "../support/ports.rs"]
 mod ports;

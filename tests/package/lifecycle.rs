@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::deb::{PACKAGE, built, enabled, lock_machine, run, stdout, wait_for};
+use crate::namespace::Netns;
 
 const USER: &str = "ironic-inspector";
 const HOME: &str = "/var/lib/ironic-inspector";
@@ -75,32 +76,6 @@ impl Drop for Purge {
     }
 }
 
-/// A network namespace of the test's own: the daemon manages its firewall chain in it, and
-/// its port 5050 is free whatever runs on the machine.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("inspector-pkg-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let netns = Netns(name);
-        run(&mut netns.exec(&["ip", "link", "set", "lo", "up"]));
-        netns
-    }
-
-    fn exec(&self, argv: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.0]).args(argv);
-        cmd
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Kills a daemon left running by a failed assertion.
 struct Running(Child);
 
@@ -144,7 +119,7 @@ fn run_daemon(netns: &Netns, log: &Path) {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let stderr = std::fs::File::create(log).unwrap();
     let child = netns
-        .exec(&argv)
+        .command(&argv)
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -157,7 +132,7 @@ fn run_daemon(netns: &Netns, log: &Path) {
             panic!("the daemon exited ({status}):\n{}", show_log());
         }
         let out = netns
-            .exec(&["curl", "-sf", "--max-time", "5", "http://127.0.0.1:5050/"])
+            .command(&["curl", "-sf", "--max-time", "5", "http://127.0.0.1:5050/"])
             .output()
             .unwrap();
         out.status.success().then_some(out.stdout)
@@ -168,7 +143,7 @@ fn run_daemon(netns: &Netns, log: &Path) {
     // The firewall chain, made by iptables run directly with the ambient capabilities.
     let chain = || {
         netns
-            .exec(&["iptables", "-S", "ironic-inspector"])
+            .command(&["iptables", "-S", "ironic-inspector"])
             .output()
             .unwrap()
             .status
@@ -296,7 +271,10 @@ fn install_run_upgrade_remove_purge() {
 
     // The operator's settings, then the daemon as the unit runs it.
     edit_conffile();
-    let netns = Netns::new();
+    // A network namespace of the test's own: the daemon manages its firewall chain in it,
+    // and its port 5050 is free whatever runs on the machine.
+    let netns = Netns::new("lifecycle", "inspector-pkg", &["curl"])
+        .expect("the package test needs a network namespace");
     run_daemon(&netns, &tmp.path().join("daemon-1.log"));
 
     // Upgrade to a later revision of the package: the edited conffile and the database stay.

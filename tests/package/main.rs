@@ -13,3 +13,5 @@ mod deb;
 mod lifecycle;
 mod lintian;
 mod manpages;
+#[path = "../support/namespace.rs"]
+mod namespace;

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The helper binary cargo built for this test run.
@@ -19,10 +18,6 @@ const SHIPPED_FILTERS: &str = concat!(
 );
 /// The shipped configuration file.
 const SHIPPED_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rootwrap.conf");
-
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
 
 /// Whether this process runs as root (the owner of a file it creates).
 fn is_root() -> bool {
@@ -172,103 +167,18 @@ impl Outcome {
     }
 }
 
-/// A network namespace with its loopback up and a veth pair, deleted on drop (with every
-/// rule in it), whatever the test's outcome.
-pub struct Netns {
-    pub name: String,
-}
+pub use crate::namespace::{Netns, in_ci, require_tools};
 
+/// The root helper tests' namespace: a veth pair whose end `interface` is up.
 impl Netns {
-    /// A fresh namespace whose veth end `interface` is up, or `None` (after printing why)
-    /// when this machine cannot give one.
+    /// A fresh namespace, or `None` (after printing why) when this machine cannot give one
+    /// or the tests do not run as root.
     pub fn create(test: &str, interface: &str) -> Option<Netns> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
         require_root(test)?;
-        require_tools(test, &["ip", "iptables", "iptables-restore", "setpriv"])?;
-        let name = format!(
-            "insp-rw-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let added = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        if !added.status.success() {
-            // The only skip allowed under CI: the kernel (or the sandbox) refuses namespaces.
-            println!(
-                "{test}: skipped: the kernel refuses to create a network namespace \
-                 (ip netns add {name}: {})",
-                String::from_utf8_lossy(&added.stderr).trim()
-            );
-            return None;
-        }
-        let netns = Netns { name };
-        let peer = format!("{interface}p");
-        netns.run(&["ip", "link", "set", "lo", "up"]);
-        netns.run(&[
-            "ip", "link", "add", interface, "type", "veth", "peer", "name", &peer,
-        ]);
-        netns.run(&["ip", "link", "set", interface, "up"]);
+        let netns = Netns::new(test, "insp-rw", &["setpriv"])?;
+        netns.add_veth(interface, &format!("{interface}p"));
         Some(netns)
     }
-
-    /// A command that runs `argv` inside the namespace.
-    pub fn command(&self, argv: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).args(argv);
-        command
-    }
-
-    /// Runs `argv` inside the namespace as root; its stdout, or a panic with its stderr.
-    pub fn run(&self, argv: &[&str]) -> String {
-        let outcome = Outcome::of(&mut self.command(argv), None);
-        assert_eq!(
-            outcome.code,
-            Some(0),
-            "{argv:?} in {}: {outcome:?}",
-            self.name
-        );
-        outcome.stdout
-    }
-
-    /// `iptables -S` of the namespace (read as root, without the helper), as lines.
-    pub fn rules(&self) -> Vec<String> {
-        self.run(&["iptables", "-S"])
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// `None` (after printing which is missing) unless every tool is installed; under CI, a
-/// panic instead.
-pub fn require_tools(test: &str, tools: &[&str]) -> Option<()> {
-    if let Some(tool) = tools.iter().find(|tool| which(tool).is_none()) {
-        assert!(
-            !in_ci(),
-            "{test}: CI is set but `{tool}` is not installed (scripts/test installs it)"
-        );
-        println!("{test}: skipped: `{tool}` is not installed");
-        return None;
-    }
-    Some(())
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Polls `check` until it gives a value, failing the test after `deadline` with what

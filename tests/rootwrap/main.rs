@@ -9,6 +9,8 @@ mod capabilities;
 mod daemon;
 mod environment;
 mod helpers;
+#[path = "../support/namespace.rs"]
+mod namespace;
 mod netns;
 mod refusals;
 mod through_helper;
