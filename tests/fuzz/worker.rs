@@ -212,6 +212,17 @@ impl Worker {
     }
 }
 
+/// The workers back from their tasks, in the order they were spawned (each task returns its
+/// index with its worker).
+async fn in_order(mut set: tokio::task::JoinSet<(usize, Worker)>) -> Vec<Worker> {
+    let mut done: Vec<(usize, Worker)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        done.push(joined.expect("a fuzz worker panicked"));
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, w)| w).collect()
+}
+
 /// The end of the warm-up: every connection sends its generator's heaviest requests, all
 /// at once.
 pub async fn heavy(workers: Vec<Worker>) -> Vec<Worker> {
@@ -224,12 +235,7 @@ pub async fn heavy(workers: Vec<Worker>) -> Vec<Worker> {
             (index, worker)
         });
     }
-    let mut done: Vec<(usize, Worker)> = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        done.push(joined.expect("a fuzz worker panicked"));
-    }
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, w)| w).collect()
+    in_order(set).await
 }
 
 /// Runs workers until `limit` requests have been taken from `tickets`.
@@ -246,10 +252,5 @@ pub async fn phase(workers: Vec<Worker>, tickets: &Arc<AtomicUsize>, limit: usiz
             (index, worker)
         });
     }
-    let mut done: Vec<(usize, Worker)> = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        done.push(joined.expect("a fuzz worker panicked"));
-    }
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, w)| w).collect()
+    in_order(set).await
 }
