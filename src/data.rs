@@ -20,14 +20,15 @@
 //! negative. `null` is accepted for every field and means "not sent", as upstream's
 //! `dict.get` did.
 //!
-//! The helpers at the end ([`truthy`], [`py_repr`], [`py_str`]) reproduce the Python
-//! semantics that upstream's hooks and messages depend on.
+//! The Python semantics upstream's hooks and messages depend on (truth value, `repr`, `==`) are
+//! in [`crate::py`].
 
 use std::fmt;
 
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::py;
 
 /// Bytes in a GiB (upstream's `units.Gi`).
 pub const GIB: u64 = 1 << 30;
@@ -113,7 +114,7 @@ impl IntrospectionData {
 
     /// Whether a top-level field is present and truthy in Python's sense (see [`truthy`]).
     pub fn is_truthy(&self, key: &str) -> bool {
-        self.0.get(key).is_some_and(truthy)
+        self.0.get(key).is_some_and(py::truthy)
     }
 
     /// Sets a top-level field, replacing any previous value.
@@ -146,105 +147,6 @@ pub fn local_gb_from_size(size: u64, disk_partitioning_spacing: bool) -> u64 {
         gib.saturating_sub(1)
     } else {
         gib
-    }
-}
-
-/// Python's truth value of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are
-/// false, everything else is true.
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(map) => !map.is_empty(),
-    }
-}
-
-/// Python's `str()` of a JSON value as upstream decoded it: strings as they are, `None`,
-/// `True`/`False`, numbers as written, lists and dicts in their `repr`.
-pub fn py_str(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-/// Python 3's `repr()` of a JSON value as upstream decoded it (`{'a': [1, 'b', None]}`),
-/// for the messages upstream formatted with `%s` of a dict or list. Object keys come in
-/// the map's (sorted) order.
-pub fn py_repr(value: &Value) -> String {
-    match value {
-        Value::Null => "None".to_string(),
-        Value::Bool(true) => "True".to_string(),
-        Value::Bool(false) => "False".to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => py_repr_str(s),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(py_repr).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-/// Python's `repr()` of a string: single quotes unless the text holds a single quote and
-/// no double quote; backslash escapes for the quote, backslash and control characters.
-pub fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `==` on two JSON values: numbers compare by value (`10 == 10.0`), everything
-/// else structurally; `1 == True` is not reproduced.
-pub fn py_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => match (x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => x.as_f64() == y.as_f64(),
-            },
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| py_eq(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|other| py_eq(v, other)))
-        }
-        _ => a == b,
     }
 }
 
@@ -790,28 +692,6 @@ mod tests {
         assert_eq!(data.remove("local_gb"), None);
         assert_eq!(data.as_map().len(), 2);
     }
-
-    #[test]
-    fn python_semantics() {
-        assert!(!truthy(&json!(0)) && !truthy(&json!(0.0)) && !truthy(&json!("")));
-        assert!(!truthy(&json!([])) && !truthy(&json!({})) && !truthy(&Value::Null));
-        assert!(truthy(&json!("0")) && truthy(&json!(-1)) && truthy(&json!([0])));
-        assert_eq!(
-            py_repr(&json!(["cpus", "local_gb"])),
-            "['cpus', 'local_gb']"
-        );
-        assert_eq!(
-            py_repr(&json!({"em1": {"ip": null, "mac": "11", "up": true}})),
-            "{'em1': {'ip': None, 'mac': '11', 'up': True}}"
-        );
-        assert_eq!(py_repr_str("it's"), "\"it's\"");
-        assert_eq!(py_repr_str("a'\"\n"), "'a\\'\"\\n'");
-        assert_eq!(py_str(&json!("x")), "x");
-        assert_eq!(py_str(&json!(12288)), "12288");
-        assert!(py_eq(&json!(10), &json!(10.0)));
-        assert!(!py_eq(&json!(10), &json!("10")));
-        assert!(py_eq(&json!({"a": [1]}), &json!({"a": [1.0]})));
-    }
 }
 
 #[cfg(test)]
@@ -868,7 +748,7 @@ mod properties {
                     let kept = data.get(key).unwrap();
                     if INT_FIELDS.contains(&key.as_str()) {
                         prop_assert!(kept.is_i64() || kept.is_u64(), "{key}: {kept}");
-                        prop_assert!(py_eq(kept, &as_integer(sent).unwrap()));
+                        prop_assert!(py::eq(kept, &as_integer(sent).unwrap()));
                     } else {
                         prop_assert!(same_but_integers(kept, sent), "{key}: {kept} from {sent}");
                     }
@@ -987,25 +867,6 @@ mod properties {
                 let expected = if flat.contains(&key) { flat_value(key) } else { value };
                 prop_assert_eq!(data.get(key), Some(&expected), "{}", key);
             }
-        }
-
-        #[test]
-        fn python_repr_quotes_every_string_safely(s in text()) {
-            let repr = py_repr_str(&s);
-            prop_assert!(repr.len() >= 2);
-            prop_assert!(!repr.chars().any(|c| (c as u32) < 0x20 || c == '\u{7f}'), "{repr:?}");
-            let quote = repr.chars().next().unwrap();
-            prop_assert!(quote == '\'' || quote == '"');
-            prop_assert!(repr.ends_with(quote));
-        }
-
-        #[test]
-        fn python_equality_is_reflexive_and_symmetric(a in json_value(), b in json_value()) {
-            let nan_free = |v: &Value| !v.to_string().contains("NaN");
-            if nan_free(&a) {
-                prop_assert!(py_eq(&a, &a));
-            }
-            prop_assert_eq!(py_eq(&a, &b), py_eq(&b, &a));
         }
     }
 }

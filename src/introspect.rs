@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::ironic::{IronicClient, IronicError, Node, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::node_cache::{FINISH_RETRY_DEADLINE, MACS_ATTRIBUTE};
+use crate::py;
 use crate::state::AppState;
 
 /// Provision states a node may be in for introspection and processing: 2.2's list, plus
@@ -404,7 +405,7 @@ pub async fn ipmi_address(node: &Node, extra_fields: &[String]) -> Result<Option
     }
     let fields = std::iter::once("ipmi_address").chain(extra_fields.iter().map(String::as_str));
     for field in fields {
-        let Some(value) = node.driver_info.get(field).filter(|v| truthy(v)) else {
+        let Some(value) = node.driver_info.get(field).filter(|v| py::truthy(v)) else {
             continue;
         };
         let value = value_text(value);
@@ -431,18 +432,6 @@ fn value_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// Python truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`rules`]: introspection rules applied during processing.
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
+//! - [`ironic_node`]: the Ironic half of a node in processing: its document, ports and patches.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
 //! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
@@ -28,6 +29,7 @@
 //! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
 //! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
 //! - [`utc`]: calendar fields of a moment in UTC.
+//! - [`py`]: the Python semantics 2.2's behaviour depends on (truth, `repr`, `==`, `int()`).
 //!
 //! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
 //! (`src/bin/dbsync.rs`, the schema tool) are thin layers over this library. The root helper
@@ -46,11 +48,12 @@ pub mod firewall;
 pub mod hooks;
 pub mod introspect;
 pub mod ironic;
+pub mod ironic_node;
 pub mod keystone;
 pub mod node_cache;
-pub mod node_info;
 pub mod periodic;
 pub mod process;
+pub mod py;
 pub mod rules;
 pub mod server;
 pub mod state;

@@ -2,9 +2,9 @@
 //! attributes (BMC address, MACs) and their options, plus a per-node lock.
 //!
 //! Ports the database half of `ironic_inspector/node_cache.py` (`add_node`, `get_node`,
-//! `find_node`, `active_macs`, `clean_up`, `delete_nodes_not_in_list`, and `NodeInfo`'s
+//! `find_node`, `active_macs`, `clean_up`, `delete_nodes_not_in_list`, and upstream `NodeInfo`'s
 //! `set_option`, `finished`, `add_attribute`, `options`, `attributes`). The Ironic half of
-//! `NodeInfo` (node, ports, patches) belongs with the Ironic client, not here. This module
+//! `NodeInfo` (node, ports, patches) is [`crate::ironic_node::IronicNode`]. This module
 //! owns the SQL of the `nodes`, `attributes` and `options` tables and nothing else; it never
 //! talks to Ironic or the firewall.
 //!
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::db::{Db, DbError, float_column, required_text_column, retry_conflicts, text_column};
 use crate::error::{DbOutage, Error, Result};
+use crate::py;
 
 /// Attribute name under which a node's MAC addresses are stored.
 pub const MACS_ATTRIBUTE: &str = "mac";
@@ -43,7 +44,7 @@ const LOOKUP_BATCH: usize = 64;
 
 /// One row of the cache: a node under introspection, or one that finished recently.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NodeInfo {
+pub struct IntrospectionRecord {
     /// Ironic node UUID.
     pub uuid: String,
     /// When introspection started, Unix seconds.
@@ -82,14 +83,22 @@ impl NodeCache {
     /// records it as started now, with its BMC address as a lookup attribute when given and
     /// not empty. A BMC address that another node under introspection holds is a 400, and
     /// then nothing is written.
-    pub async fn add_node(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
+    pub async fn add_node(
+        &self,
+        uuid: &str,
+        bmc_address: Option<&str>,
+    ) -> Result<IntrospectionRecord> {
         retry_conflicts("add_node", lost_race, || {
             self.add_node_once(uuid, bmc_address)
         })
         .await
     }
 
-    async fn add_node_once(&self, uuid: &str, bmc_address: Option<&str>) -> Result<NodeInfo> {
+    async fn add_node_once(
+        &self,
+        uuid: &str,
+        bmc_address: Option<&str>,
+    ) -> Result<IntrospectionRecord> {
         let started_at = now_unix();
         let mut tx = self.db.begin().await?;
         self.delete_rows(&mut tx, uuid).await?;
@@ -107,7 +116,7 @@ impl NodeCache {
                 .await?;
         }
         tx.commit().await.map_err(write_error)?;
-        Ok(NodeInfo {
+        Ok(IntrospectionRecord {
             uuid: uuid.to_string(),
             started_at,
             finished_at: None,
@@ -136,7 +145,7 @@ impl NodeCache {
     }
 
     /// The cached record of a node, finished or not; 404 when there is none.
-    pub async fn get_node(&self, uuid: &str) -> Result<NodeInfo> {
+    pub async fn get_node(&self, uuid: &str) -> Result<IntrospectionRecord> {
         let q = self
             .db
             .sql("SELECT uuid, started_at, finished_at, error FROM nodes WHERE uuid = ?");
@@ -156,7 +165,11 @@ impl NodeCache {
     /// Finds the node the ramdisk is running on, by BMC address and MACs (MACs compared in
     /// lower case). Errors, with upstream's codes: no match is 404, several matching nodes
     /// are 404, a match without a node row is 404, a node that already finished is 400.
-    pub async fn find_node(&self, bmc_address: Option<&str>, macs: &[String]) -> Result<NodeInfo> {
+    pub async fn find_node(
+        &self,
+        bmc_address: Option<&str>,
+        macs: &[String],
+    ) -> Result<IntrospectionRecord> {
         let bmc = bmc_address.filter(|b| !b.is_empty());
         let mut macs_lower: Vec<String> = macs.iter().map(|m| m.to_ascii_lowercase()).collect();
         macs_lower.sort();
@@ -217,7 +230,7 @@ impl NodeCache {
             many => {
                 return Err(Error::NotFound(format!(
                     "Multiple matching nodes found for attributes {attrs}: {}",
-                    py_list(many)
+                    py::repr_str_list(many)
                 )));
             }
         };
@@ -235,10 +248,10 @@ impl NodeCache {
         if let Some(finished_at) = node.finished_at.filter(|f| *f != 0.0) {
             return Err(Error::BadRequest(format!(
                 "Introspection for node {uuid} already finished on {}",
-                py_float(finished_at)
+                py::repr_float(finished_at)
             )));
         }
-        Ok(NodeInfo {
+        Ok(IntrospectionRecord {
             finished_at: None,
             error: None,
             ..node
@@ -621,7 +634,7 @@ impl NodeCache {
                 tracing::debug!(node.uuid = %uuid, attribute = %name, "lookup attribute held by another node");
                 return Err(Error::BadRequest(format!(
                     "Some or all of {name}'s {} are already on introspection",
-                    py_list(values)
+                    py::repr_str_list(values)
                 )));
             }
         }
@@ -753,8 +766,8 @@ impl Drop for LockEntry {
     }
 }
 
-fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeInfo, DbError> {
-    Ok(NodeInfo {
+fn node_from_row(row: &sqlx::any::AnyRow) -> Result<IntrospectionRecord, DbError> {
+    Ok(IntrospectionRecord {
         uuid: required_text_column(row, "uuid")?,
         started_at: float_column(row, "started_at")?.unwrap_or_default(),
         finished_at: float_column(row, "finished_at")?,
@@ -772,52 +785,11 @@ pub fn now_unix() -> f64 {
 
 /// The lookup attributes rendered as upstream's messages show them (a Python dict).
 fn attributes_repr(bmc_address: Option<&str>, macs: &[String]) -> String {
-    let bmc = bmc_address.map_or_else(|| "None".to_string(), py_str);
-    format!("{{'bmc_address': {bmc}, 'mac': {}}}", py_list(macs))
-}
-
-/// A list of strings as Python prints it: `['a', 'b']`.
-fn py_list(items: &[String]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| py_str(s)).collect();
-    format!("[{}]", inner.join(", "))
-}
-
-/// A string as Python's `repr` prints it.
-fn py_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// A float as Python's `repr` prints it for ordinary magnitudes (`1448526000.0`, `12.5`).
-fn py_float(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
+    let bmc = bmc_address.map_or_else(|| "None".to_string(), py::repr_str);
+    format!(
+        "{{'bmc_address': {bmc}, 'mac': {}}}",
+        py::repr_str_list(macs)
+    )
 }
 
 #[cfg(test)]
@@ -1461,11 +1433,11 @@ mod tests {
 
     #[test]
     fn python_reprs() {
-        assert_eq!(py_str("a'b"), "\"a'b\"");
-        assert_eq!(py_str("a\\b"), "'a\\\\b'");
-        assert_eq!(py_str("a'\"b"), "'a\\'\"b'");
-        assert_eq!(py_float(1448526000.0), "1448526000.0");
-        assert_eq!(py_float(1448526000.25), "1448526000.25");
+        assert_eq!(py::repr_str("a'b"), "\"a'b\"");
+        assert_eq!(py::repr_str("a\\b"), "'a\\\\b'");
+        assert_eq!(py::repr_str("a'\"b"), "'a\\'\"b'");
+        assert_eq!(py::repr_float(1448526000.0), "1448526000.0");
+        assert_eq!(py::repr_float(1448526000.25), "1448526000.25");
     }
 }
 

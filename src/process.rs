@@ -30,8 +30,8 @@ use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::introspect::{self, MANAGE_BOOT_OPTION, NEW_IPMI_CREDENTIALS_OPTION};
 use crate::ironic::{IronicError, PowerTarget};
+use crate::ironic_node::IronicNode;
 use crate::node_cache::{FINISH_RETRY_DEADLINE, NodeLock};
-use crate::node_info::NodeInfo;
 use crate::state::AppState;
 
 /// Attempts to reach the BMC with new IPMI credentials before giving up.
@@ -94,7 +94,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
         )));
     }
 
-    let mut node = match NodeInfo::load(state.ironic.clone(), &uuid).await {
+    let mut node = match IronicNode::load(state.ironic.clone(), &uuid).await {
         Ok(node) => node,
         Err(IronicError::NotFound(_)) => {
             let message =
@@ -217,7 +217,7 @@ impl Finish {
 /// The part after the node is known.
 async fn process_node(
     state: &AppState,
-    node: &mut NodeInfo,
+    node: &mut IronicNode,
     data: &mut IntrospectionData,
 ) -> Result<Finish> {
     introspect::check_provision_state(node.node(), false)?;
@@ -244,7 +244,11 @@ async fn process_node(
 }
 
 /// Keeps the processed data where `[processing] store_data` says.
-async fn store_data(state: &AppState, node: &mut NodeInfo, data: &IntrospectionData) -> Result<()> {
+async fn store_data(
+    state: &AppState,
+    node: &mut IronicNode,
+    data: &IntrospectionData,
+) -> Result<()> {
     match state.config.processing.store_data {
         StoreData::None => {
             tracing::debug!("introspection data is not stored ([processing] store_data = none)");
@@ -287,7 +291,7 @@ async fn store_data(state: &AppState, node: &mut NodeInfo, data: &IntrospectionD
 
 /// Powers the node off (after setting new IPMI credentials, when requested) and marks it
 /// finished, in the background: the ramdisk has its answer already.
-fn spawn_finisher(state: &AppState, node: NodeInfo, work: Finish, lock: NodeLock) {
+fn spawn_finisher(state: &AppState, node: IronicNode, work: Finish, lock: NodeLock) {
     let span = tracing::info_span!("node", node.uuid = %node.uuid);
     let task_state = state.clone();
     state.tasks.spawn(
@@ -302,12 +306,12 @@ fn spawn_finisher(state: &AppState, node: NodeInfo, work: Finish, lock: NodeLock
 
 /// The finishing itself; `node` is read from Ironic when new credentials need it and it is
 /// not given.
-async fn complete(state: &AppState, uuid: &str, work: Finish, node: Option<NodeInfo>) {
+async fn complete(state: &AppState, uuid: &str, work: Finish, node: Option<IronicNode>) {
     let outcome = match work.credentials {
         Some((user, password)) => {
             let node = match node {
                 Some(node) => Ok(node),
-                None => NodeInfo::load(state.ironic.clone(), uuid)
+                None => IronicNode::load(state.ironic.clone(), uuid)
                     .await
                     .map_err(|err| format!("Cannot get node {uuid}: {err}")),
             };
@@ -404,7 +408,7 @@ async fn power_off(state: &AppState, uuid: &str) -> std::result::Result<(), Stri
 /// the BMC answers with them, then powers the node off.
 async fn finish_setting_credentials(
     state: &AppState,
-    mut node: NodeInfo,
+    mut node: IronicNode,
     reported_bmc: Option<&str>,
     (user, password): (&str, &str),
     manage_boot: bool,

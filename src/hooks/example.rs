@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::{NodeNotFoundHook, ProcessingHook};
 use crate::data::IntrospectionData;
 use crate::error::Result;
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
 
 /// The `example` processing hook.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,7 +25,11 @@ impl ProcessingHook for Example {
         Ok(())
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         tracing::debug!(data = ?data, node.uuid = %node.uuid, "before_update");
         Ok(())
     }

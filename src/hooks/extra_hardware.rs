@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use super::ProcessingHook;
-use crate::data::{IntrospectionData, py_str};
+use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 use crate::swift::{EXTRA_HARDWARE_PREFIX, SwiftClient, object_name};
 
 /// Items of an eDeploy report have this many elements.
@@ -53,18 +54,18 @@ pub fn convert_edeploy_data(data: &[Value]) -> Map<String, Value> {
             continue;
         };
         let level_a = converted
-            .entry(py_str(a))
+            .entry(py::to_str(a))
             .or_insert_with(|| Value::Object(Map::new()));
         let Value::Object(level_a) = level_a else {
             continue;
         };
         let level_b = level_a
-            .entry(py_str(b))
+            .entry(py::to_str(b))
             .or_insert_with(|| Value::Object(Map::new()));
         let Value::Object(level_b) = level_b else {
             continue;
         };
-        level_b.insert(py_str(c), python_int(d).unwrap_or_else(|| d.clone()));
+        level_b.insert(py::to_str(c), python_int(d).unwrap_or_else(|| d.clone()));
     }
     converted
 }
@@ -74,27 +75,11 @@ pub fn convert_edeploy_data(data: &[Value]) -> Map<String, Value> {
 /// (upstream then kept the value as is; for `null`, lists and objects upstream failed, the
 /// port keeps those as is too).
 pub fn python_int(value: &Value) -> Option<Value> {
-    match value {
-        Value::Number(n) if n.is_i64() || n.is_u64() => Some(value.clone()),
-        Value::Number(n) => {
-            let f = n.as_f64()?.trunc();
-            (f.is_finite() && f.abs() < 9.0e18).then(|| Value::from(f as i64))
-        }
-        Value::Bool(b) => Some(Value::from(i64::from(*b))),
-        Value::String(s) => {
-            let t = s.trim();
-            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let t = t.strip_prefix('+').unwrap_or(t);
-            t.parse::<i64>()
-                .map(Value::from)
-                .ok()
-                .or_else(|| t.parse::<u64>().map(Value::from).ok())
-        }
-        _ => None,
-    }
+    let int = py::int(value).ok()?;
+    i64::try_from(int)
+        .map(Value::from)
+        .or_else(|_| u64::try_from(int).map(Value::from))
+        .ok()
 }
 
 #[async_trait]
@@ -103,7 +88,11 @@ impl ProcessingHook for ExtraHardware {
         "extra_hardware"
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         let items = match data.get("data") {
             None | Some(Value::Null) => {
                 tracing::warn!(node.uuid = %node.uuid, "No extra hardware information was received from the ramdisk");
@@ -225,11 +214,11 @@ mod properties {
             let converted = convert_edeploy_data(&items);
             for item in &items {
                 let [a, b, c, _] = item.as_array().unwrap().as_slice() else { unreachable!() };
-                let (a, b, c) = (py_str(a), py_str(b), py_str(c));
+                let (a, b, c) = (py::to_str(a), py::to_str(b), py::to_str(c));
                 let last = items
                     .iter()
                     .rev()
-                    .find(|i| (py_str(&i[0]), py_str(&i[1]), py_str(&i[2])) == (a.clone(), b.clone(), c.clone()))
+                    .find(|i| (py::to_str(&i[0]), py::to_str(&i[1]), py::to_str(&i[2])) == (a.clone(), b.clone(), c.clone()))
                     .unwrap();
                 let expected = python_int(&last[3]).unwrap_or_else(|| last[3].clone());
                 prop_assert_eq!(&converted[&a][&b][&c], &expected);

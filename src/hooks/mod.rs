@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::data::IntrospectionData;
 use crate::error::Result;
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
 
 /// Names accepted in `[processing] processing_hooks`.
 pub const PROCESSING_HOOK_NAMES: [&str; 8] = [
@@ -65,7 +65,7 @@ pub trait ProcessingHook: Send + Sync {
     async fn before_update(
         &self,
         _data: &mut IntrospectionData,
-        _node: &mut NodeInfo,
+        _node: &mut IronicNode,
     ) -> Result<()> {
         Ok(())
     }

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use super::ProcessingHook;
 use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 
 /// The `raid_device` hook, under the name it was enabled with.
 #[derive(Clone, Debug)]
@@ -35,7 +36,7 @@ impl RaidDevice {
                 Some(Value::Array(disks)) => disks
                     .iter()
                     .filter_map(|disk| disk.get("serial"))
-                    .filter(|serial| crate::data::truthy(serial))
+                    .filter(|serial| py::truthy(serial))
                     .cloned()
                     .collect(),
                 _ => Vec::new(),
@@ -112,7 +113,11 @@ impl ProcessingHook for RaidDevice {
         Ok(())
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         let ops = Self::patch_for(
             Self::serials(data),
             &node.node().properties,

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::ProcessingHook;
-use crate::data::{GIB, IntrospectionData, py_eq, truthy};
+use crate::data::{GIB, IntrospectionData};
 use crate::error::{Error, Result};
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 
 /// Hint names Ironic knows (for reference; any field of a disk can be hinted).
 pub const KNOWN_ROOT_DEVICE_HINTS: [&str; 6] = ["model", "vendor", "serial", "wwn", "hctl", "size"];
@@ -43,7 +44,7 @@ impl RootDiskSelection {
         data: &IntrospectionData,
     ) -> Result<Selection> {
         let hints = match node_properties.get("root_device") {
-            Some(hints) if truthy(hints) => hints,
+            Some(hints) if py::truthy(hints) => hints,
             _ => return Ok(Selection::NoHints),
         };
         let Value::Object(hints) = hints else {
@@ -53,7 +54,7 @@ impl RootDiskSelection {
             ));
         };
         let inventory = match data.get("inventory") {
-            Some(inventory) if truthy(inventory) => inventory,
+            Some(inventory) if py::truthy(inventory) => inventory,
             _ => return Ok(Selection::NoInventory),
         };
         let disks: &[Value] = match inventory.get("disks") {
@@ -68,7 +69,7 @@ impl RootDiskSelection {
         for disk in disks {
             if hints.iter().all(|(name, value)| {
                 let actual = disk_field(disk, name);
-                let ok = py_eq(&actual, value);
+                let ok = py::eq(&actual, value);
                 if !ok {
                     tracing::debug!(
                         node.uuid = %uuid,
@@ -108,7 +109,11 @@ impl ProcessingHook for RootDiskSelection {
         "root_disk_selection"
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         match Self::select(&node.uuid, &node.node().properties, data)? {
             Selection::NoHints => {
                 tracing::debug!(node.uuid = %node.uuid, "Root device hints are not provided");
@@ -287,10 +292,10 @@ mod properties {
                     let disks = data.get("inventory").and_then(|i| i.get("disks")).and_then(Value::as_array).unwrap();
                     prop_assert!(disks.contains(&disk));
                     for (name, value) in hints.as_object().unwrap() {
-                        prop_assert!(py_eq(&disk_field(&disk, name), value), "{name}");
+                        prop_assert!(py::eq(&disk_field(&disk, name), value), "{name}");
                     }
                 }
-                Ok(Selection::NoHints) => prop_assert!(!truthy(&hints)),
+                Ok(Selection::NoHints) => prop_assert!(!py::truthy(&hints)),
                 Ok(Selection::NoInventory) => prop_assert!(!data.is_truthy("inventory")),
                 Err(Error::BadRequest(message)) => prop_assert!(message.starts_with("No disks"), "{message}"),
                 // Hints that are not an object fail as upstream did.

@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::ProcessingHook;
-use crate::data::{IntrospectionData, local_gb_from_size, py_repr, py_str, truthy};
+use crate::data::{IntrospectionData, local_gb_from_size};
 use crate::error::{Error, Result};
-use crate::node_info::{NodeInfo, properties_patch};
+use crate::ironic_node::{IronicNode, properties_patch};
+use crate::py;
 
 /// The properties written, in upstream's order.
 pub const KEYS: [&str; 4] = ["cpus", "cpu_arch", "memory_mb", "local_gb"];
@@ -45,7 +46,7 @@ impl Scheduler {
         data: &mut IntrospectionData,
         node_properties: &Map<String, Value>,
     ) -> Result<Vec<(&'static str, Value)>> {
-        if let Some(root_disk) = data.get("root_disk").filter(|d| truthy(d)) {
+        if let Some(root_disk) = data.get("root_disk").filter(|d| py::truthy(d)) {
             let size = root_disk
                 .get("size")
                 .and_then(Value::as_u64)
@@ -61,10 +62,10 @@ impl Scheduler {
         if !missing.is_empty() {
             return Err(Error::BadRequest(format!(
                 "The following required parameters are missing: {}",
-                py_repr(&Value::Array(missing))
+                py::repr(&Value::Array(missing))
             )));
         }
-        let shown = |key: &str| data.get(key).map(py_str).unwrap_or_default();
+        let shown = |key: &str| data.get(key).map(py::to_str).unwrap_or_default();
         tracing::info!(
             "Discovered data: CPUs: {} {}, memory {} MiB, disk {} GiB",
             shown("cpus"),
@@ -74,7 +75,9 @@ impl Scheduler {
         );
         Ok(KEYS
             .into_iter()
-            .filter(|key| self.overwrite_existing || !node_properties.get(*key).is_some_and(truthy))
+            .filter(|key| {
+                self.overwrite_existing || !node_properties.get(*key).is_some_and(py::truthy)
+            })
             .map(|key| (key, Value::String(shown(key))))
             .collect())
     }
@@ -86,7 +89,11 @@ impl ProcessingHook for Scheduler {
         "scheduler"
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         let props = self.properties(data, &node.node().properties)?;
         node.patch(&properties_patch(props)).await
     }
@@ -242,7 +249,7 @@ mod properties {
             match Scheduler::new(overwrite, spacing).properties(&mut data, &node_properties) {
                 Ok(props) => {
                     for (key, value) in props {
-                        let expected = crate::data::py_str(data.get(key).unwrap());
+                        let expected = py::to_str(data.get(key).unwrap());
                         prop_assert_eq!(value, Value::String(expected));
                     }
                 }

@@ -17,10 +17,11 @@ use serde_json::{Map, Value};
 
 use super::ProcessingHook;
 use crate::config::{AddPorts, KeepPorts};
-use crate::data::{IntrospectionData, py_repr, truthy};
+use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::ironic::Port;
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 
 /// The `validate_interfaces` hook.
 #[derive(Clone, Debug)]
@@ -44,7 +45,7 @@ impl ValidateInterfaces {
     pub fn select(&self, data: &mut IntrospectionData) -> Result<()> {
         let bmc_address = data.get("ipmi_address").cloned().unwrap_or(Value::Null);
         let interfaces = match data.get("interfaces") {
-            Some(value) if truthy(value) => value.clone(),
+            Some(value) if py::truthy(value) => value.clone(),
             _ => {
                 return Err(Error::BadRequest(
                     "No interfaces supplied by the ramdisk".to_string(),
@@ -81,14 +82,14 @@ impl ValidateInterfaces {
                 });
             }
             (AddPorts::All, _) => {}
-            _ => valid.retain(|_, iface| iface.get("ip").is_some_and(truthy)),
+            _ => valid.retain(|_, iface| iface.get("ip").is_some_and(py::truthy)),
         }
 
-        let shown_bmc = crate::data::py_str(&bmc_address);
+        let shown_bmc = py::to_str(&bmc_address);
         if valid.is_empty() {
             return Err(Error::BadRequest(format!(
                 "No valid interfaces found for node with BMC {shown_bmc}, got {}",
-                py_repr(&interfaces)
+                py::repr(&interfaces)
             )));
         }
         if valid.len() != all.len() {
@@ -180,7 +181,11 @@ impl ProcessingHook for ValidateInterfaces {
         self.select(data)
     }
 
-    async fn before_update(&self, data: &mut IntrospectionData, node: &mut NodeInfo) -> Result<()> {
+    async fn before_update(
+        &self,
+        data: &mut IntrospectionData,
+        node: &mut IronicNode,
+    ) -> Result<()> {
         let Some(expected) = self.expected_macs(data)? else {
             return Ok(());
         };

@@ -6,15 +6,15 @@
 //! `SetCapabilityAction`, `ExtendAttributeAction`), `ExampleRuleAction` of
 //! `ironic_inspector/plugins/example.py`, and `RuleActionPlugin` of
 //! `ironic_inspector/plugins/base.py`. [`action`] is the registry: one `match` from name to
-//! implementation. Actions change the node only through [`NodeInfo`].
+//! implementation. Actions change the node only through [`IronicNode`].
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use super::check_params;
-use crate::data::{py_eq, py_repr, py_str, truthy};
 use crate::error::{Error, Result};
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 
 /// Every action name, in `setup.cfg` order (the order validation messages list them in).
 pub const ACTION_NAMES: [&str; 5] = [
@@ -52,14 +52,14 @@ pub trait Action: Send + Sync {
     /// # Errors
     /// [`Error::BadRequest`] to fail processing with a message; Ironic failures as they
     /// come; [`Error::Internal`] for parameters the action cannot use.
-    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()>;
+    async fn apply(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()>;
 
     /// Undoes what [`Action::apply`] would have done, for a rule that did not match. The
     /// default does nothing.
     ///
     /// # Errors
     /// As for [`Action::apply`].
-    async fn rollback(&self, _node: &mut NodeInfo, _params: &Map<String, Value>) -> Result<()> {
+    async fn rollback(&self, _node: &mut IronicNode, _params: &Map<String, Value>) -> Result<()> {
         Ok(())
     }
 }
@@ -105,7 +105,7 @@ fn check_text_param(params: &Map<String, Value>, key: &str) -> Result<(), String
         None | Some(Value::Null | Value::String(_)) => Ok(()),
         Some(other) => Err(format!(
             "parameter {key} must be a string, got {}",
-            py_repr(other)
+            py::repr(other)
         )),
     }
 }
@@ -124,13 +124,13 @@ impl Action for Example {
         &[]
     }
 
-    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn apply(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let shown = Value::Object(params.clone());
         tracing::debug!(node.uuid = %node.uuid, params = %shown, "example rule action applied");
         Ok(())
     }
 
-    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn rollback(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let shown = Value::Object(params.clone());
         tracing::debug!(node.uuid = %node.uuid, params = %shown, "example rule action rolled back");
         Ok(())
@@ -151,8 +151,10 @@ impl Action for Fail {
         &["message"]
     }
 
-    async fn apply(&self, _node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
-        Err(Error::BadRequest(py_str(param(params, "fail", "message")?)))
+    async fn apply(&self, _node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
+        Err(Error::BadRequest(py::to_str(param(
+            params, "fail", "message",
+        )?)))
     }
 }
 
@@ -176,14 +178,14 @@ impl Action for SetAttribute {
         check_text_param(params, "path")
     }
 
-    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn apply(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let path = param(params, self.name(), "path")?;
         let value = param(params, self.name(), "value")?;
         node.patch(&[json!({"op": "add", "path": path, "value": value})])
             .await
     }
 
-    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn rollback(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let path = str_param(params, self.name(), "path")?;
         if node.get_by_path(path).is_none() {
             tracing::debug!(node.uuid = %node.uuid, path, "field is not set, nothing to roll back");
@@ -222,31 +224,31 @@ impl Action for SetCapability {
             Some(other) => {
                 return Err(format!(
                     "parameter name must be a non-empty string without ',' or ':', got {}",
-                    py_repr(other)
+                    py::repr(other)
                 ));
             }
             None => {}
         }
         match params.get("value") {
-            Some(value) if !value.is_null() && py_str(value).contains(',') => Err(format!(
+            Some(value) if !value.is_null() && py::to_str(value).contains(',') => Err(format!(
                 "parameter value must not hold ',', got {}",
-                py_repr(value)
+                py::repr(value)
             )),
             _ => Ok(()),
         }
     }
 
-    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn apply(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let name = str_param(params, self.name(), "name")?;
         // Upstream formatted the value with "%s": 42 becomes "42", true "True".
         let value = match params.get("value") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(py_str(value)),
+            Some(value) => Some(py::to_str(value)),
         };
         node.update_capabilities(&[(name.to_string(), value)]).await
     }
 
-    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn rollback(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let name = str_param(params, self.name(), "name")?;
         node.update_capabilities(&[(name.to_string(), None)]).await
     }
@@ -277,10 +279,10 @@ impl Action for ExtendAttribute {
         check_text_param(params, "path")
     }
 
-    async fn apply(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn apply(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let path = str_param(params, self.name(), "path")?;
         let value = param(params, self.name(), "value")?.clone();
-        let unique = params.get("unique").is_some_and(truthy);
+        let unique = params.get("unique").is_some_and(py::truthy);
         match node.get_by_path(path) {
             None | Some(Value::Array(_)) => {}
             Some(other) => {
@@ -298,7 +300,7 @@ impl Action for ExtendAttribute {
                     Value::Array(items) => items,
                     _ => Vec::new(),
                 };
-                if !unique || !items.iter().any(|item| py_eq(item, &value)) {
+                if !unique || !items.iter().any(|item| py::eq(item, &value)) {
                     items.push(value);
                 }
                 Value::Array(items)
@@ -308,7 +310,7 @@ impl Action for ExtendAttribute {
         .await
     }
 
-    async fn rollback(&self, node: &mut NodeInfo, params: &Map<String, Value>) -> Result<()> {
+    async fn rollback(&self, node: &mut IronicNode, params: &Map<String, Value>) -> Result<()> {
         let path = str_param(params, self.name(), "path")?;
         let value = param(params, self.name(), "value")?.clone();
         match node.get_by_path(path) {
@@ -326,7 +328,7 @@ impl Action for ExtendAttribute {
                 Value::Array(items) => Value::Array(
                     items
                         .into_iter()
-                        .filter(|item| !py_eq(item, &value))
+                        .filter(|item| !py::eq(item, &value))
                         .collect(),
                 ),
                 other => other,

@@ -15,6 +15,7 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
 use super::check_params;
+use crate::py::{self, Operand};
 
 /// Every condition name, in `setup.cfg` order (the order validation messages list them in).
 pub const CONDITION_NAMES: [&str; 7] = ["eq", "lt", "gt", "le", "ge", "ne", "in-net"];
@@ -98,7 +99,7 @@ impl Condition for Comparison {
     fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String> {
         let expected = params.get("value").unwrap_or(&Value::Null);
         let left = coerce(field, expected)?;
-        let right = Py::from_json(expected);
+        let right = Operand::from_json(expected);
         compare(self.0, &left, &right)
     }
 }
@@ -150,129 +151,25 @@ fn ip_address(value: &Value) -> Result<IpAddr, String> {
     }
 }
 
-/// A value as Python held it for comparing: numbers (and booleans, which are ints in
-/// Python) by value, everything else as JSON.
-#[derive(Clone, Debug)]
-enum Py<'a> {
-    Int(i128),
-    Float(f64),
-    Json(&'a Value),
-}
-
-impl<'a> Py<'a> {
-    fn from_json(value: &'a Value) -> Py<'a> {
-        match value {
-            Value::Bool(b) => Py::Int(i128::from(*b)),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => Py::Int(i128::from(i)),
-                (_, Some(u)) => Py::Int(i128::from(u)),
-                _ => Py::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            other => Py::Json(other),
-        }
-    }
-}
-
 /// Upstream's `coerce(value, expected)`: `float(value)` when the rule's value is a float,
 /// `int(value)` when it is an int or a bool, else the value unchanged.
-fn coerce<'a>(value: &'a Value, expected: &Value) -> Result<Py<'a>, String> {
+fn coerce<'a>(value: &'a Value, expected: &Value) -> Result<Operand<'a>, String> {
     match expected {
-        Value::Number(n) if n.is_f64() => py_float(value).map(Py::Float),
-        Value::Number(_) | Value::Bool(_) => py_int(value).map(Py::Int),
-        _ => Ok(Py::from_json(value)),
-    }
-}
-
-/// Python's `int(x)` on a JSON value: booleans are 0/1, floats truncate toward zero, text
-/// must be an optionally signed run of decimal digits (surrounding white space allowed).
-fn py_int(value: &Value) -> Result<i128, String> {
-    match Py::from_json(value) {
-        Py::Int(i) => Ok(i),
-        Py::Float(f) if f.is_finite() => {
-            let truncated = f.trunc();
-            if truncated.abs() < 1.0e38 {
-                // In range by the check above; `as` on a finite, truncated float is exact.
-                Ok(truncated as i128)
-            } else {
-                Err(format!("cannot convert float {f} to integer: too large"))
-            }
-        }
-        Py::Float(f) => Err(format!("cannot convert float {f} to integer")),
-        Py::Json(Value::String(s)) => {
-            let text = s.trim();
-            let digits = text
-                .strip_prefix('-')
-                .or_else(|| text.strip_prefix('+'))
-                .unwrap_or(text);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "invalid literal for int() with base 10: {}",
-                    crate::data::py_repr_str(s)
-                ));
-            }
-            text.parse::<i128>()
-                .map_err(|_| format!("integer {text} is too large"))
-        }
-        Py::Json(other) => Err(format!(
-            "int() argument must be a string or a number, not {}",
-            py_type(other)
-        )),
-    }
-}
-
-/// Python's `float(x)` on a JSON value.
-fn py_float(value: &Value) -> Result<f64, String> {
-    match Py::from_json(value) {
-        // Python rounds huge ints to the nearest float too.
-        Py::Int(i) => Ok(i as f64),
-        Py::Float(f) => Ok(f),
-        Py::Json(Value::String(s)) => {
-            let text = s.trim();
-            let lower = text.to_ascii_lowercase();
-            let unsigned = lower.trim_start_matches(['+', '-']);
-            // Rust also reads "infinity"/"inf"/"nan" as Python does; nothing else special.
-            let plausible = !text.is_empty()
-                && (matches!(unsigned, "inf" | "infinity" | "nan")
-                    || text.bytes().all(|b| {
-                        b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
-                    }));
-            match text.parse::<f64>() {
-                Ok(f) if plausible => Ok(f),
-                _ => Err(format!(
-                    "could not convert string to float: {}",
-                    crate::data::py_repr_str(s)
-                )),
-            }
-        }
-        Py::Json(other) => Err(format!(
-            "float() argument must be a string or a number, not {}",
-            py_type(other)
-        )),
-    }
-}
-
-/// The Python type name of a decoded JSON value, for messages.
-fn py_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "'NoneType'",
-        Value::Bool(_) => "'bool'",
-        Value::Number(n) if n.is_f64() => "'float'",
-        Value::Number(_) => "'int'",
-        Value::String(_) => "'str'",
-        Value::Array(_) => "'list'",
-        Value::Object(_) => "'dict'",
+        Value::Number(n) if n.is_f64() => py::float(value).map(Operand::Float),
+        Value::Number(_) | Value::Bool(_) => py::int(value).map(Operand::Int),
+        _ => Ok(Operand::from_json(value)),
     }
 }
 
 /// `operator.<op>(left, right)` with Python 3 semantics: equality never fails (values of
 /// different kinds are unequal; ints, floats and booleans compare by value); ordering
 /// works between numbers, between strings and between lists, and fails otherwise.
-fn compare(op: CmpOp, left: &Py<'_>, right: &Py<'_>) -> Result<bool, String> {
+fn compare(op: CmpOp, left: &Operand<'_>, right: &Operand<'_>) -> Result<bool, String> {
     match op {
-        CmpOp::Eq => Ok(py_equal(left, right)),
-        CmpOp::Ne => Ok(!py_equal(left, right)),
+        CmpOp::Eq => Ok(py::equal(left, right)),
+        CmpOp::Ne => Ok(!py::equal(left, right)),
         CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {
-            let order = py_order(left, right)?;
+            let order = py::order(left, right)?;
             Ok(match (op, order) {
                 (_, None) => false,
                 (CmpOp::Lt, Some(o)) => o == Ordering::Less,
@@ -281,63 +178,6 @@ fn compare(op: CmpOp, left: &Py<'_>, right: &Py<'_>) -> Result<bool, String> {
                 (_, Some(o)) => o != Ordering::Less,
             })
         }
-    }
-}
-
-fn py_equal(left: &Py<'_>, right: &Py<'_>) -> bool {
-    match (left, right) {
-        (Py::Int(a), Py::Int(b)) => a == b,
-        (Py::Int(a), Py::Float(b)) | (Py::Float(b), Py::Int(a)) => (*a as f64) == *b,
-        (Py::Float(a), Py::Float(b)) => a == b,
-        (Py::Json(Value::String(a)), Py::Json(Value::String(b))) => a == b,
-        (Py::Json(Value::Null), Py::Json(Value::Null)) => true,
-        (Py::Json(Value::Array(a)), Py::Json(Value::Array(b))) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|(x, y)| py_equal(&Py::from_json(x), &Py::from_json(y)))
-        }
-        (Py::Json(Value::Object(a)), Py::Json(Value::Object(b))) => {
-            a.len() == b.len()
-                && a.iter().all(|(k, x)| {
-                    b.get(k)
-                        .is_some_and(|y| py_equal(&Py::from_json(x), &Py::from_json(y)))
-                })
-        }
-        _ => false,
-    }
-}
-
-/// The order of two values; `None` when unordered (NaN).
-fn py_order(left: &Py<'_>, right: &Py<'_>) -> Result<Option<Ordering>, String> {
-    match (left, right) {
-        (Py::Int(a), Py::Int(b)) => Ok(Some(a.cmp(b))),
-        (Py::Int(a), Py::Float(b)) => Ok((*a as f64).partial_cmp(b)),
-        (Py::Float(a), Py::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
-        (Py::Float(a), Py::Float(b)) => Ok(a.partial_cmp(b)),
-        (Py::Json(Value::String(a)), Py::Json(Value::String(b))) => Ok(Some(a.cmp(b))),
-        (Py::Json(Value::Array(a)), Py::Json(Value::Array(b))) => {
-            for (x, y) in a.iter().zip(b) {
-                let (x, y) = (Py::from_json(x), Py::from_json(y));
-                if !py_equal(&x, &y) {
-                    return py_order(&x, &y);
-                }
-            }
-            Ok(Some(a.len().cmp(&b.len())))
-        }
-        _ => Err(format!(
-            "'<' not supported between instances of {} and {}",
-            py_type_of(left),
-            py_type_of(right)
-        )),
-    }
-}
-
-fn py_type_of(value: &Py<'_>) -> &'static str {
-    match value {
-        Py::Int(_) => "'int'",
-        Py::Float(_) => "'float'",
-        Py::Json(v) => py_type(v),
     }
 }
 

@@ -23,10 +23,11 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use crate::data::{IntrospectionData, py_repr};
+use crate::data::IntrospectionData;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::node_info::NodeInfo;
+use crate::ironic_node::IronicNode;
+use crate::py;
 use actions::{ACTION_NAMES, action};
 use conditions::{CONDITION_NAMES, condition};
 use jsonpath::FieldPath;
@@ -271,7 +272,7 @@ fn not_found(uuid: &str) -> Error {
 /// [`Error::BadRequest`] with the message of a `fail` action; Ironic failures as they come;
 /// [`Error::Internal`] when a condition cannot compare the data (processing reports it as
 /// `Unexpected exception during processing`) or a stored rule cannot be evaluated.
-pub async fn apply(db: &Db, node: &mut NodeInfo, data: &IntrospectionData) -> Result<()> {
+pub async fn apply(db: &Db, node: &mut IronicNode, data: &IntrospectionData) -> Result<()> {
     let rules = get_all(db).await?;
     if rules.is_empty() {
         tracing::debug!(node.uuid = %node.uuid, "no introspection rules to apply");
@@ -334,7 +335,7 @@ fn check_conditions(rule: &Rule, data: &Value, node_uuid: &str) -> Result<bool> 
             result = operator.check(value, &params).map_err(|err| {
                 broken(format!(
                     "condition {field} {op} failed on {}: {err}",
-                    py_repr(value)
+                    py::repr(value)
                 ))
             })?;
             let done = match multiple {
@@ -376,7 +377,7 @@ fn action_params(act: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-async fn run_actions(rule: &Rule, node: &mut NodeInfo, rollback: bool) -> Result<()> {
+async fn run_actions(rule: &Rule, node: &mut IronicNode, rollback: bool) -> Result<()> {
     let what = if rollback { "rollback" } else { "apply" };
     tracing::debug!(node.uuid = %node.uuid, rule.uuid = %rule.uuid, what, "running rule actions");
     for act in &rule.actions {
@@ -536,15 +537,15 @@ fn names_repr(names: &[&str]) -> String {
         .iter()
         .map(|n| Value::String((*n).to_string()))
         .collect();
-    py_repr(&Value::Array(items))
+    py::repr(&Value::Array(items))
 }
 
 fn not_of_type(value: &Value, kind: &str) -> String {
-    format!("{} is not of type '{kind}'", py_repr(value))
+    format!("{} is not of type '{kind}'", py::repr(value))
 }
 
 fn not_one_of(value: &Value, names: &[&str]) -> String {
-    format!("{} is not one of {}", py_repr(value), names_repr(names))
+    format!("{} is not one of {}", py::repr(value), names_repr(names))
 }
 
 /// An array of objects, each with a string `field`, a known `op` and, if given, a known

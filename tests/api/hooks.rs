@@ -1,4 +1,4 @@
-//! `NodeInfo`'s Ironic calls and the processing hooks' effects on Ironic (and Swift),
+//! `IronicNode`'s Ironic calls and the processing hooks' effects on Ironic (and Swift),
 //! against the fake Ironic. The hooks' decisions are unit-tested next to them; these tests
 //! check the requests that carry them out.
 
@@ -8,7 +8,7 @@ use ironic_inspector::Error;
 use ironic_inspector::data::IntrospectionData;
 use ironic_inspector::hooks::{self, ProcessingHook};
 use ironic_inspector::ironic::IronicClient;
-use ironic_inspector::node_info::NodeInfo;
+use ironic_inspector::ironic_node::IronicNode;
 use ironic_inspector::swift::SwiftClient;
 use serde_json::{Map, Value, json};
 
@@ -50,12 +50,12 @@ fn ports_reply(macs: &[&str]) -> Reply {
     Reply::Json(200, json!({"ports": ports}))
 }
 
-/// A fake Ironic serving the node and its ports, and the loaded `NodeInfo`.
-async fn loaded(node: Value, macs: &[&str]) -> (FakeIronic, NodeInfo) {
+/// A fake Ironic serving the node and its ports, and the loaded `IronicNode`.
+async fn loaded(node: Value, macs: &[&str]) -> (FakeIronic, IronicNode) {
     let fake = FakeIronic::start().await;
     fake.on("GET", NODE_PATH, [Reply::Json(200, node)]);
     fake.on("GET", PORTS_PATH, [ports_reply(macs)]);
-    let info = NodeInfo::load(ironic_for(&fake), NODE).await.unwrap();
+    let info = IronicNode::load(ironic_for(&fake), NODE).await.unwrap();
     (fake, info)
 }
 
@@ -94,7 +94,7 @@ fn hook(processing: &str) -> Arc<dyn ProcessingHook> {
     hooks.processing.remove(0)
 }
 
-// --- NodeInfo ---
+// --- IronicNode ---
 
 #[tokio::test]
 async fn load_reads_node_and_ports_by_lower_case_mac() {
@@ -118,7 +118,7 @@ async fn load_reads_node_and_ports_by_lower_case_mac() {
 async fn load_of_an_unknown_node_is_not_found() {
     let fake = FakeIronic::start().await;
     fake.on("GET", NODE_PATH, [ironic_error(404, "Node not found.")]);
-    let err = NodeInfo::load(ironic_for(&fake), NODE).await.unwrap_err();
+    let err = IronicNode::load(ironic_for(&fake), NODE).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
 }
 
@@ -249,7 +249,7 @@ async fn create_ports_conflict_is_skipped_and_ports_are_read_again() {
         PORTS_PATH,
         [ports_reply(&[]), ports_reply(&["22:22:22:22:22:22"])],
     );
-    let mut info = NodeInfo::load(ironic_for(&fake), NODE).await.unwrap();
+    let mut info = IronicNode::load(ironic_for(&fake), NODE).await.unwrap();
     fake.on(
         "POST",
         "/v1/ports",

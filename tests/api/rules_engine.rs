@@ -7,7 +7,7 @@ use ironic_inspector::Error;
 use ironic_inspector::data::IntrospectionData;
 use ironic_inspector::db::Db;
 use ironic_inspector::ironic::IronicClient;
-use ironic_inspector::node_info::NodeInfo;
+use ironic_inspector::ironic_node::IronicNode;
 use ironic_inspector::rules::{self, NewRule, actions::action};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -42,7 +42,7 @@ fn client(fake: &FakeIronic) -> IronicClient {
 
 /// A fake Ironic serving `node` (PATCH answers with `patched`, or `node` again) and the
 /// node loaded from it, with the recorded requests cleared of the load.
-async fn node_with(node: Value, patched: Option<Value>) -> (FakeIronic, NodeInfo) {
+async fn node_with(node: Value, patched: Option<Value>) -> (FakeIronic, IronicNode) {
     let fake = FakeIronic::start().await;
     fake.on("GET", NODE_PATH, [Reply::Json(200, node.clone())]);
     fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
@@ -51,7 +51,7 @@ async fn node_with(node: Value, patched: Option<Value>) -> (FakeIronic, NodeInfo
         NODE_PATH,
         [Reply::Json(200, patched.unwrap_or(node))],
     );
-    let info = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let info = IronicNode::load(client(&fake), NODE).await.unwrap();
     (fake, info)
 }
 
@@ -79,11 +79,11 @@ fn calls(fake: &FakeIronic) -> Vec<String> {
         .collect()
 }
 
-async fn apply(name: &str, node: &mut NodeInfo, p: Value) -> ironic_inspector::Result<()> {
+async fn apply(name: &str, node: &mut IronicNode, p: Value) -> ironic_inspector::Result<()> {
     action(name).unwrap().apply(node, &params(p)).await
 }
 
-async fn rollback(name: &str, node: &mut NodeInfo, p: Value) -> ironic_inspector::Result<()> {
+async fn rollback(name: &str, node: &mut IronicNode, p: Value) -> ironic_inspector::Result<()> {
     action(name).unwrap().rollback(node, &params(p)).await
 }
 
@@ -300,7 +300,7 @@ async fn ironic_errors_from_actions_propagate() {
         NODE_PATH,
         [ironic_error(400, "Invalid patch: /foo is not allowed")],
     );
-    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
     let err = apply(
         "set-attribute",
         &mut node,
@@ -390,7 +390,7 @@ async fn rollbacks_of_non_matching_rules_come_before_actions() {
     );
     fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
     fake.on("PATCH", NODE_PATH, [Reply::Json(200, fresh)]);
-    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
     let loaded = fake.requests().len();
 
     rules::apply(&db, &mut node, &upstream_data())
@@ -516,7 +516,7 @@ async fn a_failed_reload_stops_before_the_rules() {
         ],
     );
     fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
-    let mut node = NodeInfo::load(client(&fake), NODE).await.unwrap();
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
     assert!(
         rules::apply(&db, &mut node, &upstream_data())
             .await

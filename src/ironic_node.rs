@@ -1,11 +1,11 @@
 //! The Ironic half of a node under processing: its node document and ports, cached, and the
 //! changes hooks and rules make to them.
 //!
-//! Ports the Ironic part of `NodeInfo` in `ironic_inspector/node_cache.py` (`node()`,
+//! Ports the Ironic part of upstream's `NodeInfo` class in `ironic_inspector/node_cache.py` (`node()`,
 //! `ports()`, `create_ports`, `patch`, `patch_port`, `delete_port`, `update_properties`,
 //! `update_capabilities`, `get_by_path`, `replace_field`) and the capabilities codec of
 //! `ironic_inspector/utils.py` (`capabilities_to_dict`, `dict_to_capabilities`). The
-//! database half lives in [`crate::node_cache`].
+//! database half (upstream's other `NodeInfo` half) is [`crate::node_cache::IntrospectionRecord`].
 //!
 //! Departures from 2.2.2: an empty patch sends nothing; ports are keyed
 //! by lower-case MAC, so a ramdisk reporting upper-case MACs matches Ironic's ports; a port
@@ -21,7 +21,7 @@ use crate::ironic::{IronicClient, IronicError, Node, Port};
 
 /// A node being processed, with its ports, and the client that changes them.
 #[derive(Clone, Debug)]
-pub struct NodeInfo {
+pub struct IronicNode {
     /// The node's UUID.
     pub uuid: String,
     node: Node,
@@ -30,17 +30,17 @@ pub struct NodeInfo {
     ironic: IronicClient,
 }
 
-impl NodeInfo {
+impl IronicNode {
     /// Reads the node and all its ports from Ironic.
-    pub async fn load(ironic: IronicClient, uuid: &str) -> Result<NodeInfo, IronicError> {
+    pub async fn load(ironic: IronicClient, uuid: &str) -> Result<IronicNode, IronicError> {
         let node = ironic.get_node(uuid).await?;
         let ports = ironic.node_ports(uuid).await?;
-        Ok(NodeInfo::from_parts(ironic, node, ports))
+        Ok(IronicNode::from_parts(ironic, node, ports))
     }
 
     /// Builds from a node and its ports already read (the UUID is the node's).
-    pub fn from_parts(ironic: IronicClient, node: Node, ports: Vec<Port>) -> NodeInfo {
-        NodeInfo {
+    pub fn from_parts(ironic: IronicClient, node: Node, ports: Vec<Port>) -> IronicNode {
+        IronicNode {
             uuid: node.uuid.clone(),
             node,
             ports: ports_by_mac(ports),
@@ -247,7 +247,7 @@ pub fn properties_patch<K: fmt::Display>(
         .collect()
 }
 
-/// [`NodeInfo::get_by_path`] on a node document.
+/// [`IronicNode::get_by_path`] on a node document.
 pub fn get_by_path(node: &Value, path: &str) -> Option<Value> {
     let path = path.trim_matches('/');
     if path.is_empty() {
@@ -283,7 +283,7 @@ pub fn map_to_capabilities(caps: &[(String, String)]) -> String {
         .join(",")
 }
 
-/// Merges `changes` into `existing` (see [`NodeInfo::update_capabilities`]).
+/// Merges `changes` into `existing` (see [`IronicNode::update_capabilities`]).
 pub fn merge_capabilities(
     existing: Vec<(String, String)>,
     changes: &[(String, Option<String>)],
