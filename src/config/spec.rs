@@ -281,3 +281,82 @@ pub fn is_alias(section: &str, name: &str) -> bool {
         .iter()
         .any(|o| o.deprecated.iter().any(|&(s, n)| s == section && n == name))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{AuthStrategy, Config, oslo, spec};
+
+    /// The option table itself: unique names, defaults of the declared kind, aliases that
+    /// name no current option.
+    #[test]
+    fn the_option_table_is_consistent() {
+        for (i, opt) in spec::OPTIONS.iter().enumerate() {
+            assert!(
+                spec::OPTIONS[..i]
+                    .iter()
+                    .all(|o| (o.section, o.name) != (opt.section, opt.name)),
+                "[{}] {} twice",
+                opt.section,
+                opt.name
+            );
+            if let Some(default) = opt.default {
+                let ok = match opt.kind {
+                    spec::Kind::Int => default.parse::<i64>().is_ok(),
+                    spec::Kind::Bool => oslo::parse_bool(default).is_some(),
+                    spec::Kind::Choice(choices) => choices.contains(&default),
+                    spec::Kind::Str | spec::Kind::List => true,
+                };
+                assert!(ok, "[{}] {} default {default:?}", opt.section, opt.name);
+            }
+            for (section, name) in opt.deprecated {
+                assert!(spec::find(section, name).is_none(), "[{section}] {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn example_conf_is_valid_and_documents_every_option() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("example.conf");
+        let (c, warnings) = Config::from_files(std::slice::from_ref(&path)).unwrap();
+        assert!(
+            warnings.iter().all(|w| !w.contains("unknown option")),
+            "{warnings:?}"
+        );
+        assert_eq!(c.default.auth_strategy, AuthStrategy::Noauth);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut section = "";
+        let mut documented = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name;
+            } else if let Some(rest) = line.strip_prefix('#')
+                && let Some((name, value)) = rest
+                    .split_once(" = ")
+                    .or_else(|| rest.strip_suffix(" =").map(|name| (name, "")))
+            {
+                documented.insert((section.to_string(), name.to_string(), value.to_string()));
+            }
+        }
+        for opt in spec::OPTIONS {
+            let default = opt.default.unwrap_or("<None>");
+            let default = if opt.default.is_none() && opt.name == "authenticate" {
+                ""
+            } else {
+                default
+            };
+            assert!(
+                documented.contains(&(
+                    opt.section.to_string(),
+                    opt.name.to_string(),
+                    default.to_string()
+                )),
+                "example.conf lacks '#{} = {}' in [{}]",
+                opt.name,
+                default,
+                opt.section
+            );
+        }
+    }
+}
