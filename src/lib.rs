@@ -12,7 +12,8 @@
 //! - [`api`]: HTTP only: version negotiation, routes, error bodies, authentication checks.
 //! - [`periodic`]: the firewall refresh and the clean-up loop (timeouts, old statuses), and
 //!   at start-up the finishing of reports a stopped daemon left unfinished.
-//! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, storage, finishing.
+//! - [`process`]: the ramdisk's report: hooks, lookup, Ironic updates, finishing.
+//! - [`storage`]: where processed data is kept (Swift or the database) and read back.
 //! - [`introspect`]: starting introspection (node checks, lookup attributes, PXE, reboot).
 //! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`rules`]: introspection rules applied during processing.
@@ -57,6 +58,7 @@ pub mod py;
 pub mod rules;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod swift;
 pub mod systemd;
 pub mod telemetry;

@@ -1,6 +1,5 @@
 //! `ironic-inspector`: the introspection daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,18 +9,6 @@ use ironic_inspector::config::{self, Config};
 use ironic_inspector::systemd::Notifier;
 use ironic_inspector::telemetry::{self, LogSettings};
 
-/// Layers the config files as oslo.config would.
-fn config_files(cli: &Cli) -> Result<Vec<PathBuf>, config::ConfigError> {
-    let mut files = cli.config_file.clone();
-    if files.is_empty() && cli.config_dir.is_empty() {
-        files = config::default_config_files();
-    }
-    for dir in &cli.config_dir {
-        files.extend(config::config_dir_files(dir)?);
-    }
-    Ok(files)
-}
-
 /// The program name: the log file `log_dir` alone gives, and the syslog tag.
 const PROGRAM: &str = "ironic-inspector";
 
@@ -29,7 +16,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Read before the runtime starts its threads; the variables are kept from children.
     let systemd = Notifier::from_env();
-    let loaded = config_files(&cli).and_then(|files| Config::from_files(&files));
+    let loaded = config::config_files(&cli.config_file, &cli.config_dir)
+        .and_then(|files| Config::from_files(&files));
     let (mut config, warnings) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {

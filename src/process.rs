@@ -25,7 +25,6 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use crate::config::StoreData;
 use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::introspect::{self, MANAGE_BOOT_OPTION, NEW_IPMI_CREDENTIALS_OPTION};
@@ -33,13 +32,12 @@ use crate::ironic::{IronicError, PowerTarget};
 use crate::ironic_node::IronicNode;
 use crate::node_cache::{FINISH_RETRY_DEADLINE, NodeLock};
 use crate::state::AppState;
+use crate::storage;
 
 /// Attempts to reach the BMC with new IPMI credentials before giving up.
 pub const CREDENTIALS_WAIT_RETRIES: u32 = 10;
 /// Pause between those attempts.
 pub const CREDENTIALS_WAIT_PERIOD: Duration = Duration::from_secs(3);
-/// Swift object prefix of the processed data (`inspector_data-<uuid>`).
-pub const DATA_OBJECT_PREFIX: &str = "inspector_data";
 /// Node option set when a report was processed and only the finishing is left (see the
 /// module doc); its value is `{"ipmi_address": <the BMC address the ramdisk reported>}`,
 /// which setting new IPMI credentials may need.
@@ -225,7 +223,7 @@ async fn process_node(
     for hook in &state.hooks.processing {
         hook.before_update(data, node).await?;
     }
-    store_data(state, node, data).await?;
+    storage::store(state, node, data).await?;
     introspect::refresh_firewall(state, &state.ironic).await?;
     crate::rules::apply(&state.db, node, data).await?;
 
@@ -241,52 +239,6 @@ async fn process_node(
         )
         .await?;
     Ok(Finish::from_options(&options, ipmi_address))
-}
-
-/// Keeps the processed data where `[processing] store_data` says.
-async fn store_data(
-    state: &AppState,
-    node: &mut IronicNode,
-    data: &IntrospectionData,
-) -> Result<()> {
-    match state.config.processing.store_data {
-        StoreData::None => {
-            tracing::debug!("introspection data is not stored ([processing] store_data = none)");
-            Ok(())
-        }
-        StoreData::Swift => {
-            let Some(swift) = &state.swift else {
-                return Err(Error::internal(
-                    "SwiftMissing",
-                    "store_data = swift without a Swift client",
-                ));
-            };
-            let name = crate::swift::object_name(DATA_OBJECT_PREFIX, &node.uuid);
-            let body = serde_json::to_vec(data.as_map())
-                .map_err(|e| Error::internal("DataEncoding", e))?;
-            swift.store_object(&name, body).await?;
-            tracing::info!(object = %name, "introspection data stored in Swift");
-            if let Some(location) = &state.config.processing.store_data_location {
-                node.patch(&[
-                    json!({"op": "add", "path": format!("/extra/{location}"), "value": name}),
-                ])
-                .await?;
-            }
-            Ok(())
-        }
-        StoreData::Database => {
-            // The ramdisk's logs go to ramdisk_logs_dir (ramdisk_error hook), not into the
-            // database: they are the bulk of a report and MySQL's TEXT column holds 64 KiB.
-            let mut stored = data.as_map().clone();
-            stored.remove("logs");
-            state
-                .node_cache
-                .store_data(&node.uuid, &Value::Object(stored))
-                .await?;
-            tracing::info!("introspection data stored in the database");
-            Ok(())
-        }
-    }
 }
 
 /// Powers the node off (after setting new IPMI credentials, when requested) and marks it

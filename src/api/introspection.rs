@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::config::StoreData;
 use crate::error::Error;
 use crate::introspect::{self, NewIpmiCredentials};
+use crate::storage;
 
 use crate::error::Result;
 
@@ -107,35 +107,7 @@ pub async fn get_data(
 ) -> Result<Response> {
     let uuid = parse_uuid(&uuid)?;
     tracing::Span::current().record("node.uuid", uuid.as_str());
-    let body = match state.config.processing.store_data {
-        StoreData::None => {
-            return Err(Error::NotFound(
-                "Inspector is not configured to store data. Set the [processing] store_data \
-                 configuration option to change this."
-                    .to_string(),
-            ));
-        }
-        StoreData::Swift => {
-            let Some(swift) = &state.swift else {
-                return Err(Error::internal(
-                    "SwiftMissing",
-                    "store_data = swift without a Swift client",
-                ));
-            };
-            let name = crate::swift::object_name(crate::process::DATA_OBJECT_PREFIX, &uuid);
-            swift.get_object(&name).await?
-        }
-        StoreData::Database => match state.node_cache.stored_data(&uuid).await? {
-            Some(data) => {
-                serde_json::to_vec(&data).map_err(|e| Error::internal("DataEncoding", e))?
-            }
-            None => {
-                return Err(Error::NotFound(format!(
-                    "No introspection data is stored for node {uuid}"
-                )));
-            }
-        },
-    };
+    let body = storage::load(&state, &uuid).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

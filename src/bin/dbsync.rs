@@ -76,13 +76,8 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 /// Loads the configuration like the daemon and connects to its database.
 async fn open(cli: &Cli) -> Result<Db, String> {
-    let mut files = cli.config_file.clone();
-    if files.is_empty() && cli.config_dir.is_empty() {
-        files = config::default_config_files();
-    }
-    for dir in &cli.config_dir {
-        files.extend(config::config_dir_files(dir).map_err(|e| e.to_string())?);
-    }
+    let files =
+        config::config_files(&cli.config_file, &cli.config_dir).map_err(|e| e.to_string())?;
     let (config, warnings) = Config::from_files(&files).map_err(|e| e.to_string())?;
     for warning in warnings {
         eprintln!("WARNING: {warning}");

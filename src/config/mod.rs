@@ -15,7 +15,8 @@
 //! - `sections`: [`Config::from_raw`]: each section built from resolved values, with the
 //!   checks that span options.
 //! - `permissions`: the warning about a file that holds a password and every user may read.
-//! - `discovery`: which files are read: [`default_config_files`], [`config_dir_files`].
+//! - `discovery`: which files are read: [`config_files`], [`default_config_files`],
+//!   [`config_dir_files`].
 //! - `resolve`: one option's value: written, deprecated spelling or default; `$name`
 //!   references; its type. Errors name the option and hide secrets.
 //! - `types`: [`Config`], one struct per section, the choice enums, [`ConfigError`].
@@ -32,7 +33,7 @@ mod types;
 
 use std::path::PathBuf;
 
-pub use discovery::{config_dir_files, default_config_files};
+pub use discovery::{config_dir_files, config_files, default_config_files};
 pub use types::{
     AddPorts, AuthStrategy, Config, ConfigError, DatabaseSection, DefaultSection, FirewallSection,
     IronicSection, KeepPorts, KeystoneAuthtoken, OsloMiddleware, ProcessingSection, StoreData,
