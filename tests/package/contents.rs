@@ -57,6 +57,15 @@ const FILES: &[(&str, &str)] = &[
         "-rw-r--r--",
     ),
     ("/usr/share/doc/ironic-inspector/README.md", "-rw-r--r--"),
+    // README links to these two.
+    (
+        "/usr/share/doc/ironic-inspector/docs/ARCHITECTURE.md",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/doc/ironic-inspector/docs/LOGGING.md",
+        "-rw-r--r--",
+    ),
     (
         "/usr/share/doc/ironic-inspector/examples/sudoers",
         "-rw-r--r--",
