@@ -121,7 +121,7 @@ impl Error {
 }
 
 /// Without access to the config the safe choice is the terse message; the API layer's
-/// middleware re-renders 500 bodies in debug mode (see `api::render_internal`).
+/// middleware re-renders 500 bodies in debug mode (see `api::render_errors`).
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let debug_detail = match &self {

@@ -9,7 +9,7 @@
 //! - a request head: `client_header_timeout`, from the moment the client connected (after
 //!   TLS) or, on a kept-alive connection, from the first byte of its next request;
 //! - the wait for a next request on a kept-alive connection: `keepalive_timeout`;
-//! - a request body: `client_body_timeout`, kept by the API layer (`api::guard_body`),
+//! - a request body: `client_body_timeout`, kept by the API layer (`api::body::guard`),
 //!   which is the one that knows when a body is read;
 //! - connections at once: `max_connections`. At the limit, the connections that sit
 //!   between requests are closed to make room, kept-alive ones first, longest waiting first.
@@ -22,7 +22,7 @@
 //! moves the phase when a request starts and when its answer has been sent.
 //!
 //! When a connection ends while its client may still be sending (a body the API chose not to
-//! read, see `api::guard_body`), the server first half-closes and reads what still arrives
+//! read, see `api::body::guard`), the server first half-closes and reads what still arrives
 //! while it keeps coming ([`LINGER`]) before closing: closing a socket with unread input makes
 //! the kernel send a reset, and the client may then lose the answer it was about to read.
 //!
