@@ -27,7 +27,7 @@
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
 //! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
-//! - [`utc`]: calendar fields of a moment in UTC.
+//! - [`utc`]: moments in UTC as text: calendar fields, Keystone's ISO 8601 times.
 //!
 //! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
 //! (`src/bin/dbsync.rs`, the schema tool) are thin layers over this library. The root helper

@@ -21,7 +21,8 @@ use super::cache::{TokenCache, TokenKey, Verdict};
 use super::{Auth, SetupError, forbidden, has_admin_role, unauthorized};
 use crate::config::KeystoneAuthtoken;
 use crate::error::Error;
-use crate::keystone::{KeystoneSession, SessionOptions, TokenDocument, parse_timestamp, time_left};
+use crate::keystone::{KeystoneSession, SessionOptions, TokenDocument, time_left};
+use crate::utc::parse_timestamp;
 
 pub use crate::keystone::{
     AUTH_TOKEN_HEADER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, SUBJECT_TOKEN_HEADER,
