@@ -22,8 +22,8 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// Header carrying the token of whoever makes the request (OpenStack-wide).
-pub const AUTH_TOKEN_HEADER: &str = "X-Auth-Token";
+use crate::http_client::{ClientError, ClientSettings, build_client, redact_url, transport_reason};
+
 /// Header naming the token to validate (and carrying a new token in a login answer).
 pub const SUBJECT_TOKEN_HEADER: &str = "X-Subject-Token";
 /// Domain of the service user and its project; Liberty's options had no domain at all.
@@ -73,22 +73,6 @@ impl fmt::Debug for SessionOptions {
             .field("insecure", &self.insecure)
             .finish()
     }
-}
-
-/// Why a session's HTTP client could not be built. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The CA bundle could not be read or holds no certificate.
-    #[error("cafile {path}: {reason}")]
-    CaFile {
-        /// The configured path.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// reqwest refused the settings (TLS set-up).
-    #[error("cannot build the Keystone HTTP client: {0}")]
-    Build(String),
 }
 
 /// Why a session could not get a token right now. Every variant means "Keystone cannot
@@ -312,37 +296,20 @@ impl KeystoneSession {
     ///
     /// Call at start-up: reading `cafile` is a small synchronous file read.
     pub fn new(options: SessionOptions) -> Result<Self, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &options.cafile {
-            let ca_error = |reason: String| ClientError::CaFile {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_error("no PEM certificate in the file".to_string()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let client = build_client(&ClientSettings {
+            connect_timeout: options.connect_timeout,
+            request_timeout: options.request_timeout,
+            pool_idle_timeout: Duration::from_secs(60),
+            pool_max_idle_per_host: None,
+            cafile: options.cafile.as_deref(),
+            insecure: options.insecure,
+        })?;
         if options.insecure {
             tracing::warn!(
                 keystone.url = %options.endpoint,
                 "insecure is set: Keystone's certificate is not verified"
             );
-            builder = builder.danger_accept_invalid_certs(true);
         }
-        let client = builder
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
         let tokens_url = join_tokens(&options.endpoint);
         Ok(KeystoneSession {
             inner: Arc::new(SessionInner {
@@ -587,48 +554,6 @@ pub fn v3_root(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `url` without user name, password, query or fragment: safe for logs and error messages.
-pub fn redact_url(url: &Url) -> Url {
-    let mut url = url.clone();
-    // Both only fail for URLs that cannot carry credentials in the first place.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    url
-}
-
-/// A short, credential-free description of why a request got no answer: the innermost
-/// cause (e.g. "Connection refused (os error 111)"), marked as a connect failure or timeout.
-pub fn transport_reason(err: &reqwest::Error) -> String {
-    let mut root: &dyn std::error::Error = err;
-    while let Some(source) = root.source() {
-        root = source;
-    }
-    let cause = root.to_string();
-    if err.is_timeout() {
-        if err.is_connect() {
-            "timed out while connecting".to_string()
-        } else {
-            "timed out waiting for the answer".to_string()
-        }
-    } else if err.is_connect() {
-        format!("cannot connect: {cause}")
-    } else if err.is_body() || err.is_decode() {
-        format!("the answer broke off: {cause}")
-    } else {
-        cause
-    }
-}
-
-/// A header value marked sensitive. `value` always comes from a header we received, so it
-/// is valid; should it not be, the empty value makes the peer answer 401.
-pub fn sensitive_header(value: &str) -> HeaderValue {
-    let mut header = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
-    header.set_sensitive(true);
-    header
-}
-
 fn join_tokens(endpoint: &Url) -> Url {
     let mut url = endpoint.clone();
     let path = format!("{}/auth/tokens", endpoint.path().trim_end_matches('/'));
@@ -657,6 +582,7 @@ pub(crate) fn time_left(deadline: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_client::sensitive_header;
 
     fn root(raw: &str) -> String {
         match v3_root(raw) {
@@ -751,12 +677,6 @@ mod tests {
         assert_eq!(find("object-store", Interface::Internal), None);
         let printed = format!("{token:?}");
         assert!(printed.contains("REDACTED"), "{printed}");
-    }
-
-    #[test]
-    fn redacted_urls_carry_no_credentials() {
-        let url = Url::parse("http://user:pw@ironic:6385/v1/x?token=abc#f").unwrap();
-        assert_eq!(redact_url(&url).as_str(), "http://ironic:6385/v1/x");
     }
 
     #[test]

@@ -19,8 +19,10 @@
 //! - [`node_cache`]: nodes under introspection, their lookup attributes, options and locks.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
-//! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
 //! - [`swift`]: the Swift object store for processed and extra hardware data.
+//! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
+//! - [`http_client`]: outbound HTTP shared by the service clients: client building, the
+//!   token header, credential-free URLs and transport failures.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
 //! - [`cli`]: the command lines of the daemon and of dbsync (also read by the man pages).
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
@@ -44,6 +46,7 @@ pub mod db;
 pub mod error;
 pub mod firewall;
 pub mod hooks;
+pub mod http_client;
 pub mod introspect;
 pub mod ironic;
 pub mod keystone;

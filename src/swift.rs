@@ -43,9 +43,10 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
-use crate::keystone::{
-    self, AUTH_TOKEN_HEADER, Interface, KeystoneError, KeystoneSession, SessionOptions,
+use crate::http_client::{
+    AUTH_TOKEN_HEADER, ClientSettings, build_client, redact_url, transport_reason,
 };
+use crate::keystone::{self, Interface, KeystoneError, KeystoneSession, SessionOptions};
 
 /// Prefix of the object holding a node's processed data (`store_data = swift`).
 pub const INSPECTOR_DATA_PREFIX: &str = "inspector_data";
@@ -301,18 +302,18 @@ impl SwiftClient {
             what: "Keystone",
             reason: e.to_string(),
         })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            // A redirect would carry the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError::Client {
-                what: "Swift",
-                reason: e.to_string(),
-            })?;
+        let http = build_client(&ClientSettings {
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            pool_idle_timeout: Duration::from_secs(30),
+            pool_max_idle_per_host: None,
+            cafile: None,
+            insecure: false,
+        })
+        .map_err(|e| SetupError::Client {
+            what: "Swift",
+            reason: e.to_string(),
+        })?;
         Ok(SwiftClient {
             inner: Arc::new(Inner {
                 http,
@@ -405,7 +406,7 @@ impl SwiftClient {
                 Ok((status, answer)) => {
                     tracing::debug!(
                         http.method = %op.method(),
-                        swift.url = %keystone::redact_url(&url),
+                        swift.url = %redact_url(&url),
                         http.status = status.as_u16(),
                         duration_ms = started.elapsed().as_millis() as u64,
                         "Swift answered"
@@ -429,7 +430,7 @@ impl SwiftClient {
                 Err(reason) => {
                     tracing::debug!(
                         http.method = %op.method(),
-                        swift.url = %keystone::redact_url(&url),
+                        swift.url = %redact_url(&url),
                         error = %reason,
                         "no answer from Swift"
                     );
@@ -490,15 +491,9 @@ impl SwiftClient {
             // Swift wants a length on every PUT.
             request = request.body(Vec::new());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| keystone::transport_reason(&e))?;
+        let response = request.send().await.map_err(|e| transport_reason(&e))?;
         let status = response.status();
-        let answer = response
-            .bytes()
-            .await
-            .map_err(|e| keystone::transport_reason(&e))?;
+        let answer = response.bytes().await.map_err(|e| transport_reason(&e))?;
         Ok((status, answer.to_vec()))
     }
 }

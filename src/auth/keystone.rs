@@ -24,9 +24,8 @@ use crate::error::Error;
 use crate::keystone::{KeystoneSession, SessionOptions, TokenDocument, time_left};
 use crate::utc::parse_timestamp;
 
-pub use crate::keystone::{
-    AUTH_TOKEN_HEADER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, SUBJECT_TOKEN_HEADER,
-};
+pub use crate::http_client::AUTH_TOKEN_HEADER;
+pub use crate::keystone::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, SUBJECT_TOKEN_HEADER};
 
 /// How long a token Keystone rejected is remembered as invalid.
 pub const NEGATIVE_CACHE_TIME: Duration = Duration::from_secs(3);

@@ -92,13 +92,13 @@ pub enum SetupError {
     Client(String),
 }
 
-impl From<crate::keystone::ClientError> for SetupError {
-    fn from(err: crate::keystone::ClientError) -> Self {
+impl From<crate::http_client::ClientError> for SetupError {
+    fn from(err: crate::http_client::ClientError) -> Self {
         match err {
-            crate::keystone::ClientError::CaFile { path, reason } => {
+            crate::http_client::ClientError::CaFile { path, reason } => {
                 SetupError::CaFile { path, reason }
             }
-            crate::keystone::ClientError::Build(reason) => SetupError::Client(reason),
+            crate::http_client::ClientError::Build(reason) => SetupError::Client(reason),
         }
     }
 }

@@ -62,9 +62,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::config::{AuthStrategy, Config};
-use crate::keystone::{
-    self, AUTH_TOKEN_HEADER, Interface, KeystoneSession, ServiceToken, SessionOptions,
+use crate::http_client::{
+    AUTH_TOKEN_HEADER, ClientSettings, build_client, redact_url, sensitive_header, transport_reason,
 };
+use crate::keystone::{self, Interface, KeystoneSession, ServiceToken, SessionOptions};
 
 pub use error::{IronicError, UNAVAILABLE_MESSAGE, error_message};
 pub use model::{InterfaceValidation, Node, Port, PowerTarget, Validation};
@@ -160,7 +161,7 @@ impl fmt::Debug for IronicClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("IronicClient");
         match &self.inner.endpoint {
-            Endpoint::Fixed(url) => out.field("endpoint", &keystone::redact_url(url).as_str()),
+            Endpoint::Fixed(url) => out.field("endpoint", &redact_url(url).as_str()),
             Endpoint::Catalog {
                 session,
                 service_type,
@@ -274,18 +275,18 @@ impl IronicClient {
                 }
             }
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(MAX_CONCURRENT_REQUESTS)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError::Client {
-                what: "Ironic",
-                reason: e.to_string(),
-            })?;
+        let http = build_client(&ClientSettings {
+            connect_timeout,
+            request_timeout,
+            pool_idle_timeout: POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: Some(MAX_CONCURRENT_REQUESTS),
+            cafile: None,
+            insecure: false,
+        })
+        .map_err(|e| SetupError::Client {
+            what: "Ironic",
+            reason: e.to_string(),
+        })?;
         Ok(IronicClient {
             inner: Arc::new(Inner {
                 http,
@@ -305,7 +306,7 @@ impl IronicClient {
     pub fn with_user_token(&self, token: Option<&str>) -> IronicClient {
         let user_token = match (&self.inner.endpoint, token) {
             (Endpoint::Catalog { .. }, Some(token)) if !token.is_empty() => {
-                Some(keystone::sensitive_header(token))
+                Some(sensitive_header(token))
             }
             _ => None,
         };
@@ -504,7 +505,7 @@ impl IronicClient {
         loop {
             let resolved = self.resolve().await?;
             let url = api_url(&resolved.base, &call.path, &call.query)?;
-            let shown = keystone::redact_url(&resolved.base);
+            let shown = redact_url(&resolved.base);
             let reason = match self.send_once(call, url, &resolved.token).await {
                 Ok((status, body)) if status.is_success() => return Ok((status, body)),
                 Ok((StatusCode::UNAUTHORIZED, _)) if !renewed && resolved.service.is_some() => {
@@ -593,7 +594,7 @@ impl IronicClient {
                 let base = base_url(&found).map_err(|reason| {
                     IronicError::Unavailable(format!(
                         "Ironic's catalog endpoint {} cannot be used: {reason}",
-                        keystone::redact_url(&found)
+                        redact_url(&found)
                     ))
                 })?;
                 Ok(match &self.user_token {
@@ -644,12 +645,12 @@ impl IronicClient {
         let response = request
             .send()
             .await
-            .map_err(|e| NoAnswer(keystone::transport_reason(&e)))?;
+            .map_err(|e| NoAnswer(transport_reason(&e)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| NoAnswer(keystone::transport_reason(&e)))?;
+            .map_err(|e| NoAnswer(transport_reason(&e)))?;
         tracing::debug!(
             http.method = %call.method,
             ironic.target = %call.target,
@@ -791,7 +792,7 @@ pub(crate) fn api_url(
         let Ok(mut segments) = url.path_segments_mut() else {
             return Err(IronicError::Unavailable(format!(
                 "Ironic's endpoint {} cannot have a path",
-                keystone::redact_url(base)
+                redact_url(base)
             )));
         };
         segments.pop_if_empty().push("v1").extend(path);
