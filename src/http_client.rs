@@ -1,7 +1,8 @@
 //! Outbound HTTP, shared by the clients of the other OpenStack services (the Keystone
 //! session, Ironic, Swift and the token validation of [`crate::auth`]): how their HTTP
-//! clients are built, the token header, and the credential-free way their URLs and
-//! transport failures are shown in logs and messages.
+//! clients are built, the token header, the credential-free way their URLs and transport
+//! failures are shown in logs and messages, and the one [`SetupError`] their set-up from
+//! `inspector.conf` fails with.
 //!
 //! What this module must not do: know any service's API, or decide which failures a
 //! service retries (each client classifies its own). Every client built here follows no
@@ -35,6 +36,25 @@ pub struct ClientSettings<'a> {
     pub insecure: bool,
 }
 
+impl ClientSettings<'_> {
+    /// The usual settings: these timeouts, reqwest's idle-connection limit, the system's
+    /// CA certificates only, certificates verified.
+    pub fn new(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        pool_idle_timeout: Duration,
+    ) -> Self {
+        ClientSettings {
+            connect_timeout,
+            request_timeout,
+            pool_idle_timeout,
+            pool_max_idle_per_host: None,
+            cafile: None,
+            insecure: false,
+        }
+    }
+}
+
 /// Why an HTTP client could not be built. Fatal at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -49,6 +69,155 @@ pub enum ClientError {
     /// reqwest refused the settings (TLS set-up); reqwest's reason.
     #[error("{0}")]
     Build(String),
+}
+
+/// Why a service client could not be set up from its configuration section. Fatal at
+/// start-up; the message names the section and the option.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A required option is not set.
+    #[error("[{section}] {option} must be set {needed}")]
+    MissingOption {
+        /// The section, without brackets.
+        section: &'static str,
+        /// The option.
+        option: &'static str,
+        /// When it is needed (see [`Section::needed`]).
+        needed: &'static str,
+    },
+    /// A URL cannot be used.
+    #[error("[{section}] {option} is not a usable URL ({value:?}): {reason}")]
+    InvalidUrl {
+        /// The section, without brackets.
+        section: &'static str,
+        /// The option.
+        option: &'static str,
+        /// The value as configured.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value is out of range or not one of the accepted ones.
+    #[error("[{section}] {option} {reason}")]
+    InvalidValue {
+        /// The section, without brackets.
+        section: &'static str,
+        /// The option.
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The section's `cafile` could not be read or holds no certificate.
+    #[error("[{section}] cafile {path}: {reason}")]
+    CaFile {
+        /// The section, without brackets.
+        section: &'static str,
+        /// The configured path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An HTTP client could not be built.
+    #[error("cannot build the HTTP client for {service}: {reason}")]
+    Client {
+        /// `Ironic`, `Swift` or `Keystone`.
+        service: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl SetupError {
+    /// A client for `service` could not be built; `err` is kept as the reason, whole.
+    pub fn client(service: &'static str, err: &ClientError) -> SetupError {
+        SetupError::Client {
+            service,
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// A configuration section whose options a client is set up from: names them in errors
+/// and checks the kinds of values every client reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    /// The section's name, without brackets: `ironic`.
+    pub name: &'static str,
+    /// Completes "[section] option must be set ...": when the options are needed, e.g.
+    /// `when [ironic] auth_strategy is keystone` or `to use Swift`.
+    pub needed: &'static str,
+}
+
+impl Section {
+    /// `option` is not set.
+    pub fn missing(self, option: &'static str) -> SetupError {
+        SetupError::MissingOption {
+            section: self.name,
+            option,
+            needed: self.needed,
+        }
+    }
+
+    /// `option` has a value that cannot be used, for `reason` ("must be ...").
+    pub fn invalid_value(self, option: &'static str, reason: String) -> SetupError {
+        SetupError::InvalidValue {
+            section: self.name,
+            option,
+            reason,
+        }
+    }
+
+    /// `option` holds `value`, which is not a URL we can use, for `reason`.
+    pub fn invalid_url(self, option: &'static str, value: &str, reason: String) -> SetupError {
+        SetupError::InvalidUrl {
+            section: self.name,
+            option,
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    /// `value` trimmed, or `option` is missing when that leaves nothing.
+    pub fn required(self, option: &'static str, value: &str) -> Result<String, SetupError> {
+        Some(value.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .ok_or(self.missing(option))
+    }
+
+    /// A count such as `max_retries`: 0 or more.
+    pub fn count(self, option: &'static str, value: i64) -> Result<u32, SetupError> {
+        u32::try_from(value).map_err(|_| {
+            self.invalid_value(
+                option,
+                format!("must be between 0 and {}, got {value}", u32::MAX),
+            )
+        })
+    }
+
+    /// A timeout: a positive number of seconds.
+    pub fn positive_secs(self, option: &'static str, value: i64) -> Result<Duration, SetupError> {
+        match u64::try_from(value) {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => Err(self.invalid_value(
+                option,
+                format!("must be a positive number of seconds, got {value}"),
+            )),
+        }
+    }
+
+    /// A client built from this section's options (its `cafile`, if any) failed: a CA
+    /// file is named with the section, anything else is a client of `service`.
+    pub fn client_error(self, service: &'static str, err: ClientError) -> SetupError {
+        match err {
+            ClientError::CaFile { path, reason } => SetupError::CaFile {
+                section: self.name,
+                path,
+                reason,
+            },
+            ClientError::Build(reason) => SetupError::Client { service, reason },
+        }
+    }
 }
 
 /// Builds an HTTP client with `settings`, no redirects and our user agent.
@@ -136,6 +305,64 @@ mod tests {
 
     use super::*;
 
+    const SECTION: Section = Section {
+        name: "demo",
+        needed: "to use the demo",
+    };
+
+    #[test]
+    fn setup_errors_name_section_and_option() {
+        assert_eq!(
+            SECTION.missing("password").to_string(),
+            "[demo] password must be set to use the demo"
+        );
+        assert_eq!(SECTION.required("user", "  svc ").unwrap(), "svc");
+        assert_eq!(
+            SECTION.required("user", " ").unwrap_err().to_string(),
+            "[demo] user must be set to use the demo"
+        );
+        assert_eq!(SECTION.count("max_retries", 3).unwrap(), 3);
+        assert_eq!(
+            SECTION.count("max_retries", -1).unwrap_err().to_string(),
+            format!(
+                "[demo] max_retries must be between 0 and {}, got -1",
+                u32::MAX
+            )
+        );
+        assert_eq!(
+            SECTION.positive_secs("timeout", 5).unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            SECTION.positive_secs("timeout", 0).unwrap_err().to_string(),
+            "[demo] timeout must be a positive number of seconds, got 0"
+        );
+        assert_eq!(
+            SECTION
+                .invalid_url("url", "ftp://x", "the scheme must be http or https".into())
+                .to_string(),
+            "[demo] url is not a usable URL (\"ftp://x\"): the scheme must be http or https"
+        );
+        let ca = || ClientError::CaFile {
+            path: "/ca.pem".to_string(),
+            reason: "gone".to_string(),
+        };
+        assert_eq!(
+            SECTION.client_error("Demo", ca()).to_string(),
+            "[demo] cafile /ca.pem: gone"
+        );
+        assert_eq!(
+            SetupError::client("Keystone", &ca()).to_string(),
+            "cannot build the HTTP client for Keystone: cafile /ca.pem: gone"
+        );
+        assert_eq!(
+            SECTION
+                .client_error("Demo", ClientError::Build("bad".to_string()))
+                .to_string(),
+            "cannot build the HTTP client for Demo: bad"
+        );
+    }
+
     #[test]
     fn redacted_urls_carry_no_credentials() {
         let url = Url::parse("http://user:pw@ironic:6385/v1/x?token=abc#f").unwrap();
@@ -151,13 +378,11 @@ mod tests {
     }
 
     fn settings(cafile: Option<&Path>) -> ClientSettings<'_> {
+        let second = Duration::from_secs(1);
         ClientSettings {
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            pool_idle_timeout: Duration::from_secs(1),
-            pool_max_idle_per_host: Some(2),
             cafile,
-            insecure: false,
+            pool_max_idle_per_host: Some(2),
+            ..ClientSettings::new(second, second, second)
         }
     }
 

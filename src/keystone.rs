@@ -22,7 +22,10 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::http_client::{ClientError, ClientSettings, build_client, redact_url, transport_reason};
+use crate::http_client::{
+    ClientError, ClientSettings, Section, SetupError, build_client, redact_url, transport_reason,
+};
+use crate::retry::Backoff;
 
 /// Header naming the token to validate (and carrying a new token in a login answer).
 pub const SUBJECT_TOKEN_HEADER: &str = "X-Subject-Token";
@@ -35,6 +38,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// First pause before retrying a request that could not connect; doubles each retry.
 const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
+/// Longest pause between two connection attempts.
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(3200);
 
 /// Where and as whom a [`KeystoneSession`] logs in.
 #[derive(Clone)]
@@ -128,6 +133,16 @@ impl Interface {
             "adminURL" | "admin" => Some(Interface::Admin),
             _ => None,
         }
+    }
+
+    /// Reads `os_endpoint_type` of `section` (see [`Interface::from_endpoint_type`]).
+    pub fn from_option(section: Section, value: &str) -> Result<Interface, SetupError> {
+        Interface::from_endpoint_type(value).ok_or_else(|| {
+            section.invalid_value(
+                "os_endpoint_type",
+                format!("must be one of internalURL, publicURL, adminURL, got {value:?}"),
+            )
+        })
     }
 
     /// The v3 name.
@@ -297,12 +312,13 @@ impl KeystoneSession {
     /// Call at start-up: reading `cafile` is a small synchronous file read.
     pub fn new(options: SessionOptions) -> Result<Self, ClientError> {
         let client = build_client(&ClientSettings {
-            connect_timeout: options.connect_timeout,
-            request_timeout: options.request_timeout,
-            pool_idle_timeout: Duration::from_secs(60),
-            pool_max_idle_per_host: None,
             cafile: options.cafile.as_deref(),
             insecure: options.insecure,
+            ..ClientSettings::new(
+                options.connect_timeout,
+                options.request_timeout,
+                Duration::from_secs(60),
+            )
         })?;
         if options.insecure {
             tracing::warn!(
@@ -490,37 +506,39 @@ impl KeystoneSession {
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, KeystoneError> {
-        let mut attempt: u32 = 0;
+        let mut retries = Backoff::doubling(
+            Some(self.inner.max_retries),
+            RETRY_BASE_DELAY,
+            RETRY_MAX_DELAY,
+        )
+        .start();
         loop {
-            match build().send().await {
+            let err = match build().send().await {
                 Ok(response) => return Ok(response),
-                Err(err)
-                    if err.is_connect()
-                        && !err.is_timeout()
-                        && attempt < self.inner.max_retries =>
-                {
-                    attempt += 1;
-                    let delay = RETRY_BASE_DELAY.saturating_mul(2u32.pow(attempt.min(6) - 1));
-                    tracing::debug!(
-                        error = %err.without_url(),
-                        attempt,
-                        "cannot connect to Keystone; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Err(err) => {
-                    let url = err
-                        .url()
-                        .map(|u| redact_url(u).to_string())
-                        .unwrap_or_else(|| self.inner.endpoint.to_string());
-                    let err = KeystoneError::Unreachable {
-                        url,
-                        reason: transport_reason(&err),
-                    };
-                    tracing::warn!(error = %err, "Keystone request failed");
-                    return Err(err);
-                }
+                Err(err) => err,
+            };
+            let retry = (err.is_connect() && !err.is_timeout())
+                .then(|| retries.next_pause())
+                .flatten();
+            if let Some(delay) = retry {
+                tracing::debug!(
+                    error = %err.without_url(),
+                    attempt = retries.done(),
+                    "cannot connect to Keystone; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
             }
+            let url = err
+                .url()
+                .map(|u| redact_url(u).to_string())
+                .unwrap_or_else(|| self.inner.endpoint.to_string());
+            let err = KeystoneError::Unreachable {
+                url,
+                reason: transport_reason(&err),
+            };
+            tracing::warn!(error = %err, "Keystone request failed");
+            return Err(err);
         }
     }
 }
@@ -552,6 +570,15 @@ pub fn v3_root(raw: &str) -> Result<Url, String> {
     url.set_query(None);
     url.set_fragment(None);
     Ok(url)
+}
+
+/// [`v3_root`] of `raw`, the value of `option` in `section`; the error names them.
+pub fn configured_v3_root(
+    section: Section,
+    option: &'static str,
+    raw: &str,
+) -> Result<Url, SetupError> {
+    v3_root(raw).map_err(|reason| section.invalid_url(option, raw, reason))
 }
 
 fn join_tokens(endpoint: &Url) -> Url {

@@ -24,6 +24,7 @@
 //! - [`http_client`]: outbound HTTP shared by the service clients: client building, the
 //!   token header, credential-free URLs and transport failures.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
+//! - [`retry`]: the one backoff policy of the service clients and the database.
 //! - [`cli`]: the command lines of the daemon and of dbsync (also read by the man pages).
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
@@ -54,6 +55,7 @@ pub mod node_cache;
 pub mod node_info;
 pub mod periodic;
 pub mod process;
+pub mod retry;
 pub mod rules;
 pub mod server;
 pub mod state;
