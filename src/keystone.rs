@@ -15,15 +15,18 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::HeaderValue;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// Header carrying the token of whoever makes the request (OpenStack-wide).
-pub const AUTH_TOKEN_HEADER: &str = "X-Auth-Token";
+use crate::http_client::{
+    ClientError, ClientSettings, Section, SetupError, build_client, redact_url, transport_reason,
+};
+use crate::retry::Backoff;
+
 /// Header naming the token to validate (and carrying a new token in a login answer).
 pub const SUBJECT_TOKEN_HEADER: &str = "X-Subject-Token";
 /// Domain of the service user and its project; Liberty's options had no domain at all.
@@ -35,6 +38,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// First pause before retrying a request that could not connect; doubles each retry.
 const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
+/// Longest pause between two connection attempts.
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(3200);
 
 /// Where and as whom a [`KeystoneSession`] logs in.
 #[derive(Clone)]
@@ -73,22 +78,6 @@ impl fmt::Debug for SessionOptions {
             .field("insecure", &self.insecure)
             .finish()
     }
-}
-
-/// Why a session's HTTP client could not be built. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The CA bundle could not be read or holds no certificate.
-    #[error("cafile {path}: {reason}")]
-    CaFile {
-        /// The configured path.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// reqwest refused the settings (TLS set-up).
-    #[error("cannot build the Keystone HTTP client: {0}")]
-    Build(String),
 }
 
 /// Why a session could not get a token right now. Every variant means "Keystone cannot
@@ -144,6 +133,16 @@ impl Interface {
             "adminURL" | "admin" => Some(Interface::Admin),
             _ => None,
         }
+    }
+
+    /// Reads `os_endpoint_type` of `section` (see [`Interface::from_endpoint_type`]).
+    pub fn from_option(section: Section, value: &str) -> Result<Interface, SetupError> {
+        Interface::from_endpoint_type(value).ok_or_else(|| {
+            section.invalid_value(
+                "os_endpoint_type",
+                format!("must be one of internalURL, publicURL, adminURL, got {value:?}"),
+            )
+        })
     }
 
     /// The v3 name.
@@ -312,37 +311,21 @@ impl KeystoneSession {
     ///
     /// Call at start-up: reading `cafile` is a small synchronous file read.
     pub fn new(options: SessionOptions) -> Result<Self, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &options.cafile {
-            let ca_error = |reason: String| ClientError::CaFile {
-                path: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_error("no PEM certificate in the file".to_string()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        let client = build_client(&ClientSettings {
+            cafile: options.cafile.as_deref(),
+            insecure: options.insecure,
+            ..ClientSettings::new(
+                options.connect_timeout,
+                options.request_timeout,
+                Duration::from_secs(60),
+            )
+        })?;
         if options.insecure {
             tracing::warn!(
                 keystone.url = %options.endpoint,
                 "insecure is set: Keystone's certificate is not verified"
             );
-            builder = builder.danger_accept_invalid_certs(true);
         }
-        let client = builder
-            .build()
-            .map_err(|e| ClientError::Build(e.to_string()))?;
         let tokens_url = join_tokens(&options.endpoint);
         Ok(KeystoneSession {
             inner: Arc::new(SessionInner {
@@ -498,7 +481,7 @@ impl KeystoneSession {
             .token
             .expires_at
             .as_deref()
-            .and_then(parse_timestamp)
+            .and_then(crate::utc::parse_timestamp)
             .map_or(Duration::ZERO, time_left);
         let now = Instant::now();
         tracing::debug!(
@@ -523,37 +506,39 @@ impl KeystoneSession {
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, KeystoneError> {
-        let mut attempt: u32 = 0;
+        let mut retries = Backoff::doubling(
+            Some(self.inner.max_retries),
+            RETRY_BASE_DELAY,
+            RETRY_MAX_DELAY,
+        )
+        .start();
         loop {
-            match build().send().await {
+            let err = match build().send().await {
                 Ok(response) => return Ok(response),
-                Err(err)
-                    if err.is_connect()
-                        && !err.is_timeout()
-                        && attempt < self.inner.max_retries =>
-                {
-                    attempt += 1;
-                    let delay = RETRY_BASE_DELAY.saturating_mul(2u32.pow(attempt.min(6) - 1));
-                    tracing::debug!(
-                        error = %err.without_url(),
-                        attempt,
-                        "cannot connect to Keystone; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Err(err) => {
-                    let url = err
-                        .url()
-                        .map(|u| redact_url(u).to_string())
-                        .unwrap_or_else(|| self.inner.endpoint.to_string());
-                    let err = KeystoneError::Unreachable {
-                        url,
-                        reason: transport_reason(&err),
-                    };
-                    tracing::warn!(error = %err, "Keystone request failed");
-                    return Err(err);
-                }
+                Err(err) => err,
+            };
+            let retry = (err.is_connect() && !err.is_timeout())
+                .then(|| retries.next_pause())
+                .flatten();
+            if let Some(delay) = retry {
+                tracing::debug!(
+                    error = %err.without_url(),
+                    attempt = retries.done(),
+                    "cannot connect to Keystone; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                continue;
             }
+            let url = err
+                .url()
+                .map(|u| redact_url(u).to_string())
+                .unwrap_or_else(|| self.inner.endpoint.to_string());
+            let err = KeystoneError::Unreachable {
+                url,
+                reason: transport_reason(&err),
+            };
+            tracing::warn!(error = %err, "Keystone request failed");
+            return Err(err);
         }
     }
 }
@@ -587,46 +572,13 @@ pub fn v3_root(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `url` without user name, password, query or fragment: safe for logs and error messages.
-pub fn redact_url(url: &Url) -> Url {
-    let mut url = url.clone();
-    // Both only fail for URLs that cannot carry credentials in the first place.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.set_fragment(None);
-    url
-}
-
-/// A short, credential-free description of why a request got no answer: the innermost
-/// cause (e.g. "Connection refused (os error 111)"), marked as a connect failure or timeout.
-pub fn transport_reason(err: &reqwest::Error) -> String {
-    let mut root: &dyn std::error::Error = err;
-    while let Some(source) = root.source() {
-        root = source;
-    }
-    let cause = root.to_string();
-    if err.is_timeout() {
-        if err.is_connect() {
-            "timed out while connecting".to_string()
-        } else {
-            "timed out waiting for the answer".to_string()
-        }
-    } else if err.is_connect() {
-        format!("cannot connect: {cause}")
-    } else if err.is_body() || err.is_decode() {
-        format!("the answer broke off: {cause}")
-    } else {
-        cause
-    }
-}
-
-/// A header value marked sensitive. `value` always comes from a header we received, so it
-/// is valid; should it not be, the empty value makes the peer answer 401.
-pub fn sensitive_header(value: &str) -> HeaderValue {
-    let mut header = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""));
-    header.set_sensitive(true);
-    header
+/// [`v3_root`] of `raw`, the value of `option` in `section`; the error names them.
+pub fn configured_v3_root(
+    section: Section,
+    option: &'static str,
+    raw: &str,
+) -> Result<Url, SetupError> {
+    v3_root(raw).map_err(|reason| section.invalid_url(option, raw, reason))
 }
 
 fn join_tokens(endpoint: &Url) -> Url {
@@ -654,79 +606,10 @@ pub(crate) fn time_left(deadline: SystemTime) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// Parses Keystone's ISO 8601 times: `2026-11-26T08:23:08.000000Z`, also without the
-/// fraction and with a `±HH:MM` offset instead of `Z`. Fields are plain digits within
-/// Python's `datetime` ranges (years 1 to 9999, offsets under a day), so nothing a server
-/// sends can overflow the arithmetic.
-pub(crate) fn parse_timestamp(text: &str) -> Option<SystemTime> {
-    /// A field of decimal digits only (no sign, no blanks) within `range`.
-    fn field(text: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
-        if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        text.parse().ok().filter(|n| range.contains(n))
-    }
-    let text = text.trim();
-    let (date, time) = text.split_once(['T', ' '])?;
-    let mut date_parts = date.splitn(3, '-');
-    let year = field(date_parts.next()?, 1..=9999)?;
-    let month = field(date_parts.next()?, 1..=12)?;
-    let day = field(date_parts.next()?, 1..=31)?;
-
-    let (clock, offset_secs) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
-        (clock, 0)
-    } else if let Some(pos) = time.rfind(['+', '-']) {
-        let (clock, offset) = time.split_at(pos);
-        let sign = if offset.starts_with('-') { -1 } else { 1 };
-        let (h, m) = offset.get(1..)?.split_once(':')?;
-        (
-            clock,
-            sign * (field(h, 0..=23)? * 3600 + field(m, 0..=59)? * 60),
-        )
-    } else {
-        // Keystone always writes UTC; a bare time is read as UTC.
-        (time, 0)
-    };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut hms_parts = hms.splitn(3, ':');
-    let hour = field(hms_parts.next()?, 0..=23)?;
-    let minute = field(hms_parts.next()?, 0..=59)?;
-    let second = field(hms_parts.next()?, 0..=60)?;
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanos = if fraction.is_empty() {
-        0
-    } else {
-        let digits: String = fraction
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(9)
-            .collect();
-        digits.parse::<u32>().ok()?
-    };
-    // In range for the bounds above: about 3.2e11 seconds at most.
-    let days = days_from_civil(year, month as u32, day as u32);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    let secs = u64::try_from(secs).ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_client::sensitive_header;
 
     fn root(raw: &str) -> String {
         match v3_root(raw) {
@@ -824,12 +707,6 @@ mod tests {
     }
 
     #[test]
-    fn redacted_urls_carry_no_credentials() {
-        let url = Url::parse("http://user:pw@ironic:6385/v1/x?token=abc#f").unwrap();
-        assert_eq!(redact_url(&url).as_str(), "http://ironic:6385/v1/x");
-    }
-
-    #[test]
     fn session_debug_has_no_password() {
         let options = SessionOptions {
             endpoint: v3_root("http://127.0.0.1:9").unwrap(),
@@ -896,140 +773,12 @@ mod tests {
         assert_eq!(renew_after(Duration::ZERO), Duration::ZERO);
     }
 
-    fn unix(text: &str) -> Option<u64> {
-        parse_timestamp(text).map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
-    }
-
-    #[test]
-    fn keystone_timestamps_parse() {
-        assert_eq!(unix("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(unix("2026-11-26T08:23:08.000000Z"), Some(1_795_681_388));
-        assert_eq!(unix("2026-11-26T08:23:08Z"), Some(1_795_681_388));
-        assert_eq!(unix("2026-11-26T09:23:08+01:00"), Some(1_795_681_388));
-        assert_eq!(unix("2026-11-26T07:53:08.5-00:30"), Some(1_795_681_388));
-        assert_eq!(unix("2000-02-29T00:00:00Z"), Some(951_782_400));
-        let subsec = parse_timestamp("1970-01-01T00:00:01.250Z").unwrap();
-        assert_eq!(
-            subsec.duration_since(UNIX_EPOCH).unwrap(),
-            Duration::from_millis(1250)
-        );
-    }
-
-    #[test]
-    fn bad_timestamps_do_not_parse() {
-        for text in [
-            "",
-            "2026-11-26",
-            "2026-13-01T00:00:00Z",
-            "2026-11-26T24:00:00Z",
-            "2026-11-26T08:23Z",
-            "2026-11-26T08:23:08.x1Z",
-            "1969-12-31T23:59:59Z",
-            "garbage",
-            // Found by the property tests: these overflowed the arithmetic (a panic in
-            // debug builds) or were read with signs where only digits belong.
-            "9223372036854775807-01-01T00:00:00Z",
-            "-9223372036854775807-01-01T00:00:00Z",
-            "2026-11-26T08:23:08+9999999999999999:00",
-            "2026-11-26T08:23:08+00:9999999999999999",
-            "2026-11-26T-1:23:08Z",
-            "2026-11-26T+8:23:08Z",
-            "+2026-11-26T08:23:08Z",
-            "10000-01-01T00:00:00Z",
-        ] {
-            assert_eq!(parse_timestamp(text), None, "{text}");
-        }
-    }
-
     #[test]
     fn time_left_is_zero_in_the_past() {
+        use std::time::UNIX_EPOCH;
+
         assert_eq!(time_left(UNIX_EPOCH), Duration::ZERO);
         let soon = SystemTime::now() + Duration::from_secs(100);
         assert!(time_left(soon) > Duration::from_secs(98));
-    }
-}
-
-#[cfg(test)]
-mod timestamp_properties {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::testing::text;
-    use crate::utc::UtcDateTime;
-
-    /// Seconds from the epoch to the end of year 9999.
-    const MAX_SECS: u64 = 253_402_300_799;
-
-    fn keystone_text(moment: SystemTime, offset_minutes: i64) -> String {
-        let local = if offset_minutes >= 0 {
-            moment + Duration::from_secs(offset_minutes as u64 * 60)
-        } else {
-            moment - Duration::from_secs(offset_minutes.unsigned_abs() * 60)
-        };
-        let t = UtcDateTime::from_system_time(local);
-        let zone = if offset_minutes == 0 {
-            "Z".to_string()
-        } else {
-            let sign = if offset_minutes < 0 { '-' } else { '+' };
-            let m = offset_minutes.unsigned_abs();
-            format!("{sign}{:02}:{:02}", m / 60, m % 60)
-        };
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{zone}",
-            t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros
-        )
-    }
-
-    /// A number field: usually in range, sometimes signed, huge or empty.
-    fn number(valid: std::ops::Range<u64>, width: usize) -> impl Strategy<Value = String> {
-        prop_oneof![
-            4 => valid.prop_map(move |n| format!("{n:0width$}")),
-            1 => "[+-]?[0-9]{0,25}",
-            1 => Just(i64::MAX.to_string()),
-        ]
-    }
-
-    /// Text shaped like a Keystone time, each field possibly out of range.
-    fn timestamp_like() -> impl Strategy<Value = String> {
-        (
-            (number(1970..2100, 4), number(1..13, 2), number(1..29, 2)),
-            (number(0..24, 2), number(0..60, 2), number(0..60, 2)),
-            "(\\.[0-9]{0,12})?",
-            prop_oneof![
-                Just("Z".to_string()),
-                Just(String::new()),
-                (
-                    prop::sample::select(vec!["+", "-"]),
-                    number(0..24, 2),
-                    number(0..60, 2)
-                )
-                    .prop_map(|(sign, h, m)| format!("{sign}{h}:{m}")),
-            ],
-        )
-            .prop_map(|((y, mo, d), (h, mi, s), fraction, zone)| {
-                format!("{y}-{mo}-{d}T{h}:{mi}:{s}{fraction}{zone}")
-            })
-    }
-
-    proptest! {
-        #[test]
-        fn any_text_parses_or_not_without_panicking(s in prop_oneof![text(), timestamp_like()]) {
-            if let Some(moment) = parse_timestamp(&s) {
-                prop_assert!(moment <= UNIX_EPOCH + Duration::from_secs(MAX_SECS + 86_400));
-            }
-        }
-
-        #[test]
-        fn written_times_read_back(
-            secs in 0..MAX_SECS - 86_400,
-            micros in 0u32..1_000_000,
-            offset_minutes in prop_oneof![Just(0i64), -1439i64..1440],
-        ) {
-            let moment = UNIX_EPOCH + Duration::new(secs, micros * 1000);
-            // A local time before the epoch cannot be written by our formatter.
-            prop_assume!(secs as i64 + offset_minutes * 60 >= 0);
-            let written = keystone_text(moment, offset_minutes);
-            prop_assert_eq!(parse_timestamp(&written), Some(moment), "{}", written);
-        }
     }
 }

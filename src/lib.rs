@@ -21,15 +21,18 @@
 //! - [`ironic_node`]: the Ironic half of a node in processing: its document, ports and patches.
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`ironic`]: the Ironic API client: the calls we make, retries, pagination.
-//! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
 //! - [`swift`]: the Swift object store for processed and extra hardware data.
+//! - [`keystone`]: the service user's Keystone v3 session: login, token renewal, catalog.
+//! - [`http_client`]: outbound HTTP shared by the service clients: client building, the
+//!   token header, credential-free URLs and transport failures.
 //! - [`db`]: the SQL database (SQLite, PostgreSQL, MySQL) and its migrations.
+//! - [`retry`]: the one backoff policy of the service clients and the database.
 //! - [`cli`]: the command lines of the daemon and of dbsync (also read by the man pages).
 //! - [`config`]: `inspector.conf` into a typed [`config::Config`].
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
 //! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
-//! - [`utc`]: calendar fields of a moment in UTC.
+//! - [`utc`]: moments in UTC as text: calendar fields, Keystone's ISO 8601 times.
 //! - [`py`]: the Python semantics 2.2's behaviour depends on (truth, `repr`, `==`, `int()`).
 //!
 //! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
@@ -47,6 +50,7 @@ pub mod db;
 pub mod error;
 pub mod firewall;
 pub mod hooks;
+pub mod http_client;
 pub mod introspect;
 pub mod ironic;
 pub mod ironic_node;
@@ -55,6 +59,7 @@ pub mod node_cache;
 pub mod periodic;
 pub mod process;
 pub mod py;
+pub mod retry;
 pub mod rules;
 pub mod server;
 pub mod state;

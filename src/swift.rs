@@ -43,9 +43,12 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
-use crate::keystone::{
-    self, AUTH_TOKEN_HEADER, Interface, KeystoneError, KeystoneSession, SessionOptions,
+pub use crate::http_client::SetupError;
+use crate::http_client::{
+    AUTH_TOKEN_HEADER, ClientSettings, Section, build_client, redact_url, transport_reason,
 };
+use crate::keystone::{self, Interface, KeystoneError, KeystoneSession, SessionOptions};
+use crate::retry::Backoff;
 
 /// Prefix of the object holding a node's processed data (`store_data = swift`).
 pub const INSPECTOR_DATA_PREFIX: &str = "inspector_data";
@@ -71,39 +74,11 @@ pub fn object_name(prefix: &str, uuid: &str) -> String {
     format!("{prefix}-{uuid}")
 }
 
-/// Why the Swift client could not be set up. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// A required option is empty.
-    #[error("{0} must be set to use Swift")]
-    MissingOption(&'static str),
-    /// A URL cannot be used.
-    #[error("{option} is not a usable URL ({value:?}): {reason}")]
-    InvalidUrl {
-        /// The option, with its section.
-        option: &'static str,
-        /// The value as configured.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A value is out of range or not one of the accepted ones.
-    #[error("{option} {reason}")]
-    InvalidValue {
-        /// The option, with its section.
-        option: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-    /// An HTTP client could not be built (TLS set-up).
-    #[error("cannot build the HTTP client for {what}: {reason}")]
-    Client {
-        /// `Swift` or `Keystone`.
-        what: &'static str,
-        /// What went wrong.
-        reason: String,
-    },
-}
+/// `[swift]`, as set-up errors name it.
+const SWIFT: Section = Section {
+    name: "swift",
+    needed: "to use Swift",
+};
 
 /// A failed Swift operation. The message is what the API client sees.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -238,53 +213,26 @@ impl SwiftClient {
     /// while the daemon starts. Errors are configuration mistakes, reported at start-up.
     pub fn from_config(config: &Config) -> Result<SwiftClient, SetupError> {
         let section = &config.swift;
-        let max_retries =
-            u32::try_from(section.max_retries).map_err(|_| SetupError::InvalidValue {
-                option: "[swift] max_retries",
-                reason: format!(
-                    "must be between 0 and {}, got {}",
-                    u32::MAX,
-                    section.max_retries
-                ),
-            })?;
+        let max_retries = SWIFT.count("max_retries", section.max_retries)?;
         // Upstream sent the header only for values above 0; 0 and below keep objects.
         let delete_after = u64::try_from(section.delete_after).ok().filter(|s| *s > 0);
-        let container = section.container.trim();
-        if container.is_empty() {
-            return Err(SetupError::MissingOption("[swift] container"));
-        }
+        let container = SWIFT.required("container", &section.container)?;
         if container.contains('/') {
-            return Err(SetupError::InvalidValue {
-                option: "[swift] container",
-                reason: format!("must not contain '/', got {:?}", section.container),
-            });
+            return Err(SWIFT.invalid_value(
+                "container",
+                format!("must not contain '/', got {:?}", section.container),
+            ));
         }
         check_auth_version(&section.os_auth_version)?;
-        let raw_url = section.os_auth_url.trim();
-        if raw_url.is_empty() {
-            return Err(SetupError::MissingOption("[swift] os_auth_url"));
-        }
-        let endpoint = keystone::v3_root(raw_url).map_err(|reason| SetupError::InvalidUrl {
-            option: "[swift] os_auth_url",
-            value: raw_url.to_string(),
-            reason,
-        })?;
-        let username = required("[swift] username", &section.username)?;
-        let project_name = required("[swift] tenant_name", &section.tenant_name)?;
+        let raw_url = SWIFT.required("os_auth_url", &section.os_auth_url)?;
+        let endpoint = keystone::configured_v3_root(SWIFT, "os_auth_url", &raw_url)?;
+        let username = SWIFT.required("username", &section.username)?;
+        let project_name = SWIFT.required("tenant_name", &section.tenant_name)?;
         if section.password.expose_secret().is_empty() {
-            return Err(SetupError::MissingOption("[swift] password"));
+            return Err(SWIFT.missing("password"));
         }
-        let service_type = required("[swift] os_service_type", &section.os_service_type)?;
-        let interface =
-            Interface::from_endpoint_type(&section.os_endpoint_type).ok_or_else(|| {
-                SetupError::InvalidValue {
-                    option: "[swift] os_endpoint_type",
-                    reason: format!(
-                        "must be one of internalURL, publicURL, adminURL, got {:?}",
-                        section.os_endpoint_type
-                    ),
-                }
-            })?;
+        let service_type = SWIFT.required("os_service_type", &section.os_service_type)?;
+        let interface = Interface::from_option(SWIFT, &section.os_endpoint_type)?;
         let session = KeystoneSession::new(SessionOptions {
             endpoint,
             username,
@@ -297,29 +245,20 @@ impl SwiftClient {
             cafile: None,
             insecure: false,
         })
-        .map_err(|e| SetupError::Client {
-            what: "Keystone",
-            reason: e.to_string(),
-        })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            // A redirect would carry the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError::Client {
-                what: "Swift",
-                reason: e.to_string(),
-            })?;
+        .map_err(|e| SetupError::client("Keystone", &e))?;
+        let http = build_client(&ClientSettings::new(
+            CONNECT_TIMEOUT,
+            REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .map_err(|e| SetupError::client("Swift", &e))?;
         Ok(SwiftClient {
             inner: Arc::new(Inner {
                 http,
                 session,
                 service_type,
                 interface,
-                container: container.to_string(),
+                container,
                 delete_after,
                 max_retries,
             }),
@@ -386,7 +325,7 @@ impl SwiftClient {
 
     async fn attempts(&self, op: Operation<'_>, body: Option<&[u8]>) -> Result<Vec<u8>, Failure> {
         let inner = &self.inner;
-        let mut retries: u32 = 0;
+        let mut retries = retry_policy(inner.max_retries).start();
         let mut logged_in_again = false;
         loop {
             let token = inner.session.token().await.map_err(auth_failure)?;
@@ -405,7 +344,7 @@ impl SwiftClient {
                 Ok((status, answer)) => {
                     tracing::debug!(
                         http.method = %op.method(),
-                        swift.url = %keystone::redact_url(&url),
+                        swift.url = %redact_url(&url),
                         http.status = status.as_u16(),
                         duration_ms = started.elapsed().as_millis() as u64,
                         "Swift answered"
@@ -429,7 +368,7 @@ impl SwiftClient {
                 Err(reason) => {
                     tracing::debug!(
                         http.method = %op.method(),
-                        swift.url = %keystone::redact_url(&url),
+                        swift.url = %redact_url(&url),
                         error = %reason,
                         "no answer from Swift"
                     );
@@ -443,11 +382,9 @@ impl SwiftClient {
                 Failure::NoAnswer(_) => true,
                 Failure::Auth(_) => false,
             };
-            if !retryable || retries >= inner.max_retries {
+            let Some(delay) = retryable.then(|| retries.next_pause()).flatten() else {
                 return Err(failure);
-            }
-            retries += 1;
-            let delay = retry_delay(retries);
+            };
             let reason = match &failure {
                 Failure::Status(status) => op.status_detail(*status),
                 Failure::NoAnswer(reason) | Failure::Auth(reason) => reason.clone(),
@@ -455,7 +392,7 @@ impl SwiftClient {
             tracing::warn!(
                 http.method = %op.method(),
                 swift.container = %inner.container,
-                attempt = retries,
+                attempt = retries.done(),
                 max_retries = inner.max_retries,
                 delay_ms = delay.as_millis() as u64,
                 error = %reason,
@@ -490,15 +427,9 @@ impl SwiftClient {
             // Swift wants a length on every PUT.
             request = request.body(Vec::new());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| keystone::transport_reason(&e))?;
+        let response = request.send().await.map_err(|e| transport_reason(&e))?;
         let status = response.status();
-        let answer = response
-            .bytes()
-            .await
-            .map_err(|e| keystone::transport_reason(&e))?;
+        let answer = response.bytes().await.map_err(|e| transport_reason(&e))?;
         Ok((status, answer.to_vec()))
     }
 }
@@ -541,20 +472,10 @@ fn target_url(account: &Url, container: &str, object: Option<&str>) -> Result<Ur
     Ok(url)
 }
 
-/// The pause before retry number `retry` (1-based): 1 s, 2 s, 4 s... at most
+/// Swift's retries: `max_retries` of them, after 1 s, 2 s, 4 s... at most
 /// [`MAX_RETRY_DELAY`].
-fn retry_delay(retry: u32) -> Duration {
-    FIRST_RETRY_DELAY
-        .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-        .min(MAX_RETRY_DELAY)
-}
-
-/// `value` trimmed, or the option is missing.
-fn required(option: &'static str, value: &str) -> Result<String, SetupError> {
-    Some(value.trim())
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .ok_or(SetupError::MissingOption(option))
+fn retry_policy(max_retries: u32) -> Backoff {
+    Backoff::doubling(Some(max_retries), FIRST_RETRY_DELAY, MAX_RETRY_DELAY)
 }
 
 /// `[swift] os_auth_version`: the Keystone versions swiftclient spoke for Liberty configs.
@@ -564,28 +485,19 @@ fn check_auth_version(value: &str) -> Result<(), SetupError> {
     let version = version.strip_prefix(['v', 'V']).unwrap_or(version);
     match version {
         "2" | "2.0" | "3" | "3.0" => Ok(()),
-        _ => Err(SetupError::InvalidValue {
-            option: "[swift] os_auth_version",
-            reason: format!(
-                "must be 2 or 3 (Keystone; both are spoken as Keystone v3), got {value:?}"
-            ),
-        }),
+        _ => Err(SWIFT.invalid_value(
+            "os_auth_version",
+            format!("must be 2 or 3 (Keystone; both are spoken as Keystone v3), got {value:?}"),
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::oslo::RawConfig;
-    use std::path::Path;
+    use crate::testing::config;
 
     const UUID: &str = "6d1c5a3e-0b2f-4c7d-8e9a-1b2c3d4e5f60";
-
-    fn config(swift: &str) -> Config {
-        let mut raw = RawConfig::default();
-        raw.merge_str(swift, Path::new("test.conf")).unwrap();
-        Config::from_raw(&raw).unwrap().0
-    }
 
     const GOOD: &str = "[swift]\nusername = swift\npassword = hunter2-password\n\
         tenant_name = service\nos_auth_url = http://127.0.0.1:9/v2.0\n";
@@ -718,9 +630,10 @@ mod tests {
 
     #[test]
     fn retry_pauses_double_up_to_the_cap() {
-        let secs: Vec<u64> = (1..=6).map(|r| retry_delay(r).as_secs()).collect();
+        let policy = retry_policy(6);
+        let secs: Vec<u64> = (1..=6).map(|r| policy.pause(r).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_DELAY);
+        assert_eq!(policy.pause(u32::MAX), MAX_RETRY_DELAY);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Generators shared by the property tests (built only for `cargo test`).
+//! Generators shared by the property tests, and a configuration read from text for the
+//! unit tests of the clients built from it (built only for `cargo test`).
 //!
 //! Two kinds: hostile text ([`text`]: Unicode, NUL and control characters, the separators
 //! our parsers split on, long runs) and structure-aware JSON ([`json_value`] for arbitrary
@@ -8,6 +9,14 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Number, Value, json};
+
+/// The configuration `text` (an `inspector.conf`) describes, as the daemon reads it.
+pub fn config(text: &str) -> crate::config::Config {
+    let mut raw = crate::config::oslo::RawConfig::default();
+    raw.merge_str(text, std::path::Path::new("test.conf"))
+        .unwrap();
+    crate::config::Config::from_raw(&raw).unwrap().0
+}
 
 /// Characters parsers treat specially, plus ones that break naive byte handling.
 const SPECIAL: &[char] = &[

@@ -21,10 +21,17 @@ use super::cache::{TokenCache, TokenKey, Verdict};
 use super::{Auth, SetupError, forbidden, has_admin_role, unauthorized};
 use crate::config::KeystoneAuthtoken;
 use crate::error::Error;
-use crate::keystone::{KeystoneSession, SessionOptions, TokenDocument, parse_timestamp, time_left};
+use crate::keystone::{KeystoneSession, SessionOptions, TokenDocument, time_left};
+use crate::utc::parse_timestamp;
 
-pub use crate::keystone::{
-    AUTH_TOKEN_HEADER, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, SUBJECT_TOKEN_HEADER,
+pub use crate::http_client::AUTH_TOKEN_HEADER;
+use crate::http_client::Section;
+pub use crate::keystone::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, SUBJECT_TOKEN_HEADER};
+
+/// `[keystone_authtoken]`, as set-up errors name it.
+const SECTION: Section = Section {
+    name: "keystone_authtoken",
+    needed: "when auth_strategy is keystone",
 };
 
 /// How long a token Keystone rejected is remembered as invalid.
@@ -65,40 +72,26 @@ impl KeystoneOptions {
         ) {
             (Some(uri), _) => ("identity_uri", uri),
             (None, Some(uri)) => ("auth_uri", uri),
-            (None, None) => return Err(SetupError::MissingOption("identity_uri (or auth_uri)")),
+            (None, None) => return Err(SECTION.missing("identity_uri (or auth_uri)")),
         };
         let endpoint = v3_root(option, raw)?;
         let username = non_empty(&section.admin_user)
-            .ok_or(SetupError::MissingOption("admin_user"))?
+            .ok_or(SECTION.missing("admin_user"))?
             .to_string();
         let password = section
             .admin_password
             .clone()
             .filter(|p| !p.expose_secret().is_empty())
-            .ok_or(SetupError::MissingOption("admin_password"))?;
+            .ok_or(SECTION.missing("admin_password"))?;
         if section.admin_tenant_name.is_empty() {
-            return Err(SetupError::MissingOption("admin_tenant_name"));
+            return Err(SECTION.missing("admin_tenant_name"));
         }
         let connect_timeout = match section.http_connect_timeout {
             None => DEFAULT_CONNECT_TIMEOUT,
-            Some(secs) if secs > 0 => Duration::from_secs(secs.unsigned_abs()),
-            Some(secs) => {
-                return Err(SetupError::InvalidValue {
-                    option: "http_connect_timeout",
-                    reason: format!("must be a positive number of seconds, got {secs}"),
-                });
-            }
+            Some(secs) => SECTION.positive_secs("http_connect_timeout", secs)?,
         };
-        let max_retries = u32::try_from(section.http_request_max_retries).map_err(|_| {
-            SetupError::InvalidValue {
-                option: "http_request_max_retries",
-                reason: format!(
-                    "must be between 0 and {}, got {}",
-                    u32::MAX,
-                    section.http_request_max_retries
-                ),
-            }
-        })?;
+        let max_retries =
+            SECTION.count("http_request_max_retries", section.http_request_max_retries)?;
         // keystonemiddleware disables its cache with a negative value; zero does the same here.
         let token_cache_time = Duration::from_secs(section.token_cache_time.max(0).unsigned_abs());
         Ok(KeystoneOptions {
@@ -132,11 +125,7 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 /// Turns a configured Keystone URL into the v3 root (see [`crate::keystone::v3_root`]),
 /// naming the `[keystone_authtoken]` option in the error.
 pub fn v3_root(option: &'static str, raw: &str) -> Result<Url, SetupError> {
-    crate::keystone::v3_root(raw).map_err(|reason| SetupError::InvalidUrl {
-        option,
-        value: raw.to_string(),
-        reason,
-    })
+    crate::keystone::configured_v3_root(SECTION, option, raw)
 }
 
 /// The `keystone` auth strategy: validates callers' tokens against Keystone v3.
@@ -166,7 +155,8 @@ impl KeystoneAuth {
     /// Builds the session's HTTP client (once, for the life of the daemon). Sends nothing
     /// yet.
     pub fn new(options: KeystoneOptions) -> Result<Self, SetupError> {
-        let session = KeystoneSession::new(options.session)?;
+        let session = KeystoneSession::new(options.session)
+            .map_err(|e| SECTION.client_error("Keystone", e))?;
         let mut validate_url = session.tokens_url().clone();
         validate_url.set_query(Some("nocatalog"));
         Ok(KeystoneAuth {
@@ -379,7 +369,7 @@ mod tests {
             change(&mut s);
             let err = KeystoneOptions::from_section(&s).unwrap_err();
             assert!(
-                matches!(err, SetupError::MissingOption(o) if o == option),
+                matches!(err, SetupError::MissingOption { option: o, .. } if o == option),
                 "{err}"
             );
             assert!(err.to_string().contains("[keystone_authtoken]"), "{err}");
@@ -388,7 +378,10 @@ mod tests {
         s.admin_password = Some(SecretString::from(""));
         assert!(matches!(
             KeystoneOptions::from_section(&s),
-            Err(SetupError::MissingOption("admin_password"))
+            Err(SetupError::MissingOption {
+                option: "admin_password",
+                ..
+            })
         ));
     }
 

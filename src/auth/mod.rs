@@ -55,53 +55,7 @@ impl Auth for NoAuth {
     }
 }
 
-/// Why the authentication back-end could not be set up. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// A required `[keystone_authtoken]` option is not set.
-    #[error("[keystone_authtoken] {0} must be set when auth_strategy is keystone")]
-    MissingOption(&'static str),
-    /// The Keystone endpoint cannot be used.
-    #[error("[keystone_authtoken] {option} is not a usable URL ({value:?}): {reason}")]
-    InvalidUrl {
-        /// Option the URL came from.
-        option: &'static str,
-        /// The value as configured.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// `[keystone_authtoken] cafile` could not be read or parsed.
-    #[error("[keystone_authtoken] cafile {path}: {reason}")]
-    CaFile {
-        /// The configured path.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A numeric option is out of range.
-    #[error("[keystone_authtoken] {option} {reason}")]
-    InvalidValue {
-        /// The option.
-        option: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-    /// The HTTP client could not be built (TLS set-up).
-    #[error("cannot build the Keystone HTTP client: {0}")]
-    Client(String),
-}
-
-impl From<crate::keystone::ClientError> for SetupError {
-    fn from(err: crate::keystone::ClientError) -> Self {
-        match err {
-            crate::keystone::ClientError::CaFile { path, reason } => {
-                SetupError::CaFile { path, reason }
-            }
-            crate::keystone::ClientError::Build(reason) => SetupError::Client(reason),
-        }
-    }
-}
+pub use crate::http_client::SetupError;
 
 /// Builds the authentication back-end chosen by `[DEFAULT] auth_strategy`.
 ///
@@ -139,6 +93,7 @@ pub(crate) fn forbidden() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::config;
 
     #[test]
     fn admin_role_is_matched_exactly() {
@@ -155,13 +110,6 @@ mod tests {
     async fn noauth_allows_everything() {
         assert!(NoAuth.authorize(None).await.is_ok());
         assert!(NoAuth.authorize(Some("anything")).await.is_ok());
-    }
-
-    fn config(text: &str) -> Config {
-        let mut raw = crate::config::oslo::RawConfig::default();
-        raw.merge_str(text, std::path::Path::new("test.conf"))
-            .unwrap();
-        Config::from_raw(&raw).unwrap().0
     }
 
     #[test]

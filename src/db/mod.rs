@@ -24,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 use crate::config::DatabaseSection;
+use crate::retry::Backoff;
 
 /// How long a SQLite connection waits for another writer before giving up with
 /// "database is locked".
@@ -174,9 +175,12 @@ impl Db {
             ))
         })?;
         let interval = Duration::from_secs(u64::try_from(section.retry_interval).unwrap_or(0));
-        let mut attempts: u32 = 0;
+        // -1: for ever.
+        let max_retries = u64::try_from(section.max_retries)
+            .ok()
+            .map(|max| u32::try_from(max).unwrap_or(u32::MAX));
+        let mut retries = Backoff::fixed(max_retries, interval).start();
         loop {
-            attempts = attempts.saturating_add(1);
             let err = match open_pool(&target, &options, section).await {
                 Ok(pool) => {
                     tracing::info!(db.url = %shown, "connected to the database");
@@ -187,17 +191,18 @@ impl Db {
                 }
                 Err(err) => err,
             };
-            let fault = classify(&err);
-            let retries_left =
-                section.max_retries < 0 || i64::from(attempts) <= section.max_retries;
-            if fault != Fault::Unavailable || !retries_left {
+            let attempts = retries.done().saturating_add(1);
+            let pause = (classify(&err) == Fault::Unavailable)
+                .then(|| retries.next_pause())
+                .flatten();
+            let Some(pause) = pause else {
                 // Logged by the caller, which decides what failing means.
                 return Err(DbError::Connect {
                     url: shown,
                     attempts,
                     cause: err,
                 });
-            }
+            };
             let of = if section.max_retries < 0 {
                 "unlimited".to_string()
             } else {
@@ -209,9 +214,9 @@ impl Db {
                 attempt = attempts,
                 attempts = %of,
                 "cannot connect to the database (attempt {attempts} of {of}), retrying in {} s",
-                interval.as_secs()
+                pause.as_secs()
             );
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -326,23 +331,23 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let mut pause = CONFLICT_PAUSE;
-    let mut tries = 1;
+    let mut retries =
+        Backoff::doubling(Some(CONFLICT_ATTEMPTS - 1), CONFLICT_PAUSE, Duration::MAX).start();
     loop {
-        match attempt().await {
-            Err(err) if tries < CONFLICT_ATTEMPTS && lost_race(&err) => {
-                tracing::warn!(
-                    db.work = what,
-                    attempt = tries,
-                    error = %err,
-                    "database transaction lost a race with another one, running it again"
-                );
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-                tries += 1;
-            }
+        let err = match attempt().await {
+            Err(err) if lost_race(&err) => err,
             outcome => return outcome,
-        }
+        };
+        let Some(pause) = retries.next_pause() else {
+            return Err(err);
+        };
+        tracing::warn!(
+            db.work = what,
+            attempt = retries.done(),
+            error = %err,
+            "database transaction lost a race with another one, running it again"
+        );
+        tokio::time::sleep(pause).await;
     }
 }
 

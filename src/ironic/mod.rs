@@ -62,9 +62,13 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::config::{AuthStrategy, Config};
-use crate::keystone::{
-    self, AUTH_TOKEN_HEADER, Interface, KeystoneSession, ServiceToken, SessionOptions,
+pub use crate::http_client::SetupError;
+use crate::http_client::{
+    AUTH_TOKEN_HEADER, ClientSettings, Section, build_client, redact_url, sensitive_header,
+    transport_reason,
 };
+use crate::keystone::{self, Interface, KeystoneSession, ServiceToken, SessionOptions};
+use crate::retry::Backoff;
 
 pub use error::{IronicError, UNAVAILABLE_MESSAGE, error_message};
 pub use model::{InterfaceValidation, Node, Port, PowerTarget, Validation};
@@ -82,48 +86,16 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 8;
 /// the server is about to close (that race is retried anyway).
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why the Ironic client could not be set up. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// A required option is not set.
-    #[error("{0} must be set when [ironic] auth_strategy is keystone")]
-    MissingOption(&'static str),
-    /// A URL cannot be used.
-    #[error("{option} is not a usable URL ({value:?}): {reason}")]
-    InvalidUrl {
-        /// The option, with its section.
-        option: &'static str,
-        /// The value as configured.
-        value: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A value is out of range.
-    #[error("{option} {reason}")]
-    InvalidValue {
-        /// The option, with its section.
-        option: &'static str,
-        /// What is wrong with its value.
-        reason: String,
-    },
-    /// An HTTP client could not be built (TLS set-up, CA file).
-    #[error("cannot build the HTTP client for {what}: {reason}")]
-    Client {
-        /// `Ironic` or `Keystone`.
-        what: &'static str,
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-/// How often and how far apart a failed call is tried again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (`[ironic] max_retries`).
-    pub max_retries: u32,
-    /// Pause before each retry (`[ironic] retry_interval`).
-    pub interval: Duration,
-}
+/// `[ironic]`, as set-up errors name it.
+const IRONIC: Section = Section {
+    name: "ironic",
+    needed: "when [ironic] auth_strategy is keystone",
+};
+/// `[keystone_authtoken]`, whose connection settings the Ironic client's session uses too.
+const KEYSTONE_AUTHTOKEN: Section = Section {
+    name: "keystone_authtoken",
+    needed: "when [ironic] auth_strategy is keystone",
+};
 
 /// Client for the Ironic API. Cheap to clone: clones share one HTTP client (one connection
 /// pool), one limit on concurrent requests and one Keystone session.
@@ -137,7 +109,7 @@ pub struct IronicClient {
 struct Inner {
     http: reqwest::Client,
     endpoint: Endpoint,
-    retry: RetryPolicy,
+    retry: Backoff,
     request_timeout: Duration,
     /// One permit per request under way (see [`MAX_CONCURRENT_REQUESTS`]).
     slots: Semaphore,
@@ -160,7 +132,7 @@ impl fmt::Debug for IronicClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("IronicClient");
         match &self.inner.endpoint {
-            Endpoint::Fixed(url) => out.field("endpoint", &keystone::redact_url(url).as_str()),
+            Endpoint::Fixed(url) => out.field("endpoint", &redact_url(url).as_str()),
             Endpoint::Catalog {
                 session,
                 service_type,
@@ -228,64 +200,39 @@ impl IronicClient {
     /// mistakes; `app` reports them and refuses to start.
     pub fn from_config(config: &Config) -> Result<IronicClient, SetupError> {
         let section = &config.ironic;
-        let retry = RetryPolicy {
-            max_retries: non_negative("[ironic] max_retries", section.max_retries)?,
-            interval: Duration::from_secs(u64::from(non_negative(
-                "[ironic] retry_interval",
-                section.retry_interval,
-            )?)),
-        };
-        let connect_timeout = positive_secs("[ironic] connect_timeout", section.connect_timeout)?;
-        let request_timeout = positive_secs("[ironic] request_timeout", section.request_timeout)?;
+        let retry = Backoff::fixed(
+            Some(IRONIC.count("max_retries", section.max_retries)?),
+            Duration::from_secs(u64::from(
+                IRONIC.count("retry_interval", section.retry_interval)?,
+            )),
+        );
+        let connect_timeout = IRONIC.positive_secs("connect_timeout", section.connect_timeout)?;
+        let request_timeout = IRONIC.positive_secs("request_timeout", section.request_timeout)?;
         let endpoint = match section.auth_strategy {
             AuthStrategy::Noauth => {
-                let invalid = |reason: String| SetupError::InvalidUrl {
-                    option: "[ironic] ironic_url",
-                    value: section.ironic_url.clone(),
-                    reason,
-                };
+                let invalid =
+                    |reason: String| IRONIC.invalid_url("ironic_url", &section.ironic_url, reason);
                 let url =
                     Url::parse(section.ironic_url.trim()).map_err(|e| invalid(e.to_string()))?;
                 Endpoint::Fixed(base_url(&url).map_err(invalid)?)
             }
             AuthStrategy::Keystone => {
-                let interface = Interface::from_endpoint_type(&section.os_endpoint_type)
-                    .ok_or_else(|| SetupError::InvalidValue {
-                        option: "[ironic] os_endpoint_type",
-                        reason: format!(
-                            "must be one of internalURL, publicURL, adminURL, got {:?}",
-                            section.os_endpoint_type
-                        ),
-                    })?;
-                let service_type = section.os_service_type.trim();
-                if service_type.is_empty() {
-                    return Err(SetupError::MissingOption("[ironic] os_service_type"));
-                }
-                let session = KeystoneSession::new(session_options(config)?).map_err(|e| {
-                    SetupError::Client {
-                        what: "Keystone",
-                        reason: e.to_string(),
-                    }
-                })?;
+                let interface = Interface::from_option(IRONIC, &section.os_endpoint_type)?;
+                let service_type = IRONIC.required("os_service_type", &section.os_service_type)?;
+                let session = KeystoneSession::new(session_options(config)?)
+                    .map_err(|e| SetupError::client("Keystone", &e))?;
                 Endpoint::Catalog {
                     session,
-                    service_type: service_type.to_string(),
+                    service_type,
                     interface,
                 }
             }
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(MAX_CONCURRENT_REQUESTS)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .user_agent(concat!("ironic-inspector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError::Client {
-                what: "Ironic",
-                reason: e.to_string(),
-            })?;
+        let http = build_client(&ClientSettings {
+            pool_max_idle_per_host: Some(MAX_CONCURRENT_REQUESTS),
+            ..ClientSettings::new(connect_timeout, request_timeout, POOL_IDLE_TIMEOUT)
+        })
+        .map_err(|e| SetupError::client("Ironic", &e))?;
         Ok(IronicClient {
             inner: Arc::new(Inner {
                 http,
@@ -305,7 +252,7 @@ impl IronicClient {
     pub fn with_user_token(&self, token: Option<&str>) -> IronicClient {
         let user_token = match (&self.inner.endpoint, token) {
             (Endpoint::Catalog { .. }, Some(token)) if !token.is_empty() => {
-                Some(keystone::sensitive_header(token))
+                Some(sensitive_header(token))
             }
             _ => None,
         };
@@ -316,7 +263,7 @@ impl IronicClient {
     }
 
     /// The retry policy in force.
-    pub fn retry_policy(&self) -> RetryPolicy {
+    pub fn retry_policy(&self) -> Backoff {
         self.inner.retry
     }
 
@@ -499,13 +446,13 @@ impl IronicClient {
     /// Sends `call`, retrying as the module doc says; answers the success status and body.
     async fn execute(&self, call: &Call<'_>) -> Result<(StatusCode, Vec<u8>), IronicError> {
         let policy = self.inner.retry;
-        let mut retries: u32 = 0;
+        let mut retries = policy.start();
         let mut renewed = false;
         loop {
             let resolved = self.resolve().await?;
             let url = api_url(&resolved.base, &call.path, &call.query)?;
-            let shown = keystone::redact_url(&resolved.base);
-            let reason = match self.send_once(call, url, &resolved.token).await {
+            let shown = redact_url(&resolved.base);
+            let (reason, pause) = match self.send_once(call, url, &resolved.token).await {
                 Ok((status, body)) if status.is_success() => return Ok((status, body)),
                 Ok((StatusCode::UNAUTHORIZED, _)) if !renewed && resolved.service.is_some() => {
                     // The service token was revoked or expired early: log in again, once.
@@ -525,7 +472,8 @@ impl IronicClient {
                         StatusCode::SERVICE_UNAVAILABLE => true,
                         _ => false,
                     };
-                    if !retryable || retries >= policy.max_retries {
+                    let Some(pause) = retryable.then(|| retries.next_pause()).flatten() else {
+                        let retries = retries.done();
                         return Err(match status {
                             StatusCode::NOT_FOUND => IronicError::NotFound(message),
                             StatusCode::CONFLICT => IronicError::Conflict(message),
@@ -541,29 +489,29 @@ impl IronicClient {
                                 message,
                             },
                         });
-                    }
-                    format!("HTTP {}: {message}", status.as_u16())
+                    };
+                    (format!("HTTP {}: {message}", status.as_u16()), pause)
                 }
                 Err(NoAnswer(reason)) => {
-                    if retries >= policy.max_retries {
+                    let Some(pause) = retries.next_pause() else {
                         return Err(IronicError::Unavailable(format!(
-                            "Ironic is unreachable at {shown}: {reason} (after {retries} retries)"
+                            "Ironic is unreachable at {shown}: {reason} (after {} retries)",
+                            retries.done()
                         )));
-                    }
-                    reason
+                    };
+                    (reason, pause)
                 }
             };
-            retries += 1;
             tracing::warn!(
                 ironic.target = %call.target,
                 ironic.url = %shown,
-                retry = retries,
+                retry = retries.done(),
                 max_retries = policy.max_retries,
                 reason = %reason,
                 "Ironic call failed; retrying in {}s",
-                policy.interval.as_secs()
+                pause.as_secs()
             );
-            tokio::time::sleep(policy.interval).await;
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -593,7 +541,7 @@ impl IronicClient {
                 let base = base_url(&found).map_err(|reason| {
                     IronicError::Unavailable(format!(
                         "Ironic's catalog endpoint {} cannot be used: {reason}",
-                        keystone::redact_url(&found)
+                        redact_url(&found)
                     ))
                 })?;
                 Ok(match &self.user_token {
@@ -644,12 +592,12 @@ impl IronicClient {
         let response = request
             .send()
             .await
-            .map_err(|e| NoAnswer(keystone::transport_reason(&e)))?;
+            .map_err(|e| NoAnswer(transport_reason(&e)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| NoAnswer(keystone::transport_reason(&e)))?;
+            .map_err(|e| NoAnswer(transport_reason(&e)))?;
         tracing::debug!(
             http.method = %call.method,
             ironic.target = %call.target,
@@ -674,24 +622,20 @@ fn session_options(config: &Config) -> Result<SessionOptions, SetupError> {
     };
     let raw_url = pick(&ironic.os_auth_url, ks.auth_uri.as_ref())
         .or_else(|| pick("", ks.identity_uri.as_ref()))
-        .ok_or(SetupError::MissingOption("[ironic] os_auth_url"))?;
-    let endpoint = keystone::v3_root(&raw_url).map_err(|reason| SetupError::InvalidUrl {
-        option: "[ironic] os_auth_url",
-        value: raw_url.clone(),
-        reason,
-    })?;
-    let username = pick(&ironic.os_username, ks.admin_user.as_ref())
-        .ok_or(SetupError::MissingOption("[ironic] os_username"))?;
+        .ok_or(IRONIC.missing("os_auth_url"))?;
+    let endpoint = keystone::configured_v3_root(IRONIC, "os_auth_url", &raw_url)?;
+    let username =
+        pick(&ironic.os_username, ks.admin_user.as_ref()).ok_or(IRONIC.missing("os_username"))?;
     let password = Some(ironic.os_password.clone())
         .filter(|p| !p.expose_secret().is_empty())
         .or_else(|| ks.admin_password.clone())
         .filter(|p| !p.expose_secret().is_empty())
-        .ok_or(SetupError::MissingOption("[ironic] os_password"))?;
+        .ok_or(IRONIC.missing("os_password"))?;
     let project_name = pick(&ironic.os_tenant_name, Some(&ks.admin_tenant_name))
-        .ok_or(SetupError::MissingOption("[ironic] os_tenant_name"))?;
+        .ok_or(IRONIC.missing("os_tenant_name"))?;
     let connect_timeout = match ks.http_connect_timeout {
         None => keystone::DEFAULT_CONNECT_TIMEOUT,
-        Some(secs) => positive_secs("[keystone_authtoken] http_connect_timeout", secs)?,
+        Some(secs) => KEYSTONE_AUTHTOKEN.positive_secs("http_connect_timeout", secs)?,
     };
     Ok(SessionOptions {
         endpoint,
@@ -701,10 +645,8 @@ fn session_options(config: &Config) -> Result<SessionOptions, SetupError> {
         connect_timeout,
         request_timeout: keystone::DEFAULT_REQUEST_TIMEOUT
             .max(connect_timeout + Duration::from_secs(5)),
-        max_retries: non_negative(
-            "[keystone_authtoken] http_request_max_retries",
-            ks.http_request_max_retries,
-        )?,
+        max_retries: KEYSTONE_AUTHTOKEN
+            .count("http_request_max_retries", ks.http_request_max_retries)?,
         cafile: ks.cafile.clone(),
         insecure: ks.insecure,
     })
@@ -727,23 +669,6 @@ fn server_error_message(status: StatusCode, message: &str) -> String {
 /// minute by default) before processing skipped it; the outcome is the same, sooner.
 fn is_permanent_conflict(message: &str) -> bool {
     message.contains("already exists")
-}
-
-fn non_negative(option: &'static str, value: i64) -> Result<u32, SetupError> {
-    u32::try_from(value).map_err(|_| SetupError::InvalidValue {
-        option,
-        reason: format!("must be between 0 and {}, got {value}", u32::MAX),
-    })
-}
-
-fn positive_secs(option: &'static str, value: i64) -> Result<Duration, SetupError> {
-    match u64::try_from(value) {
-        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-        _ => Err(SetupError::InvalidValue {
-            option,
-            reason: format!("must be a positive number of seconds, got {value}"),
-        }),
-    }
 }
 
 /// Ironic's root from a configured or catalog URL: http(s) only, no query or fragment, no
@@ -791,7 +716,7 @@ pub(crate) fn api_url(
         let Ok(mut segments) = url.path_segments_mut() else {
             return Err(IronicError::Unavailable(format!(
                 "Ironic's endpoint {} cannot have a path",
-                keystone::redact_url(base)
+                redact_url(base)
             )));
         };
         segments.pop_if_empty().push("v1").extend(path);
@@ -886,6 +811,7 @@ fn unreadable(status: StatusCode, target: &str, err: &serde_json::Error) -> Iron
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::config;
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
@@ -1030,13 +956,6 @@ mod tests {
         );
     }
 
-    fn config(text: &str) -> Config {
-        let mut raw = crate::config::oslo::RawConfig::default();
-        raw.merge_str(text, std::path::Path::new("test.conf"))
-            .unwrap();
-        Config::from_raw(&raw).unwrap().0
-    }
-
     #[test]
     fn noauth_client_uses_ironic_url() {
         let client = IronicClient::from_config(&config(
@@ -1049,10 +968,7 @@ mod tests {
         assert!(!printed.contains("pw"), "{printed}");
         assert_eq!(
             client.retry_policy(),
-            RetryPolicy {
-                max_retries: 3,
-                interval: Duration::from_secs(1)
-            }
+            Backoff::fixed(Some(3), Duration::from_secs(1))
         );
         // Without Keystone, a caller's token is not used.
         assert!(client.with_user_token(Some("tok")).user_token.is_none());
