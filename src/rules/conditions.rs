@@ -1,11 +1,12 @@
-//! Rule conditions: the operators a condition's `op` names, and how each checks one field
-//! value.
+//! Rule conditions: the operators a condition's `op` names, parsed with their parameter, and
+//! how each checks one field value.
 //!
 //! Ports the `ironic_inspector.rules.conditions` entry points of upstream's `setup.cfg`,
 //! their classes in `ironic_inspector/plugins/rules.py` (`coerce`, `SimpleCondition` and its
 //! six comparisons, `NetCondition`) and `RuleConditionPlugin` of
-//! `ironic_inspector/plugins/base.py`. [`condition`] is the registry: one `match` from name
-//! to implementation. Conditions do no I/O.
+//! `ironic_inspector/plugins/base.py`. A condition is parsed once, when its rule is created
+//! or loaded, into a [`Condition`]; checking it is one `match` on its [`Op`]. Conditions do
+//! no I/O.
 
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,44 +16,93 @@ use ipnetwork::IpNetwork;
 use serde_json::{Map, Value};
 
 use super::check_params;
+use super::jsonpath::FieldPath;
 use crate::py::{self, Operand};
 
 /// Every condition name, in `setup.cfg` order (the order validation messages list them in).
 pub const CONDITION_NAMES: [&str; 7] = ["eq", "lt", "gt", "le", "ge", "ne", "in-net"];
 
-/// One condition operator.
-pub trait Condition: Send + Sync {
-    /// The name rules use for it (`op`).
-    fn name(&self) -> &'static str;
+/// A condition of a rule, parsed: the field it reads and the operator that checks each value
+/// found there. Its `multiple` mode is kept by the rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// The field as written in the rule, for logs and messages.
+    pub field: String,
+    /// The field, ready to evaluate.
+    pub path: FieldPath,
+    /// The operator with its parameter.
+    pub op: Op,
+}
 
-    /// Checks the parameters of a new condition (all its keys except `op`, `field` and
-    /// `multiple`). The default requires `value` and nothing else; `null` counts as absent.
+/// An operator with its parameter (`value`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `eq`, `ne`, `lt`, `le`, `gt`, `ge`: the field's value, coerced to the type of the
+    /// rule's value, compared with it as Python compares. A stored condition without a
+    /// `value` compares with `null`.
+    Compare(CmpOp, Value),
+    /// `in-net`: the field is an IP address inside the network. A stored network that does
+    /// not parse keeps the reason, which checking the condition reports.
+    InNet(Result<IpNetwork, String>),
+}
+
+impl Op {
+    /// The operator `name` with its parameter taken from `params` (a condition's keys except
+    /// `op`, `field` and `multiple`); `None` for an unknown name. Takes what is there, as a
+    /// stored row may hold it: [`Op::validate`] is what refuses a new condition.
+    pub fn parse(name: &str, params: &Map<String, Value>) -> Option<Op> {
+        let value = params.get("value").unwrap_or(&Value::Null);
+        let compare = |op| Some(Op::Compare(op, value.clone()));
+        match name {
+            "eq" => compare(CmpOp::Eq),
+            "lt" => compare(CmpOp::Lt),
+            "gt" => compare(CmpOp::Gt),
+            "le" => compare(CmpOp::Le),
+            "ge" => compare(CmpOp::Ge),
+            "ne" => compare(CmpOp::Ne),
+            "in-net" => Some(Op::InNet(network(value))),
+            _ => None,
+        }
+    }
+
+    /// The name rules use for it (`op`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Compare(op, _) => op.name(),
+            Op::InNet(_) => "in-net",
+        }
+    }
+
+    /// Checks the parameters of a new condition, which this operator was parsed from:
+    /// `value` is required and nothing else is allowed (`null` counts as absent); for
+    /// `in-net` it must be a network.
     ///
     /// # Errors
     /// The reason, shown after `Invalid parameters for operator <op>: `.
-    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
-        check_params(params, &["value"], &[])
+    pub fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
+        check_params(params, &["value"], &[])?;
+        match self {
+            Op::InNet(Err(err)) => Err(format!("invalid value: {err}")),
+            Op::InNet(Ok(_)) | Op::Compare(..) => Ok(()),
+        }
     }
 
     /// Whether the condition holds for one value the field's path matched.
     ///
     /// # Errors
     /// The field's value cannot be compared (upstream raised there and processing failed
-    /// with "Unexpected exception during processing").
-    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String>;
-}
-
-/// The condition called `name`, if there is one.
-pub fn condition(name: &str) -> Option<&'static dyn Condition> {
-    match name {
-        "eq" => Some(&Comparison(CmpOp::Eq)),
-        "lt" => Some(&Comparison(CmpOp::Lt)),
-        "gt" => Some(&Comparison(CmpOp::Gt)),
-        "le" => Some(&Comparison(CmpOp::Le)),
-        "ge" => Some(&Comparison(CmpOp::Ge)),
-        "ne" => Some(&Comparison(CmpOp::Ne)),
-        "in-net" => Some(&InNet),
-        _ => None,
+    /// with "Unexpected exception during processing"), or a stored network does not parse.
+    pub fn check(&self, field: &Value) -> Result<bool, String> {
+        match self {
+            Op::Compare(op, expected) => {
+                let left = coerce(field, expected)?;
+                compare(*op, &left, &Operand::from_json(expected))
+            }
+            Op::InNet(net) => {
+                let net = net.as_ref().map_err(Clone::clone)?;
+                Ok(net.contains(ip_address(field)?))
+            }
+        }
     }
 }
 
@@ -83,46 +133,6 @@ impl CmpOp {
             CmpOp::Gt => "gt",
             CmpOp::Ge => "ge",
         }
-    }
-}
-
-/// `eq`, `ne`, `lt`, `le`, `gt`, `ge`: the field's value, coerced to the type of `value`,
-/// compared with `value` as Python compares.
-#[derive(Clone, Copy, Debug)]
-pub struct Comparison(pub CmpOp);
-
-impl Condition for Comparison {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-
-    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String> {
-        let expected = params.get("value").unwrap_or(&Value::Null);
-        let left = coerce(field, expected)?;
-        let right = Operand::from_json(expected);
-        compare(self.0, &left, &right)
-    }
-}
-
-/// `in-net`: the field is an IP address inside the network `value`.
-#[derive(Clone, Copy, Debug)]
-pub struct InNet;
-
-impl Condition for InNet {
-    fn name(&self) -> &'static str {
-        "in-net"
-    }
-
-    fn validate(&self, params: &Map<String, Value>) -> Result<(), String> {
-        check_params(params, &["value"], &[])?;
-        network(params.get("value").unwrap_or(&Value::Null))
-            .map(|_| ())
-            .map_err(|err| format!("invalid value: {err}"))
-    }
-
-    fn check(&self, field: &Value, params: &Map<String, Value>) -> Result<bool, String> {
-        let net = network(params.get("value").unwrap_or(&Value::Null))?;
-        Ok(net.contains(ip_address(field)?))
     }
 }
 
@@ -192,18 +202,16 @@ mod tests {
         map
     }
 
-    fn check(op: &str, field: Value, value: Value) -> bool {
-        condition(op)
-            .unwrap()
-            .check(&field, &params(value))
-            .unwrap()
+    fn op(name: &str, value: Value) -> Op {
+        Op::parse(name, &params(value)).unwrap()
     }
 
-    fn check_err(op: &str, field: Value, value: Value) -> String {
-        condition(op)
-            .unwrap()
-            .check(&field, &params(value))
-            .unwrap_err()
+    fn check(name: &str, field: Value, value: Value) -> bool {
+        op(name, value).check(&field).unwrap()
+    }
+
+    fn check_err(name: &str, field: Value, value: Value) -> String {
+        op(name, value).check(&field).unwrap_err()
     }
 
     /// Upstream's table: (field, rule value) pairs, equal, then greater, then smaller.
@@ -325,16 +333,20 @@ mod tests {
         assert!(check_err("gt", json!({"a": 1}), json!({"a": 1})).contains("not supported"));
     }
 
+    /// What creating a condition `name` with these parameters answers.
+    fn validate(name: &str, params: &Map<String, Value>) -> Result<(), String> {
+        Op::parse(name, params).unwrap().validate(params)
+    }
+
     #[test]
     fn comparison_validation() {
-        let cond = condition("eq").unwrap();
-        cond.validate(&params(json!(42))).unwrap();
+        validate("eq", &params(json!(42))).unwrap();
         assert_eq!(
-            cond.validate(&Map::new()).unwrap_err(),
+            validate("eq", &Map::new()).unwrap_err(),
             "missing required parameter(s): value"
         );
         assert_eq!(
-            cond.validate(&params(Value::Null)).unwrap_err(),
+            validate("eq", &params(Value::Null)).unwrap_err(),
             "missing required parameter(s): value"
         );
         let mut extra = params(json!(1));
@@ -342,32 +354,35 @@ mod tests {
         extra.insert("baz".to_string(), json!(1));
         extra.insert("ignored".to_string(), Value::Null);
         assert_eq!(
-            cond.validate(&extra).unwrap_err(),
+            validate("eq", &extra).unwrap_err(),
             "unexpected parameter(s): baz, foo"
         );
         extra.remove("value");
         assert_eq!(
-            cond.validate(&extra).unwrap_err(),
+            validate("eq", &extra).unwrap_err(),
             "missing required parameter(s): value; unexpected parameter(s): baz, foo"
         );
     }
 
     #[test]
     fn in_net() {
-        let cond = condition("in-net").unwrap();
-        cond.validate(&params(json!("192.0.2.1/24"))).unwrap();
-        cond.validate(&params(json!("2001:db8::/32"))).unwrap();
-        cond.validate(&params(json!("192.0.2.1"))).unwrap();
+        validate("in-net", &params(json!("192.0.2.1/24"))).unwrap();
+        validate("in-net", &params(json!("2001:db8::/32"))).unwrap();
+        validate("in-net", &params(json!("192.0.2.1"))).unwrap();
         assert_eq!(
-            cond.validate(&params(json!("foo"))).unwrap_err(),
+            validate("in-net", &params(json!("foo"))).unwrap_err(),
             "invalid value: invalid IPNetwork foo"
         );
         assert!(
-            cond.validate(&params(json!(42)))
+            validate("in-net", &params(json!(42)))
                 .unwrap_err()
                 .starts_with("invalid value: ")
         );
-        assert!(cond.validate(&params(json!("10.0.0.0/33"))).is_err());
+        assert!(validate("in-net", &params(json!("10.0.0.0/33"))).is_err());
+        assert_eq!(
+            validate("in-net", &Map::new()).unwrap_err(),
+            "missing required parameter(s): value"
+        );
         assert!(check("in-net", json!("192.0.2.4"), json!("192.0.2.1/24")));
         assert!(!check("in-net", json!("192.1.2.4"), json!("192.0.2.1/24")));
         assert!(check(
@@ -383,13 +398,23 @@ mod tests {
         ));
         assert!(!check_err("in-net", json!("not an ip"), json!("192.0.2.0/24")).is_empty());
         assert!(!check_err("in-net", json!(null), json!("192.0.2.0/24")).is_empty());
+        // A stored network that does not parse fails when checked, before the field is read.
+        assert_eq!(
+            check_err("in-net", json!("not an ip"), json!("foo")),
+            "invalid IPNetwork foo"
+        );
     }
 
     #[test]
-    fn registry_knows_every_name() {
+    fn every_name_parses_to_its_operator() {
         for name in CONDITION_NAMES {
-            assert_eq!(condition(name).unwrap().name(), name);
+            assert_eq!(Op::parse(name, &Map::new()).unwrap().name(), name);
         }
-        assert!(condition("matches").is_none());
+        assert!(Op::parse("matches", &Map::new()).is_none());
+        // A stored comparison without a value compares with null.
+        assert_eq!(
+            Op::parse("lt", &Map::new()),
+            Some(Op::Compare(CmpOp::Lt, Value::Null))
+        );
     }
 }

@@ -71,6 +71,13 @@ impl FieldPath {
     }
 }
 
+/// Two paths are the same when they translate into the same query.
+impl PartialEq for FieldPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.rfc == other.rfc
+    }
+}
+
 /// A `jsonpath-rw` token, with where it starts (line from 1, column as `jsonpath-rw` counted).
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {

@@ -8,6 +8,10 @@
 //! [`actions`], the SQL in [`store`], the JSONPath of condition fields in [`jsonpath`]. The
 //! HTTP layer (`api`) parses request bodies into [`NewRule`] and renders [`Rule::as_json`].
 //!
+//! A rule's conditions and actions are parsed once, when it is created (validation yields
+//! them) or loaded, into [`Condition`]s and [`Action`]s; applying matches on those. The rule
+//! also keeps them as they were stored, which is what [`Rule::as_json`] shows.
+//!
 //! Departures from 2.2.2, on purpose: validation messages quote values as Python 3 did
 //! (`'x' is not one of […]`, no `u''` prefixes) and name only the first problem, as
 //! `jsonschema` did, without its schema dump; a comparison that fails to coerce, a bad IP
@@ -28,8 +32,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ironic_node::IronicNode;
 use crate::py;
-use actions::{ACTION_NAMES, action};
-use conditions::{CONDITION_NAMES, condition};
+use actions::{ACTION_NAMES, Action, Kind};
+use conditions::{CONDITION_NAMES, Condition, Op};
 use jsonpath::FieldPath;
 use store::{ActionRow, ConditionRow, RuleRow};
 
@@ -83,6 +87,12 @@ pub struct Rule {
     pub multiple: Vec<Multiple>,
     /// Each action as upstream shows it: its parameters plus `action`.
     pub actions: Vec<Map<String, Value>>,
+    /// The conditions parsed, by position in [`Rule::conditions`]. A stored condition we
+    /// cannot evaluate (an unknown operator, a field that does not parse) keeps the reason:
+    /// applying fails with it when it reaches that condition.
+    parsed_conditions: Vec<std::result::Result<Condition, String>>,
+    /// The actions parsed, by position in [`Rule::actions`].
+    parsed_actions: Vec<Action>,
 }
 
 impl Rule {
@@ -122,7 +132,49 @@ impl Rule {
             .unwrap_or(&self.uuid)
     }
 
+    /// A stored rule, parsed as far as it goes: a condition or action another program
+    /// stored and we cannot use fails only when applying reaches it, as it did in 2.2.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a condition whose `multiple` we do not know.
     fn from_row(row: RuleRow) -> Result<Rule> {
+        let conditions = row
+            .conditions
+            .iter()
+            .map(|cond| {
+                let op = Op::parse(&cond.op, &condition_params(&cond.params))
+                    .ok_or_else(|| format!("unknown operator {:?}", cond.op))?;
+                let field = cond.field.as_deref().unwrap_or_default();
+                let path = FieldPath::parse(field)
+                    .map_err(|err| format!("cannot parse field {field:?}: {err}"))?;
+                Ok(Condition {
+                    field: field.to_string(),
+                    path,
+                    op,
+                })
+            })
+            .collect();
+        let actions = row
+            .actions
+            .iter()
+            .map(|act| {
+                Action::parse(&act.action, &action_params(&act.params)).unwrap_or_else(|| {
+                    Action::broken(
+                        &act.action,
+                        format!("rule {}: unknown action {:?}", row.uuid, act.action),
+                    )
+                })
+            })
+            .collect();
+        Rule::assemble(row, conditions, actions)
+    }
+
+    /// The rule of `row`, with its conditions and actions parsed.
+    fn assemble(
+        row: RuleRow,
+        parsed_conditions: Vec<std::result::Result<Condition, String>>,
+        parsed_actions: Vec<Action>,
+    ) -> Result<Rule> {
         let mut conditions = Vec::with_capacity(row.conditions.len());
         let mut multiple = Vec::with_capacity(row.conditions.len());
         for cond in row.conditions {
@@ -159,7 +211,25 @@ impl Rule {
             conditions,
             multiple,
             actions,
+            parsed_conditions,
+            parsed_actions,
         })
+    }
+}
+
+/// A new rule that passed validation: the rows to store, and its conditions and actions
+/// parsed.
+#[derive(Debug)]
+struct Validated {
+    row: RuleRow,
+    conditions: Vec<Condition>,
+    actions: Vec<Action>,
+}
+
+impl Validated {
+    fn into_rule(self) -> Result<Rule> {
+        let conditions = self.conditions.into_iter().map(Ok).collect();
+        Rule::assemble(self.row, conditions, self.actions)
     }
 }
 
@@ -202,8 +272,9 @@ pub async fn create(db: &Db, rule: NewRule) -> Result<Rule> {
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     tracing::debug!(rule.uuid = %uuid, "creating introspection rule");
-    let row = validate(uuid, rule.description, &rule.conditions, &rule.actions)?;
-    if let Err(err) = store::insert(db, &row).await {
+    let rule = validate(uuid, rule.description, &rule.conditions, &rule.actions)?;
+    let row = &rule.row;
+    if let Err(err) = store::insert(db, row).await {
         if err.is_unique_violation() {
             tracing::debug!(rule.uuid = %row.uuid, error = %err, "rule UUID is taken");
             return Err(Error::Conflict(format!(
@@ -214,7 +285,7 @@ pub async fn create(db: &Db, rule: NewRule) -> Result<Rule> {
         return Err(err.into());
     }
     tracing::info!(rule.uuid = %row.uuid, description = ?row.description, "created introspection rule");
-    Rule::from_row(row)
+    rule.into_rule()
 }
 
 /// One rule.
@@ -310,16 +381,11 @@ fn check_conditions(rule: &Rule, data: &Value, node_uuid: &str) -> Result<bool> 
             format!("rule {}: {detail}", rule.uuid),
         )
     };
-    for (cond, multiple) in rule.conditions.iter().zip(&rule.multiple) {
-        let op = cond.get("op").and_then(Value::as_str).unwrap_or_default();
-        let operator = condition(op).ok_or_else(|| broken(format!("unknown operator {op:?}")))?;
-        let field = cond
-            .get("field")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let path = FieldPath::parse(field)
-            .map_err(|err| broken(format!("cannot parse field {field:?}: {err}")))?;
-        let params = condition_params(cond);
+    let conditions = rule.parsed_conditions.iter().zip(&rule.multiple);
+    for ((cond, multiple), shown) in conditions.zip(&rule.conditions) {
+        let Condition { field, path, op } =
+            cond.as_ref().map_err(|detail| broken(detail.clone()))?;
+        let field = field.as_str();
         let values = path
             .find(data)
             .map_err(|err| broken(format!("cannot evaluate field {field:?}: {err}")))?;
@@ -332,9 +398,10 @@ fn check_conditions(rule: &Rule, data: &Value, node_uuid: &str) -> Result<bool> 
         }
         let mut result = false;
         for value in values {
-            result = operator.check(value, &params).map_err(|err| {
+            result = op.check(value).map_err(|err| {
                 broken(format!(
-                    "condition {field} {op} failed on {}: {err}",
+                    "condition {field} {} failed on {}: {err}",
+                    op.name(),
                     py::repr(value)
                 ))
             })?;
@@ -348,9 +415,9 @@ fn check_conditions(rule: &Rule, data: &Value, node_uuid: &str) -> Result<bool> 
             }
         }
         if !result {
-            let params = Value::Object(params);
+            let params = Value::Object(condition_params(shown));
             tracing::info!(
-                node.uuid = %node_uuid, rule.uuid = %rule.uuid, field, op,
+                node.uuid = %node_uuid, rule.uuid = %rule.uuid, field, op = op.name(),
                 params = %params,
                 "rule \"{}\" will not be applied: condition failed", rule.label()
             );
@@ -380,23 +447,12 @@ fn action_params(act: &Map<String, Value>) -> Map<String, Value> {
 async fn run_actions(rule: &Rule, node: &mut IronicNode, rollback: bool) -> Result<()> {
     let what = if rollback { "rollback" } else { "apply" };
     tracing::debug!(node.uuid = %node.uuid, rule.uuid = %rule.uuid, what, "running rule actions");
-    for act in &rule.actions {
-        let name = act
-            .get("action")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let handler = action(name).ok_or_else(|| {
-            Error::internal(
-                "RuleActionError",
-                format!("rule {}: unknown action {name:?}", rule.uuid),
-            )
-        })?;
-        let params = action_params(act);
-        tracing::debug!(node.uuid = %node.uuid, rule.uuid = %rule.uuid, action = name, what, "running rule action");
+    for action in &rule.parsed_actions {
+        tracing::debug!(node.uuid = %node.uuid, rule.uuid = %rule.uuid, action = action.name(), what, "running rule action");
         if rollback {
-            handler.rollback(node, &params).await?;
+            action.rollback(node).await?;
         } else {
-            handler.apply(node, &params).await?;
+            action.apply(node).await?;
         }
     }
     Ok(())
@@ -452,13 +508,14 @@ pub fn check_params(
     }
 }
 
-/// Every check of upstream's `create`, in its order; the rows to store.
+/// Every check of upstream's `create`, in its order; the rows to store, and the conditions
+/// and actions parsed.
 fn validate(
     uuid: String,
     description: Option<String>,
     conditions: &Value,
     actions: &Value,
-) -> Result<RuleRow> {
+) -> Result<Validated> {
     let bad = |prefix: &str, detail: String| Error::BadRequest(format!("{prefix}{detail}"));
     let conditions = check_conditions_schema(conditions)
         .map_err(|e| bad("Validation failed for conditions: ", e))?;
@@ -466,69 +523,77 @@ fn validate(
         check_actions_schema(actions).map_err(|e| bad("Validation failed for actions: ", e))?;
 
     let mut condition_rows = Vec::with_capacity(conditions.len());
+    let mut parsed_conditions = Vec::with_capacity(conditions.len());
     for cond in conditions {
-        // The schema check made sure `field` is a string and `op` a known name.
-        let field = cond
-            .get("field")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if let Err(err) = FieldPath::parse(field) {
-            return Err(bad(
+        let field = text(cond, "field");
+        let path = FieldPath::parse(field).map_err(|err| {
+            bad(
                 "",
                 format!("Unable to parse field JSON path {field}: {err}"),
-            ));
-        }
-        let op = cond.get("op").and_then(Value::as_str).unwrap_or_default();
-        let operator = condition(op).ok_or_else(|| {
-            bad(
-                "Validation failed for conditions: ",
-                format!("unknown op {op}"),
             )
         })?;
+        let name = text(cond, "op");
         let params = condition_params(cond);
-        operator
-            .validate(&params)
-            .map_err(|err| bad("", format!("Invalid parameters for operator {op}: {err}")))?;
+        let op = Op::parse(name, &params).ok_or_else(|| {
+            bad(
+                "Validation failed for conditions: ",
+                format!("unknown op {name}"),
+            )
+        })?;
+        op.validate(&params)
+            .map_err(|err| bad("", format!("Invalid parameters for operator {name}: {err}")))?;
         let multiple = cond
             .get("multiple")
             .and_then(Value::as_str)
             .unwrap_or(Multiple::Any.as_str());
         condition_rows.push(ConditionRow {
-            op: op.to_string(),
+            op: name.to_string(),
             multiple: multiple.to_string(),
             field: Some(field.to_string()),
             params,
         });
+        parsed_conditions.push(Condition {
+            field: field.to_string(),
+            path,
+            op,
+        });
     }
 
     let mut action_rows = Vec::with_capacity(actions.len());
+    let mut parsed_actions = Vec::with_capacity(actions.len());
     for act in actions {
-        let name = act
-            .get("action")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let handler = action(name).ok_or_else(|| {
+        let name = text(act, "action");
+        let kind = Kind::parse(name).ok_or_else(|| {
             bad(
                 "Validation failed for actions: ",
                 format!("unknown action {name}"),
             )
         })?;
         let params = action_params(act);
-        handler
-            .validate(&params)
+        kind.validate(&params)
             .map_err(|err| bad("", format!("Invalid parameters for action {name}: {err}")))?;
+        parsed_actions.push(kind.action(&params));
         action_rows.push(ActionRow {
             action: name.to_string(),
             params,
         });
     }
 
-    Ok(RuleRow {
-        uuid,
-        description,
-        conditions: condition_rows,
-        actions: action_rows,
+    Ok(Validated {
+        row: RuleRow {
+            uuid,
+            description,
+            conditions: condition_rows,
+            actions: action_rows,
+        },
+        conditions: parsed_conditions,
+        actions: parsed_actions,
     })
+}
+
+/// The text member `key` (the schema check made sure it is text).
+fn text<'a>(map: &'a Map<String, Value>, key: &str) -> &'a str {
+    map.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// Python's list repr of names, as `jsonschema` quoted an `enum`.
@@ -551,14 +616,7 @@ fn not_one_of(value: &Value, names: &[&str]) -> String {
 /// An array of objects, each with a string `field`, a known `op` and, if given, a known
 /// `multiple`; other keys are allowed.
 fn check_conditions_schema(value: &Value) -> std::result::Result<Vec<&Map<String, Value>>, String> {
-    let Value::Array(items) = value else {
-        return Err(not_of_type(value, "array"));
-    };
-    let mut checked = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Object(cond) = item else {
-            return Err(not_of_type(item, "object"));
-        };
+    each_object(value, |cond| {
         for key in ["op", "field"] {
             if !cond.contains_key(key) {
                 return Err(format!("'{key}' is a required property"));
@@ -581,34 +639,41 @@ fn check_conditions_schema(value: &Value) -> std::result::Result<Vec<&Map<String
         {
             return Err(not_one_of(multiple, &MULTIPLE_NAMES));
         }
-        checked.push(cond);
-    }
-    Ok(checked)
+        Ok(())
+    })
 }
 
 /// A non-empty array of objects, each with a known `action`; other keys are allowed.
 fn check_actions_schema(value: &Value) -> std::result::Result<Vec<&Map<String, Value>>, String> {
+    if value.as_array().is_some_and(Vec::is_empty) {
+        return Err("[] is too short".to_string());
+    }
+    each_object(value, |act| match act.get("action") {
+        None => Err("'action' is a required property".to_string()),
+        Some(name) if !name.as_str().is_some_and(|n| ACTION_NAMES.contains(&n)) => {
+            Err(not_one_of(name, &ACTION_NAMES))
+        }
+        Some(_) => Ok(()),
+    })
+}
+
+/// An array of objects, each passing `check` (checked one by one, in order).
+fn each_object(
+    value: &Value,
+    check: impl Fn(&Map<String, Value>) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<&Map<String, Value>>, String> {
     let Value::Array(items) = value else {
         return Err(not_of_type(value, "array"));
     };
-    if items.is_empty() {
-        return Err("[] is too short".to_string());
-    }
-    let mut checked = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Object(act) = item else {
-            return Err(not_of_type(item, "object"));
-        };
-        match act.get("action") {
-            None => return Err("'action' is a required property".to_string()),
-            Some(name) if !name.as_str().is_some_and(|n| ACTION_NAMES.contains(&n)) => {
-                return Err(not_one_of(name, &ACTION_NAMES));
-            }
-            Some(_) => {}
-        }
-        checked.push(act);
-    }
-    Ok(checked)
+    items
+        .iter()
+        .map(|item| {
+            let Value::Object(map) = item else {
+                return Err(not_of_type(item, "object"));
+            };
+            check(map).map(|()| map)
+        })
+        .collect()
 }
 
 #[cfg(test)]

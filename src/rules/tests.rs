@@ -31,8 +31,10 @@ fn new_rule(conditions: Value, actions: Value) -> NewRule {
 
 /// The rule `create` would store, without a database.
 fn rule(conditions: Value, actions: Value) -> Rule {
-    let row = validate(UUID.to_string(), None, &conditions, &actions).unwrap();
-    Rule::from_row(row).unwrap()
+    validate(UUID.to_string(), None, &conditions, &actions)
+        .unwrap()
+        .into_rule()
+        .unwrap()
 }
 
 fn validation_error(conditions: Value, actions: Value) -> String {
@@ -484,6 +486,61 @@ async fn rows_written_by_python_read_back() {
     assert_eq!(rule.multiple, vec![Multiple::Any, Multiple::All]);
 }
 
+/// A condition row as another program may have stored it.
+fn stored_condition(op: &str, field: Option<&str>, params: Value) -> ConditionRow {
+    ConditionRow {
+        op: op.to_string(),
+        multiple: "any".to_string(),
+        field: field.map(str::to_string),
+        params: params.as_object().unwrap().clone(),
+    }
+}
+
+#[tokio::test]
+async fn stored_conditions_we_would_refuse_fail_only_when_reached() {
+    let (db, _dir) = db().await;
+    let guard = stored_condition("eq", Some("memory_mb"), json!({"value": 1024}));
+    let cases = [
+        (
+            stored_condition("matches", Some("x"), json!({"value": 1})),
+            "unknown operator \"matches\"",
+        ),
+        (
+            stored_condition("eq", Some("!*!"), json!({"value": 1})),
+            "cannot parse field \"!*!\"",
+        ),
+        (
+            stored_condition("eq", None, json!({"value": 1})),
+            "cannot parse field \"\"",
+        ),
+        (
+            stored_condition("in-net", Some("ip"), json!({"value": "foo"})),
+            "invalid IPNetwork foo",
+        ),
+    ];
+    for (stored, reason) in cases {
+        let row = RuleRow {
+            uuid: UUID.to_string(),
+            description: None,
+            conditions: vec![guard.clone(), stored.clone()],
+            actions: vec![ActionRow {
+                action: "example".to_string(),
+                params: Map::new(),
+            }],
+        };
+        store::insert(&db, &row).await.unwrap();
+        // It loads and reads back as stored.
+        let rule = get(&db, UUID).await.unwrap();
+        assert_eq!(rule.as_json(false)["conditions"][1]["op"], json!(stored.op));
+        // A failing condition before it: the rule does not apply, nothing fails.
+        assert!(!check(&rule, &json!({"memory_mb": 1, "x": 1, "ip": "10.0.0.1"})).unwrap());
+        let err = check(&rule, &json!({"memory_mb": 1024, "x": 1, "ip": "10.0.0.1"})).unwrap_err();
+        assert!(matches!(err, Error::Internal { .. }), "{err:?}");
+        assert!(err.to_string().contains(reason), "{err} ~ {reason}");
+        delete_all(&db).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn generated_uuid_and_duplicates() {
     let (db, _dir) = db().await;
@@ -520,33 +577,43 @@ async fn generated_uuid_and_duplicates() {
     assert_eq!(get_all(&db).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn listing_is_by_creation_time_then_uuid() {
-    let (db, _dir) = db().await;
-    // Created later but with an earlier-sorting UUID: creation time wins.
-    for uuid in [UUID, UUID2] {
-        let mut rule = new_rule(conditions(), actions());
-        rule.uuid = Some(uuid.to_string());
-        create(&db, rule).await.unwrap();
-    }
-    let uuids: Vec<String> = get_all(&db)
+/// The UUIDs of every rule, in listing order.
+async fn uuids(db: &Db) -> Vec<String> {
+    get_all(db)
         .await
         .unwrap()
         .into_iter()
         .map(|r| r.uuid)
-        .collect();
+        .collect()
+}
+
+/// Creates the same rule under [`UUID`], then under [`UUID2`].
+async fn create_two(db: &Db) {
+    for uuid in [UUID, UUID2] {
+        let mut rule = new_rule(conditions(), actions());
+        rule.uuid = Some(uuid.to_string());
+        create(db, rule).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn listing_is_by_creation_time_then_uuid() {
+    let (db, _dir) = db().await;
+    // Created later but with an earlier-sorting UUID: creation time wins.
+    create_two(&db).await;
+    let uuids = uuids(&db).await;
     assert_eq!(uuids, vec![UUID, UUID2]);
 
     // Same instant: by UUID.
     delete_all(&db).await.unwrap();
     for uuid in [UUID, UUID2] {
-        let row = validate(uuid.to_string(), None, &conditions(), &actions()).unwrap();
-        store::insert_at(&db, &row, "2015-10-16 12:53:20.000000")
+        let rule = validate(uuid.to_string(), None, &conditions(), &actions()).unwrap();
+        store::insert_at(&db, &rule.row, "2015-10-16 12:53:20.000000")
             .await
             .unwrap();
     }
-    let row = validate("early".to_string(), None, &json!([]), &actions()).unwrap();
-    store::insert_at(&db, &row, "2015-10-16 12:53:19.999999")
+    let rule = validate("early".to_string(), None, &json!([]), &actions()).unwrap();
+    store::insert_at(&db, &rule.row, "2015-10-16 12:53:19.999999")
         .await
         .unwrap();
     let rules = get_all(&db).await.unwrap();
@@ -564,22 +631,13 @@ async fn listing_is_by_creation_time_then_uuid() {
 #[tokio::test]
 async fn get_and_delete() {
     let (db, _dir) = db().await;
-    for uuid in [UUID, UUID2] {
-        let mut rule = new_rule(conditions(), actions());
-        rule.uuid = Some(uuid.to_string());
-        create(&db, rule).await.unwrap();
-    }
+    create_two(&db).await;
     match get(&db, "foobar").await {
         Err(Error::NotFound(msg)) => assert_eq!(msg, "Rule foobar was not found"),
         other => panic!("expected 404, got {other:?}"),
     }
     delete(&db, UUID).await.unwrap();
-    let uuids: Vec<String> = get_all(&db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.uuid)
-        .collect();
+    let uuids = uuids(&db).await;
     assert_eq!(uuids, vec![UUID2]);
     for table in ["rule_conditions", "rule_actions"] {
         let left: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE rule = ?"))

@@ -1,5 +1,6 @@
 //! `/v1/rules`: creation, validation errors, listing, deletion.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, spawn_app};
@@ -9,6 +10,15 @@ async fn post(app: &TestApp, body: Value) -> reqwest::Response {
         .post(format!("{}/v1/rules", app.address))
         .header("X-OpenStack-Ironic-Inspector-API-Version", "1.2")
         .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `METHOD path`, without a body.
+async fn send(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
+    app.client
+        .request(method, format!("{}{path}", app.address))
         .send()
         .await
         .unwrap()
@@ -99,12 +109,7 @@ async fn create_get_list_delete() {
     .await;
 
     // Delete one, then all.
-    let response = app
-        .client
-        .delete(format!("{}/v1/rules/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&app, Method::DELETE, &format!("/v1/rules/{uuid}")).await;
     assert_eq!(response.status(), 204);
     assert_error(
         app.get(&format!("/v1/rules/{uuid}"), &[]).await,
@@ -112,29 +117,13 @@ async fn create_get_list_delete() {
         &format!("Rule {uuid} was not found"),
     )
     .await;
-    let response = app
-        .client
-        .delete(format!("{}/v1/rules/{uuid}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&app, Method::DELETE, &format!("/v1/rules/{uuid}")).await;
     assert_error(response, 404, &format!("Rule {uuid} was not found")).await;
-    let response = app
-        .client
-        .delete(format!("{}/v1/rules", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(send(&app, Method::DELETE, "/v1/rules").await.status(), 204);
     let list: Value = app.get("/v1/rules", &[]).await.json().await.unwrap();
     assert_eq!(list, json!({"rules": []}));
     // PUT is not a method of this resource.
-    let response = app
-        .client
-        .put(format!("{}/v1/rules", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = send(&app, Method::PUT, "/v1/rules").await;
     assert_error(response, 405, "Method Not Allowed").await;
     app.stop().await;
 }

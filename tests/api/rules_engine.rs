@@ -8,7 +8,7 @@ use ironic_inspector::data::IntrospectionData;
 use ironic_inspector::db::Db;
 use ironic_inspector::ironic::IronicClient;
 use ironic_inspector::ironic_node::IronicNode;
-use ironic_inspector::rules::{self, NewRule, actions::action};
+use ironic_inspector::rules::{self, NewRule, actions::Action};
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
 
@@ -80,11 +80,13 @@ fn calls(fake: &FakeIronic) -> Vec<String> {
 }
 
 async fn apply(name: &str, node: &mut IronicNode, p: Value) -> ironic_inspector::Result<()> {
-    action(name).unwrap().apply(node, &params(p)).await
+    let action = Action::parse(name, &params(p)).unwrap();
+    action.apply(node).await
 }
 
 async fn rollback(name: &str, node: &mut IronicNode, p: Value) -> ironic_inspector::Result<()> {
-    action(name).unwrap().rollback(node, &params(p)).await
+    let action = Action::parse(name, &params(p)).unwrap();
+    action.rollback(node).await
 }
 
 #[tokio::test]
@@ -337,6 +339,16 @@ async fn add_rule(db: &Db, conditions: Value, actions: Value) -> String {
     .uuid
 }
 
+/// A rule without conditions that sets `extra.a` to 1.
+async fn add_unconditional_rule(db: &Db) {
+    add_rule(
+        db,
+        json!([]),
+        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
+    )
+    .await;
+}
+
 fn data(value: Value) -> IntrospectionData {
     IntrospectionData::from_map_unchecked(params(value))
 }
@@ -419,12 +431,7 @@ async fn rollbacks_of_non_matching_rules_come_before_actions() {
 #[tokio::test]
 async fn fail_action_aborts_after_earlier_changes() {
     let (db, _dir) = db().await;
-    add_rule(
-        &db,
-        json!([]),
-        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
-    )
-    .await;
+    add_unconditional_rule(&db).await;
     add_rule(
         &db,
         json!([{"field": "cpus", "op": "lt", "value": 8}]),
@@ -477,12 +484,7 @@ async fn rules_whose_field_is_missing_are_rolled_back() {
 #[tokio::test]
 async fn uncomparable_data_is_an_unexpected_error_before_any_change() {
     let (db, _dir) = db().await;
-    add_rule(
-        &db,
-        json!([]),
-        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
-    )
-    .await;
+    add_unconditional_rule(&db).await;
     add_rule(
         &db,
         json!([{"field": "memory_mb", "op": "eq", "value": 1024}]),
@@ -500,12 +502,7 @@ async fn uncomparable_data_is_an_unexpected_error_before_any_change() {
 #[tokio::test]
 async fn a_failed_reload_stops_before_the_rules() {
     let (db, _dir) = db().await;
-    add_rule(
-        &db,
-        json!([]),
-        json!([{"action": "set-attribute", "path": "/extra/a", "value": 1}]),
-    )
-    .await;
+    add_unconditional_rule(&db).await;
     let fake = FakeIronic::start().await;
     fake.on(
         "GET",
