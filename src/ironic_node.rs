@@ -127,7 +127,7 @@ impl IronicNode {
                     tracing::info!(node.uuid = %self.uuid, mac = %mac, port.uuid = %port.uuid, "port created");
                     self.ports.insert(port.address.to_lowercase(), port);
                 }
-                Err(IronicError::Conflict(message)) => {
+                Err(IronicError::AlreadyExists(message) | IronicError::Conflict(message)) => {
                     tracing::warn!(node.uuid = %self.uuid, mac = %mac, error = %message, "Port {mac} already exists for node {}, skipping", self.uuid);
                     stale = true;
                 }

@@ -34,7 +34,7 @@
 //! unfiltered `/v1/ports` collection, which would mix in every other node's ports.
 //!
 //! # Retries and time limits
-//! 409 (node locked; not "already exists"), 503 and failures to get an answer (connection
+//! 409 for a locked node (not [`IronicError::AlreadyExists`]), 503 and failures to get an answer (connection
 //! refused or reset, a timeout) are retried `[ironic] max_retries` times, `retry_interval` seconds apart; each
 //! retry is logged at warn level. Other 5xx answers are not retried (a server error is rarely
 //! cured by asking again, and upstream's client did not); their message names Ironic, and
@@ -321,7 +321,7 @@ impl IronicClient {
     }
 
     /// `POST /v1/ports`: registers `address` for the node. A port with that MAC already
-    /// existing is [`IronicError::Conflict`] (after the retries).
+    /// existing is [`IronicError::AlreadyExists`].
     pub async fn create_port(&self, node_uuid: &str, address: &str) -> Result<Port, IronicError> {
         let call = Call::new(
             Method::POST,
@@ -467,30 +467,30 @@ impl IronicClient {
                 }
                 Ok((status, body)) => {
                     let message = error_message(status, &body);
-                    let retryable = match status {
-                        StatusCode::CONFLICT => !is_permanent_conflict(&message),
-                        StatusCode::SERVICE_UNAVAILABLE => true,
-                        _ => false,
+                    let error = match status {
+                        StatusCode::NOT_FOUND => IronicError::NotFound(message),
+                        StatusCode::CONFLICT => IronicError::conflict(message),
+                        StatusCode::SERVICE_UNAVAILABLE => IronicError::Unavailable(message),
+                        _ if status.is_server_error() => IronicError::Api {
+                            status: status.as_u16(),
+                            message: server_error_message(status, &message),
+                        },
+                        _ => IronicError::Api {
+                            status: status.as_u16(),
+                            message,
+                        },
                     };
-                    let Some(pause) = retryable.then(|| retries.next_pause()).flatten() else {
+                    let Some(pause) = error.is_retryable().then(|| retries.next_pause()).flatten()
+                    else {
                         let retries = retries.done();
-                        return Err(match status {
-                            StatusCode::NOT_FOUND => IronicError::NotFound(message),
-                            StatusCode::CONFLICT => IronicError::Conflict(message),
-                            StatusCode::SERVICE_UNAVAILABLE => IronicError::Unavailable(format!(
+                        return Err(match error {
+                            IronicError::Unavailable(message) => IronicError::Unavailable(format!(
                                 "Ironic is unavailable at {shown}: {message} (after {retries} retries)"
                             )),
-                            _ if status.is_server_error() => IronicError::Api {
-                                status: status.as_u16(),
-                                message: server_error_message(status, &message),
-                            },
-                            _ => IronicError::Api {
-                                status: status.as_u16(),
-                                message,
-                            },
+                            other => other,
                         });
                     };
-                    (format!("HTTP {}: {message}", status.as_u16()), pause)
+                    (format!("HTTP {}: {error}", status.as_u16()), pause)
                 }
                 Err(NoAnswer(reason)) => {
                     let Some(pause) = retries.next_pause() else {
@@ -661,14 +661,6 @@ fn server_error_message(status: StatusCode, message: &str) -> String {
     } else {
         format!("Ironic answered HTTP {}: {message}", status.as_u16())
     }
-}
-
-/// Whether a 409 is about something that exists already (a port with that MAC, a name in
-/// use) rather than a node locked by a conductor: retrying cannot help then. Upstream's
-/// client retried every 409, so a duplicate port cost `max_retries × retry_interval` (a
-/// minute by default) before processing skipped it; the outcome is the same, sooner.
-fn is_permanent_conflict(message: &str) -> bool {
-    message.contains("already exists")
 }
 
 /// Ironic's root from a configured or catalog URL: http(s) only, no query or fragment, no

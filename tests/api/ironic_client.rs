@@ -82,7 +82,7 @@ async fn conflict_after_every_retry_is_a_conflict_with_ironics_message() {
 }
 
 #[tokio::test]
-async fn duplicate_port_is_a_conflict_without_retries() {
+async fn duplicate_port_is_already_exists_without_retries() {
     let fake = FakeIronic::start().await;
     let message = "A port with MAC address 52:54:00:12:34:56 already exists.";
     fake.on("POST", "/v1/ports", [ironic_error(409, message)]);
@@ -91,7 +91,7 @@ async fn duplicate_port_is_a_conflict_without_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, IronicError::Conflict(m) if m == message),
+        matches!(&err, IronicError::AlreadyExists(m) if m == message),
         "{err:?}"
     );
     assert_eq!(fake.requests().len(), 1, "retrying cannot help");
