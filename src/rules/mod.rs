@@ -5,8 +5,9 @@
 //! Ports `ironic_inspector/rules.py` (schemas, `IntrospectionRule`, `create`, `get`,
 //! `get_all`, `delete`, `delete_all`, `apply`) and `WithValidation` of
 //! `ironic_inspector/plugins/base.py`. Operators live in [`conditions`], actions in
-//! [`actions`], the SQL in [`store`], the JSONPath of condition fields in [`jsonpath`]. The
-//! HTTP layer (`api`) parses request bodies into [`NewRule`] and renders [`Rule::as_json`].
+//! [`actions`], the SQL in [`crate::db::rules`], the JSONPath of condition fields in
+//! [`jsonpath`]. The HTTP layer (`api`) parses request bodies into [`NewRule`] and renders
+//! [`Rule::as_json`].
 //!
 //! Departures from 2.2.2, on purpose: validation messages quote values as Python 3 did
 //! (`'x' is not one of […]`, no `u''` prefixes) and name only the first problem, as
@@ -17,7 +18,6 @@
 pub mod actions;
 pub mod conditions;
 pub mod jsonpath;
-pub mod store;
 
 use std::collections::BTreeSet;
 
@@ -25,13 +25,13 @@ use serde_json::{Map, Value, json};
 
 use crate::data::IntrospectionData;
 use crate::db::Db;
+use crate::db::rules::{self as store, ActionRow, ConditionRow, RuleRow};
 use crate::error::{Error, Result};
 use crate::ironic_node::IronicNode;
 use crate::py;
 use actions::{ACTION_NAMES, action};
 use conditions::{CONDITION_NAMES, condition};
 use jsonpath::FieldPath;
-use store::{ActionRow, ConditionRow, RuleRow};
 
 /// How a condition treats a field path that matches several values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
