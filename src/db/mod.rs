@@ -6,7 +6,7 @@
 //! - [`nodes`]: the `nodes`, `attributes` and `options` tables (the node cache's rows);
 //! - [`rules`]: the `rules`, `rule_conditions` and `rule_actions` tables;
 //! - [`migrate`]: the schema, in alembic's terms;
-//! - `query`: how a statement runs ([`args!`](crate::db::Args), [`Db::execute`], [`Tx`]);
+//! - `query`: how a statement runs (`args!`, [`Db::execute`], [`Db::begin`] and [`Tx`]);
 //! - `dialect`: what differs between the backends' SQL ([`Backend`]);
 //! - `columns`: reading columns the `Any` driver hands over differently per backend;
 //! - `fault`: what a driver error means ([`classify`]);

@@ -336,10 +336,6 @@ async fn concurrent_writers(cache: &NodeCache) {
                 .add_node(&uuid, Some(&format!("10.0.0.{i}")))
                 .await
                 .unwrap();
-            cache
-                .add_attribute(&uuid, "mac", &[format!("52:54:00:00:00:{i:02x}")])
-                .await
-                .unwrap();
             cache.set_option(&uuid, "i", &json!(i)).await.unwrap();
             cache.get_node(&uuid).await.unwrap();
             cache.finished(&uuid, None).await.unwrap();
