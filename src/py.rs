@@ -320,6 +320,9 @@ mod tests {
         );
         assert_eq!(repr_str("it's"), "\"it's\"");
         assert_eq!(repr_str("a'\"\n"), "'a\\'\"\\n'");
+        assert_eq!(repr_str("a\\b"), "'a\\\\b'");
+        assert_eq!(repr_float(1448526000.0), "1448526000.0");
+        assert_eq!(repr_float(1448526000.25), "1448526000.25");
         assert_eq!(to_str(&json!("x")), "x");
         assert_eq!(to_str(&json!(12288)), "12288");
         assert!(eq(&json!(10), &json!(10.0)));

@@ -1,5 +1,6 @@
-//! Generators shared by the property tests, and a configuration read from text for the
-//! unit tests of the clients built from it (built only for `cargo test`).
+//! Generators shared by the property tests, a configuration read from text for the unit
+//! tests of the clients built from it, and the migrated database the unit tests of the
+//! node cache run on (built only for `cargo test`).
 //!
 //! Two kinds: hostile text ([`text`]: Unicode, NUL and control characters, the separators
 //! our parsers split on, long runs) and structure-aware JSON ([`json_value`] for arbitrary
@@ -370,4 +371,16 @@ pub fn mac() -> impl Strategy<Value = String> {
             .collect::<Vec<_>>()
             .join(":")
     })
+}
+
+/// A SQLite file in a temp dir, migrated to the head revision. The dir must outlive the
+/// handle.
+pub async fn migrated_sqlite() -> (crate::db::Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", dir.path().join("inspector.db").display());
+    let db = crate::db::Db::connect_url(&url).await.unwrap();
+    crate::db::migrate::upgrade(&db, "head", |_| {})
+        .await
+        .unwrap();
+    (db, dir)
 }

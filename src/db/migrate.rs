@@ -8,9 +8,9 @@
 //! This module runs migrations only when asked: the daemon merely checks the revision
 //! ([`crate::db::Db::check_schema`]).
 
-use sqlx::{Any, Executor, Transaction};
+use sqlx::Executor;
 
-use super::{Backend, Db, DbError};
+use super::{Backend, Db, DbError, Tx, args};
 
 /// One alembic revision: its identity and its DDL for each backend.
 #[derive(Debug)]
@@ -281,11 +281,13 @@ pub async fn stamp(db: &Db, target: &str) -> Result<(), DbError> {
     let existing = current(db).await?;
     let mut tx = begin_step(db).await?;
     execute_script(&mut tx, VERSION_TABLE.get(db.backend())).await?;
-    let q = db.sql("DELETE FROM alembic_version");
-    (&mut *tx).execute(q.as_ref()).await?;
+    tx.execute("DELETE FROM alembic_version", args![]).await?;
     if let Some(id) = target.id() {
-        let q = db.sql("INSERT INTO alembic_version (version_num) VALUES (?)");
-        sqlx::query(&q).bind(id).execute(&mut *tx).await?;
+        tx.execute(
+            "INSERT INTO alembic_version (version_num) VALUES (?)",
+            args![id],
+        )
+        .await?;
     }
     tx.commit().await?;
     tracing::debug!(from = ?existing, to = ?target.id(), "stamped the database");
@@ -356,7 +358,7 @@ fn head_marker(id: &str) -> &'static str {
 
 /// A transaction for one step. On MySQL DDL commits implicitly, so the transaction only
 /// covers the bookkeeping there; elsewhere it covers the whole step.
-async fn begin_step(db: &Db) -> Result<Transaction<'static, Any>, DbError> {
+async fn begin_step(db: &Db) -> Result<Tx, DbError> {
     db.begin().await
 }
 
@@ -367,19 +369,21 @@ async fn run_step(db: &Db, script: &str, before: Point, after: Point) -> Result<
     execute_script(&mut tx, script).await?;
     match (before.id(), after.id()) {
         (None, Some(to)) => {
-            let q = db.sql("INSERT INTO alembic_version (version_num) VALUES (?)");
-            sqlx::query(&q).bind(to).execute(&mut *tx).await?;
+            tx.execute(
+                "INSERT INTO alembic_version (version_num) VALUES (?)",
+                args![to],
+            )
+            .await?;
         }
         (Some(from), Some(to)) => {
-            let q = db.sql("UPDATE alembic_version SET version_num = ? WHERE version_num = ?");
-            sqlx::query(&q)
-                .bind(to)
-                .bind(from)
-                .execute(&mut *tx)
-                .await?;
+            tx.execute(
+                "UPDATE alembic_version SET version_num = ? WHERE version_num = ?",
+                args![to, from],
+            )
+            .await?;
         }
         (Some(_), None) => {
-            (&mut *tx).execute("DELETE FROM alembic_version").await?;
+            tx.execute("DELETE FROM alembic_version", args![]).await?;
         }
         (None, None) => {}
     }
@@ -392,7 +396,7 @@ async fn run_step(db: &Db, script: &str, before: Point, after: Point) -> Result<
 
 /// Runs the statements of a migration file one by one (the drivers take one statement per
 /// call). Our files keep comments on their own lines and end every statement with `;`.
-async fn execute_script(tx: &mut Transaction<'static, Any>, script: &str) -> Result<(), DbError> {
+async fn execute_script(tx: &mut Tx, script: &str) -> Result<(), DbError> {
     for statement in statements(script) {
         (&mut **tx).execute(statement.as_str()).await?;
     }

@@ -5,8 +5,9 @@
 //! Ports `ironic_inspector/rules.py` (schemas, `IntrospectionRule`, `create`, `get`,
 //! `get_all`, `delete`, `delete_all`, `apply`) and `WithValidation` of
 //! `ironic_inspector/plugins/base.py`. Operators live in [`conditions`], actions in
-//! [`actions`], the SQL in [`store`], the JSONPath of condition fields in [`jsonpath`]. The
-//! HTTP layer (`api`) parses request bodies into [`NewRule`] and renders [`Rule::as_json`].
+//! [`actions`], the SQL in [`crate::db::rules`], the JSONPath of condition fields in
+//! [`jsonpath`]. The HTTP layer (`api`) parses request bodies into [`NewRule`] and renders
+//! [`Rule::as_json`].
 //!
 //! A rule's conditions and actions are parsed once, when it is created (validation yields
 //! them) or loaded, into [`Condition`]s and [`Action`]s; applying matches on those. The rule
@@ -21,7 +22,6 @@
 pub mod actions;
 pub mod conditions;
 pub mod jsonpath;
-pub mod store;
 
 use std::collections::BTreeSet;
 
@@ -29,13 +29,13 @@ use serde_json::{Map, Value, json};
 
 use crate::data::IntrospectionData;
 use crate::db::Db;
+use crate::db::rules::{self as store, ActionRow, ConditionRow, RuleRow};
 use crate::error::{Error, Result};
 use crate::ironic_node::IronicNode;
 use crate::py;
 use actions::{ACTION_NAMES, Action, Kind};
 use conditions::{CONDITION_NAMES, Condition, Op};
 use jsonpath::FieldPath;
-use store::{ActionRow, ConditionRow, RuleRow};
 
 /// How a condition treats a field path that matches several values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

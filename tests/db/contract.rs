@@ -114,7 +114,12 @@ async fn conflicts_roll_back(cache: &NodeCache) {
         err.to_string(),
         "Some or all of bmc_address's ['1.2.3.4'] are already on introspection"
     );
+    // The whole transaction went, including the new node row.
     assert!(matches!(cache.get_node(U2).await, Err(Error::NotFound(_))));
+    assert_eq!(
+        cache.node_uuids().await.unwrap(),
+        HashSet::from([U1.to_string()])
+    );
 
     cache.add_node(U2, None).await.unwrap();
     cache
@@ -130,6 +135,11 @@ async fn conflicts_roll_back(cache: &NodeCache) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "Some or all of mac's ['aa:aa:aa:aa:aa:aa', '11:22:33:44:55:66'] are already on \
+         introspection"
+    );
     assert!(cache.attributes(U2).await.unwrap().is_empty());
 }
 
@@ -149,6 +159,11 @@ async fn lookup(cache: &NodeCache) {
         cache.find_node(Some("1.2.3.4"), &[]).await.unwrap().uuid,
         U1
     );
+    let both = cache
+        .find_node(Some("1.2.3.4"), &strings(&["11:22:33:44:55:66"]))
+        .await
+        .unwrap();
+    assert_eq!(both.uuid, U1);
     assert_eq!(
         cache
             .find_node(None, &strings(&["66:55:44:33:22:11"]))
@@ -198,6 +213,10 @@ async fn lookup(cache: &NodeCache) {
 
     // Finished: attributes are gone, so a stale attribute row is what still points at it.
     cache.finished(U2, None).await.unwrap();
+    assert_eq!(
+        cache.active_macs().await.unwrap(),
+        HashSet::from(["11:22:33:44:55:66".to_string()])
+    );
     set_times(cache, U2, 1000.0, Some(2000.0)).await;
     cache
         .add_attribute(U2, "mac", &strings(&["66:55:44:33:22:11"]))
@@ -261,7 +280,10 @@ async fn clean_up(cache: &NodeCache) {
     assert_eq!(node.error.as_deref(), Some("Introspection timeout"));
     assert!(cache.attributes(U1).await.unwrap().is_empty());
     assert!(cache.options(U1).await.unwrap().is_empty());
+    // The young one is untouched, and there is nothing more to do the second time.
     assert_eq!(cache.get_node(U2).await.unwrap().finished_at, None);
+    assert_eq!(cache.attributes(U2).await.unwrap().len(), 1);
+    assert!(cache.clean_up(now, 60, 1000).await.unwrap().is_empty());
 
     // Past the keep time the finished record goes; timeouts off (0) still purge.
     assert!(
@@ -273,6 +295,11 @@ async fn clean_up(cache: &NodeCache) {
     );
     assert!(matches!(cache.get_node(U1).await, Err(Error::NotFound(_))));
     assert_eq!(cache.get_node(U2).await.unwrap().finished_at, None);
+    // A running node older than any timeout is left alone when timeouts are off.
+    cache.add_node(U1, None).await.unwrap();
+    set_times(cache, U1, 0.0, None).await;
+    assert!(cache.clean_up(now, -1, 1000).await.unwrap().is_empty());
+    assert_eq!(cache.get_node(U1).await.unwrap().finished_at, None);
 }
 
 async fn forget(cache: &NodeCache) {
@@ -288,8 +315,14 @@ async fn forget(cache: &NodeCache) {
         cache.node_uuids().await.unwrap(),
         HashSet::from([U1.to_string()])
     );
+    assert!(cache.options(U2).await.unwrap().is_empty());
+    cache
+        .add_attribute(U1, "mac", &strings(&["11:22:33:44:55:66"]))
+        .await
+        .unwrap();
     cache.delete_node(U1).await.unwrap();
     assert!(cache.node_uuids().await.unwrap().is_empty());
+    assert!(cache.active_macs().await.unwrap().is_empty());
 }
 
 async fn concurrent_writers(cache: &NodeCache) {
@@ -304,6 +337,7 @@ async fn concurrent_writers(cache: &NodeCache) {
                 .await
                 .unwrap();
             cache.set_option(&uuid, "i", &json!(i)).await.unwrap();
+            cache.get_node(&uuid).await.unwrap();
             cache.finished(&uuid, None).await.unwrap();
         }));
     }

@@ -6,7 +6,8 @@
 use ironic_inspector::Error;
 use ironic_inspector::db::Db;
 use ironic_inspector::db::migrate;
-use ironic_inspector::rules::{self, Multiple, NewRule, store};
+use ironic_inspector::db::rules as store;
+use ironic_inspector::rules::{self, Multiple, NewRule};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, service_var};

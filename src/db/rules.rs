@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
-use crate::db::{Backend, Db, DbError, Fault, required_text_column, retry_conflicts, text_column};
+use super::{Db, DbError, Fault, args, required_text_column, retry_conflicts, text_column};
 use crate::utc::UtcDateTime;
 
 /// A condition row, in the order of its id.
@@ -72,73 +72,80 @@ pub async fn insert_at(db: &Db, rule: &RuleRow, created_at: &str) -> Result<(), 
 
 async fn insert_once(db: &Db, rule: &RuleRow, created_at: &str) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    let created = match db.backend() {
-        // A text parameter does not go into a TIMESTAMP column without a cast.
-        Backend::Postgres => "CAST(? AS TIMESTAMP)",
-        Backend::Sqlite | Backend::MySql => "?",
-    };
-    let q = db.sql(&format!(
+    let created = db.backend().timestamp_placeholder();
+    let insert_rule = format!(
         "INSERT INTO rules (uuid, created_at, description, disabled) VALUES (?, {created}, ?, ?)"
-    ))
-    .into_owned();
-    sqlx::query(&q)
-        .bind(&rule.uuid)
-        .bind(created_at)
-        .bind(rule.description.as_deref())
-        .bind(false)
-        .execute(&mut *tx)
-        .await?;
-    let q = db.sql(
-        "INSERT INTO rule_conditions (rule, op, multiple, field, params) VALUES (?, ?, ?, ?, ?)",
     );
+    let args = args![&rule.uuid, created_at, rule.description.as_deref(), false];
+    tx.execute(&insert_rule, args).await?;
     for cond in &rule.conditions {
-        sqlx::query(&q)
-            .bind(&rule.uuid)
-            .bind(&cond.op)
-            .bind(&cond.multiple)
-            .bind(cond.field.as_deref())
-            .bind(json_text(&cond.params))
-            .execute(&mut *tx)
-            .await?;
+        let params = json_text(&cond.params);
+        let args = args![
+            &rule.uuid,
+            &cond.op,
+            &cond.multiple,
+            cond.field.as_deref(),
+            params
+        ];
+        tx.execute(
+            "INSERT INTO rule_conditions (rule, op, multiple, field, params) \
+             VALUES (?, ?, ?, ?, ?)",
+            args,
+        )
+        .await?;
     }
-    let q = db.sql("INSERT INTO rule_actions (rule, action, params) VALUES (?, ?, ?)");
     for act in &rule.actions {
-        sqlx::query(&q)
-            .bind(&rule.uuid)
-            .bind(&act.action)
-            .bind(json_text(&act.params))
-            .execute(&mut *tx)
-            .await?;
+        let args = args![&rule.uuid, &act.action, json_text(&act.params)];
+        tx.execute(
+            "INSERT INTO rule_actions (rule, action, params) VALUES (?, ?, ?)",
+            args,
+        )
+        .await?;
     }
-    tx.commit().await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// One rule by UUID.
 pub async fn get(db: &Db, uuid: &str) -> Result<Option<RuleRow>, DbError> {
-    let q = db.sql("SELECT uuid, description FROM rules WHERE uuid = ?");
-    let row = sqlx::query(&q).bind(uuid).fetch_optional(db.pool()).await?;
+    let row = db
+        .fetch_optional(
+            "SELECT uuid, description FROM rules WHERE uuid = ?",
+            args![uuid],
+        )
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };
     let mut rule = rule_from_row(&row)?;
-    let q = db.sql(
-        "SELECT rule, op, multiple, field, params FROM rule_conditions WHERE rule = ? ORDER BY id",
-    );
-    for row in sqlx::query(&q).bind(uuid).fetch_all(db.pool()).await? {
-        rule.conditions.push(condition_from_row(&row)?);
+    let conditions = db
+        .fetch_all(
+            "SELECT rule, op, multiple, field, params FROM rule_conditions WHERE rule = ? \
+             ORDER BY id",
+            args![uuid],
+        )
+        .await?;
+    for row in &conditions {
+        rule.conditions.push(condition_from_row(row)?);
     }
-    let q = db.sql("SELECT rule, action, params FROM rule_actions WHERE rule = ? ORDER BY id");
-    for row in sqlx::query(&q).bind(uuid).fetch_all(db.pool()).await? {
-        rule.actions.push(action_from_row(&row)?);
+    let actions = db
+        .fetch_all(
+            "SELECT rule, action, params FROM rule_actions WHERE rule = ? ORDER BY id",
+            args![uuid],
+        )
+        .await?;
+    for row in &actions {
+        rule.actions.push(action_from_row(row)?);
     }
     Ok(Some(rule))
 }
 
 /// Every rule, oldest first (ties by UUID), each with its children. Three queries in all.
 pub async fn get_all(db: &Db) -> Result<Vec<RuleRow>, DbError> {
-    let rows = sqlx::query("SELECT uuid, description FROM rules ORDER BY created_at, uuid")
-        .fetch_all(db.pool())
+    let rows = db
+        .fetch_all(
+            "SELECT uuid, description FROM rules ORDER BY created_at, uuid",
+            args![],
+        )
         .await?;
     let mut rules = rows
         .iter()
@@ -149,28 +156,30 @@ pub async fn get_all(db: &Db) -> Result<Vec<RuleRow>, DbError> {
         .enumerate()
         .map(|(i, rule)| (rule.uuid.clone(), i))
         .collect();
-    let rows =
-        sqlx::query("SELECT rule, op, multiple, field, params FROM rule_conditions ORDER BY id")
-            .fetch_all(db.pool())
-            .await?;
-    for row in rows {
-        // Children of no rule (the column is nullable) are not shown, as in upstream.
-        let Some(i) = text_column(&row, "rule")?.and_then(|uuid| index.get(&uuid).copied()) else {
-            continue;
-        };
-        if let Some(rule) = rules.get_mut(i) {
-            rule.conditions.push(condition_from_row(&row)?);
+    // Children of no rule (the column is nullable) are not shown, as in upstream.
+    let owner = |row: &AnyRow| -> Result<Option<usize>, DbError> {
+        Ok(text_column(row, "rule")?.and_then(|uuid| index.get(&uuid).copied()))
+    };
+    let conditions = db
+        .fetch_all(
+            "SELECT rule, op, multiple, field, params FROM rule_conditions ORDER BY id",
+            args![],
+        )
+        .await?;
+    for row in &conditions {
+        if let Some(rule) = owner(row)?.and_then(|i| rules.get_mut(i)) {
+            rule.conditions.push(condition_from_row(row)?);
         }
     }
-    let rows = sqlx::query("SELECT rule, action, params FROM rule_actions ORDER BY id")
-        .fetch_all(db.pool())
+    let actions = db
+        .fetch_all(
+            "SELECT rule, action, params FROM rule_actions ORDER BY id",
+            args![],
+        )
         .await?;
-    for row in rows {
-        let Some(i) = text_column(&row, "rule")?.and_then(|uuid| index.get(&uuid).copied()) else {
-            continue;
-        };
-        if let Some(rule) = rules.get_mut(i) {
-            rule.actions.push(action_from_row(&row)?);
+    for row in &actions {
+        if let Some(rule) = owner(row)?.and_then(|i| rules.get_mut(i)) {
+            rule.actions.push(action_from_row(row)?);
         }
     }
     Ok(rules)
@@ -187,16 +196,11 @@ async fn delete_once(db: &Db, uuid: &str) -> Result<bool, DbError> {
         "DELETE FROM rule_actions WHERE rule = ?",
         "DELETE FROM rule_conditions WHERE rule = ?",
     ] {
-        sqlx::query(&db.sql(query))
-            .bind(uuid)
-            .execute(&mut *tx)
-            .await?;
+        tx.execute(query, args![uuid]).await?;
     }
-    let deleted = sqlx::query(&db.sql("DELETE FROM rules WHERE uuid = ?"))
-        .bind(uuid)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let deleted = tx
+        .execute("DELETE FROM rules WHERE uuid = ?", args![uuid])
+        .await?;
     if deleted == 0 {
         tx.rollback().await?;
         return Ok(false);
@@ -217,10 +221,9 @@ async fn delete_all_once(db: &Db) -> Result<(), DbError> {
         "DELETE FROM rule_conditions",
         "DELETE FROM rules",
     ] {
-        sqlx::query(query).execute(&mut *tx).await?;
+        tx.execute(query, args![]).await?;
     }
-    tx.commit().await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Whether a write lost a race with another transaction (see [`retry_conflicts`]).
