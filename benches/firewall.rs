@@ -25,6 +25,7 @@ use ironic_inspector::config::{Config, oslo::RawConfig};
 use ironic_inspector::firewall::Firewall;
 use ironic_inspector::firewall::iptables::{Iptables, Settings};
 use ironic_inspector::ironic::IronicClient;
+use ironic_inspector::mac::Mac;
 
 const INTERFACE: &str = "fwbench0";
 const CHAIN: &str = "ironic-inspector";
@@ -128,8 +129,8 @@ async fn ours(netns: &Netns, n: usize) -> (f64, u64) {
     let fw = backend(netns, false);
     fw.init().await.unwrap();
     assert!(fw.uses_restore().await, "iptables-restore not usable");
-    let first: BTreeSet<String> = (0..n).map(|i| mac(1, i)).collect();
-    let second: BTreeSet<String> = (0..n).map(|i| mac(2, i)).collect();
+    let first: BTreeSet<Mac> = (0..n).map(|i| mac(1, i).parse().unwrap()).collect();
+    let second: BTreeSet<Mac> = (0..n).map(|i| mac(2, i).parse().unwrap()).collect();
     fw.update(&first).await.unwrap();
     let before = fw.processes_started();
     let start = Instant::now();
@@ -144,7 +145,7 @@ async fn ours(netns: &Netns, n: usize) -> (f64, u64) {
 async fn per_mac(netns: &Netns, n: usize) -> f64 {
     let fw = backend(netns, true);
     fw.init().await.unwrap();
-    let macs: BTreeSet<String> = (0..n).map(|i| mac(3, i)).collect();
+    let macs: BTreeSet<Mac> = (0..n).map(|i| mac(3, i).parse().unwrap()).collect();
     let start = Instant::now();
     fw.update(&macs).await.unwrap();
     let elapsed = start.elapsed().as_secs_f64();

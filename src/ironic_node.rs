@@ -8,7 +8,7 @@
 //! database half (upstream's other `NodeInfo` half) is [`crate::node_cache::IntrospectionRecord`].
 //!
 //! Departures from 2.2.2: an empty patch sends nothing; ports are keyed
-//! by lower-case MAC, so a ramdisk reporting upper-case MACs matches Ironic's ports; a port
+//! by [`Mac`], so a ramdisk reporting upper-case MACs matches Ironic's ports; a port
 //! Ironic no longer knows is dropped from the cache instead of failing the delete.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::ironic::{IronicClient, IronicError, Node, Port};
+use crate::mac::Mac;
 
 /// A node being processed, with its ports, and the client that changes them.
 #[derive(Clone, Debug)]
@@ -25,8 +26,8 @@ pub struct IronicNode {
     /// The node's UUID.
     pub uuid: String,
     node: Node,
-    /// Ports by lower-case MAC.
-    ports: BTreeMap<String, Port>,
+    /// Ports by MAC.
+    ports: BTreeMap<Mac, Port>,
     ironic: IronicClient,
 }
 
@@ -60,8 +61,8 @@ impl IronicNode {
         &self.node
     }
 
-    /// The cached ports, by lower-case MAC.
-    pub fn ports(&self) -> &BTreeMap<String, Port> {
+    /// The cached ports, by MAC.
+    pub fn ports(&self) -> &BTreeMap<Mac, Port> {
         &self.ports
     }
 
@@ -114,18 +115,23 @@ impl IronicNode {
     /// Registers a port for each MAC the node does not have yet. A MAC already known is
     /// skipped with a warning; so is one Ironic answers 409 for (another node may own it),
     /// after which the ports are read again. Other failures stop and are returned.
+    ///
+    /// The MACs are the ramdisk's text, sent to Ironic as written: a text that is not a MAC
+    /// is sent too, and Ironic's refusal (400) stops processing with Ironic's message.
     pub async fn create_ports(&mut self, macs: &[String]) -> Result<()> {
         let mut stale = false;
         for mac in macs {
-            let key = mac.to_lowercase();
-            if self.ports.contains_key(&key) {
+            let known = Mac::parse(mac).is_ok_and(|key| self.ports.contains_key(&key));
+            if known {
                 tracing::warn!(node.uuid = %self.uuid, mac = %mac, "Port {mac} already exists for node {}, skipping", self.uuid);
                 continue;
             }
             match self.ironic.create_port(&self.uuid, mac).await {
                 Ok(port) => {
                     tracing::info!(node.uuid = %self.uuid, mac = %mac, port.uuid = %port.uuid, "port created");
-                    self.ports.insert(port.address.to_lowercase(), port);
+                    if let Some(key) = port_key(&port) {
+                        self.ports.insert(key, port);
+                    }
                 }
                 Err(IronicError::AlreadyExists(message) | IronicError::Conflict(message)) => {
                     tracing::warn!(node.uuid = %self.uuid, mac = %mac, error = %message, "Port {mac} already exists for node {}, skipping", self.uuid);
@@ -145,9 +151,8 @@ impl IronicNode {
     ///
     /// # Errors
     /// [`Error::NotFound`] when the node has no such port in the cache; Ironic failures.
-    pub async fn delete_port(&mut self, mac: &str) -> Result<()> {
-        let key = mac.to_lowercase();
-        let port_uuid = self.port_uuid(&key)?;
+    pub async fn delete_port(&mut self, mac: &Mac) -> Result<()> {
+        let port_uuid = self.port_uuid(mac)?;
         match self.ironic.delete_port(&port_uuid).await {
             Ok(()) => {}
             Err(IronicError::NotFound(message)) => {
@@ -155,7 +160,7 @@ impl IronicNode {
             }
             Err(other) => return Err(other.into()),
         }
-        self.ports.remove(&key);
+        self.ports.remove(mac);
         Ok(())
     }
 
@@ -164,15 +169,14 @@ impl IronicNode {
     ///
     /// # Errors
     /// [`Error::NotFound`] when the node has no such port in the cache; Ironic failures.
-    pub async fn patch_port(&mut self, mac: &str, ops: &[Value]) -> Result<()> {
-        let key = mac.to_lowercase();
-        let port_uuid = self.port_uuid(&key)?;
+    pub async fn patch_port(&mut self, mac: &Mac, ops: &[Value]) -> Result<()> {
+        let port_uuid = self.port_uuid(mac)?;
         if ops.is_empty() {
             return Ok(());
         }
         tracing::debug!(node.uuid = %self.uuid, port.uuid = %port_uuid, patch = ?ops, "updating port");
         let port = self.ironic.patch_port(&port_uuid, ops).await?;
-        self.ports.insert(key, port);
+        self.ports.insert(*mac, port);
         Ok(())
     }
 
@@ -214,8 +218,8 @@ impl IronicNode {
             .await
     }
 
-    /// The UUID of the cached port with this lower-case MAC.
-    fn port_uuid(&self, key: &str) -> Result<String> {
+    /// The UUID of the cached port with this MAC.
+    fn port_uuid(&self, key: &Mac) -> Result<String> {
         self.ports
             .get(key)
             .map(|port| port.uuid.clone())
@@ -230,11 +234,21 @@ impl IronicNode {
     }
 }
 
-fn ports_by_mac(ports: Vec<Port>) -> BTreeMap<String, Port> {
+fn ports_by_mac(ports: Vec<Port>) -> BTreeMap<Mac, Port> {
     ports
         .into_iter()
-        .map(|port| (port.address.to_lowercase(), port))
+        .filter_map(|port| Some((port_key(&port)?, port)))
         .collect()
+}
+
+/// The MAC a port is cached under. Ironic accepts only MACs as port addresses; a port
+/// whose address is not one is left out of the cache, with a warning.
+fn port_key(port: &Port) -> Option<Mac> {
+    let key = port.mac();
+    if key.is_none() {
+        tracing::warn!(port.uuid = %port.uuid, address = %port.address, "the port's address is not a MAC; ignoring the port");
+    }
+    key
 }
 
 /// The PATCH setting these properties (`add /properties/<key>` each), in the given order.
@@ -330,6 +344,25 @@ fn masked(ops: &[Value]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn port(uuid: &str, address: &str) -> Port {
+        serde_json::from_value(json!({"uuid": uuid, "address": address})).unwrap()
+    }
+
+    #[test]
+    fn ports_are_keyed_by_mac_and_odd_addresses_left_out() {
+        let ports = ports_by_mac(vec![
+            port("p1", "AA:BB:CC:DD:EE:FF"),
+            port("p2", "11:22:33:44:55:66"),
+            port("p3", "not a mac"),
+        ]);
+        let keys: Vec<String> = ports.keys().map(Mac::to_string).collect();
+        assert_eq!(keys, ["11:22:33:44:55:66", "aa:bb:cc:dd:ee:ff"]);
+        assert_eq!(
+            ports[&Mac::new([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff])].uuid,
+            "p1"
+        );
+    }
 
     #[test]
     fn patches_are_logged_without_secret_values() {

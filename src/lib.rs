@@ -33,6 +33,7 @@
 //! - [`systemd`]: readiness, stopping and watchdog notifications to the service manager.
 //! - [`telemetry`]: logging set-up: standard error, the log file (reopened on SIGHUP), syslog.
 //! - [`utc`]: moments in UTC as text: calendar fields, Keystone's ISO 8601 times.
+//! - [`mac`]: MAC addresses, parsed once, compared and printed in one form.
 //! - [`py`]: the Python semantics 2.2's behaviour depends on (truth, `repr`, `==`, `int()`).
 //!
 //! The binaries: `ironic-inspector` (`src/main.rs`, the daemon) and `ironic-inspector-dbsync`
@@ -55,6 +56,7 @@ pub mod introspect;
 pub mod ironic;
 pub mod ironic_node;
 pub mod keystone;
+pub mod mac;
 pub mod node_cache;
 pub mod periodic;
 pub mod process;

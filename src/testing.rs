@@ -384,3 +384,17 @@ pub async fn migrated_sqlite() -> (crate::db::Db, tempfile::TempDir) {
         .unwrap();
     (db, dir)
 }
+
+/// Text that is almost a MAC: one character of a real one replaced or dropped.
+pub fn near_mac() -> impl Strategy<Value = String> {
+    (mac(), any::<Index>(), hostile_char(), any::<bool>()).prop_map(|(mac, at, c, drop)| {
+        let mut chars: Vec<char> = mac.chars().collect();
+        let i = at.index(chars.len());
+        if drop {
+            chars.remove(i);
+        } else {
+            chars[i] = c;
+        }
+        chars.into_iter().collect()
+    })
+}

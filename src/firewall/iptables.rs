@@ -22,7 +22,9 @@
 //! stderr; callers get a plain message naming the firewall.
 //!
 //! Commands are argv lists (no shell) run with `tokio::process`. One mutex serialises every
-//! command this backend runs.
+//! command this backend runs. The only text from outside in them is MACs, and those are
+//! [`Mac`]s, printed in colon form, so they cannot carry anything else into a command or a
+//! restore script.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -36,6 +38,7 @@ use tokio::sync::Mutex;
 
 use super::Firewall;
 use crate::error::{Error, Result};
+use crate::mac::Mac;
 
 /// iptables refuses chain names longer than this.
 const MAX_CHAIN_NAME: usize = 28;
@@ -380,7 +383,7 @@ impl Iptables {
     async fn update_per_rule(
         &self,
         inner: &Inner,
-        blocked: &[&str],
+        blocked: &[Mac],
     ) -> std::result::Result<(), CommandFailure> {
         let temp = self.temp_chain.as_str();
         let (mut chain_jumps, temp_jumps) = self.count_jumps(inner).await?;
@@ -396,9 +399,10 @@ impl Iptables {
         self.iptables_ignoring(inner, &["-X", temp]).await;
         self.iptables(inner, &["-N", temp]).await?;
         for mac in blocked {
+            let mac = mac.to_string();
             self.iptables(
                 inner,
-                &["-A", temp, "-m", "mac", "--mac-source", mac, "-j", "DROP"],
+                &["-A", temp, "-m", "mac", "--mac-source", &mac, "-j", "DROP"],
             )
             .await?;
         }
@@ -440,7 +444,7 @@ impl Iptables {
         &self,
         inner: &mut Inner,
         wait: bool,
-        blocked: &[&str],
+        blocked: &[Mac],
     ) -> std::result::Result<(), CommandFailure> {
         let mut args = vec!["--noflush"];
         if wait {
@@ -511,7 +515,7 @@ impl Firewall for Iptables {
         Ok(())
     }
 
-    async fn update(&self, blocked_macs: &BTreeSet<String>) -> Result<()> {
+    async fn update(&self, blocked_macs: &BTreeSet<Mac>) -> Result<()> {
         let mut inner = self.inner.lock().await;
         if inner.closed {
             tracing::debug!("firewall already cleaned up; update skipped");
@@ -523,17 +527,7 @@ impl Firewall for Iptables {
                 "the firewall is updated before it was initialised",
             ));
         };
-        let blocked: Vec<&str> = blocked_macs
-            .iter()
-            .map(String::as_str)
-            .filter(|mac| {
-                let ok = is_mac(mac);
-                if !ok {
-                    tracing::warn!(mac = %mac, "not a MAC address; left out of the firewall");
-                }
-                ok
-            })
-            .collect();
+        let blocked: Vec<Mac> = blocked_macs.iter().copied().collect();
         let started = std::time::Instant::now();
         let outcome = match apply {
             Apply::Restore { wait } => self.update_restore(&mut inner, wait, &blocked).await,
@@ -568,24 +562,10 @@ impl Firewall for Iptables {
     }
 }
 
-/// A lower-case MAC in colon form, as Ironic stores them (and the only text we let into a
-/// restore script from outside).
-fn is_mac(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 17
-        && bytes.iter().enumerate().all(|(i, b)| {
-            if i % 3 == 2 {
-                *b == b':'
-            } else {
-                b.is_ascii_digit() || (b'a'..=b'f').contains(b)
-            }
-        })
-}
-
 /// The `iptables-restore --noflush` input for one update. `:chain` empties the chain if it
 /// exists (creates it otherwise); the `jumps` jumps `INPUT` holds are deleted and one is
 /// inserted at the top.
-pub fn restore_script(chain: &str, interface: &str, blocked: &[&str], jumps: usize) -> String {
+pub fn restore_script(chain: &str, interface: &str, blocked: &[Mac], jumps: usize) -> String {
     use std::fmt::Write;
     let mut script = String::with_capacity(64 * (blocked.len() + 4));
     let jump = format!("INPUT -i {interface} -p udp --dport 67 -j {chain}");
@@ -609,7 +589,10 @@ mod tests {
 
     #[test]
     fn restore_script_refills_the_chain_and_moves_the_jump() {
-        let macs = ["02:00:00:00:00:01", "02:00:00:00:00:02"];
+        let macs: Vec<Mac> = ["02:00:00:00:00:01", "02:00:00:00:00:02"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
         assert_eq!(
             restore_script("ironic-inspector", "br-ctlplane", &macs, 1),
             "*filter\n\
@@ -697,12 +680,15 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_macs_reach_the_script() {
-        assert!(is_mac("02:ab:cd:ef:00:19"));
-        assert!(!is_mac("02:AB:cd:ef:00:19"));
-        assert!(!is_mac("02:ab:cd:ef:00:1"));
-        assert!(!is_mac("02:ab:cd:ef:00:19\n-F INPUT"));
-        assert!(!is_mac("02-ab-cd-ef-00-19"));
+    fn macs_reach_the_script_in_lower_case_colon_form() {
+        let macs: Vec<Mac> = ["02:AB:cd:ef:00:19"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        assert!(
+            restore_script("c", "eth1", &macs, 0)
+                .contains("\n-A c -m mac --mac-source 02:ab:cd:ef:00:19 -j DROP\n")
+        );
     }
 
     /// Settings with no root helper and restore updates.
@@ -754,8 +740,7 @@ mod properties {
 
     use super::tests::settings;
     use super::*;
-    use crate::hooks::validate_interfaces::is_valid_mac;
-    use crate::testing::{mac, text};
+    use crate::testing::text;
 
     fn name() -> impl Strategy<Value = String> {
         prop_oneof!["[a-z][a-z0-9_-]{0,14}", text(),]
@@ -783,25 +768,16 @@ mod properties {
         }
 
         #[test]
-        fn only_lower_case_colon_macs_reach_the_script(s in prop_oneof![mac(), text()]) {
-            prop_assert_eq!(is_mac(&s), is_valid_mac(&s) && s == s.to_ascii_lowercase());
-            if is_mac(&s) {
-                prop_assert!(s.bytes().all(|b| b == b':' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-            }
-            prop_assert!(is_mac(&s.to_ascii_lowercase()) || !is_valid_mac(&s));
-        }
-
-        #[test]
         fn restore_scripts_keep_their_shape(
             chain in name(),
             interface in name(),
-            candidates in prop::collection::vec(prop_oneof![mac(), text()], 0..8),
+            octets in prop::collection::btree_set(any::<[u8; 6]>(), 0..8),
             jumps in 0usize..3,
         ) {
             if Iptables::new(settings(&chain, &interface)).is_err() {
                 return Ok(());
             }
-            let blocked: Vec<&str> = candidates.iter().map(String::as_str).filter(|m| is_mac(m)).collect();
+            let blocked: Vec<Mac> = octets.into_iter().map(Mac::new).collect();
             let script = restore_script(&chain, &interface, &blocked, jumps);
             let lines: Vec<&str> = script.lines().collect();
             let expected_lines = blocked.len() + 5 + jumps;
@@ -810,7 +786,9 @@ mod properties {
             prop_assert_eq!(lines[lines.len() - 1], "COMMIT");
             for (line, mac) in lines[2..].iter().zip(&blocked) {
                 let words: Vec<&str> = line.split(' ').collect();
-                prop_assert_eq!(words, vec!["-A", chain.as_str(), "-m", "mac", "--mac-source", mac, "-j", "DROP"]);
+                let mac = mac.to_string();
+                prop_assert!(mac.bytes().all(|b| b == b':' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+                prop_assert_eq!(words, vec!["-A", chain.as_str(), "-m", "mac", "--mac-source", mac.as_str(), "-j", "DROP"]);
             }
         }
     }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::mac::Mac;
 
 /// A way of enforcing the DHCP filter.
 #[async_trait]
@@ -32,8 +33,8 @@ pub trait Firewall: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// Blocks exactly `blocked_macs` (lower case) and lets every other MAC through.
-    async fn update(&self, blocked_macs: &BTreeSet<String>) -> Result<()>;
+    /// Blocks exactly `blocked_macs` and lets every other MAC through.
+    async fn update(&self, blocked_macs: &BTreeSet<Mac>) -> Result<()>;
 
     /// Shutdown: removes everything [`Firewall::init`] and [`Firewall::update`] installed.
     /// Later updates do nothing.
@@ -52,7 +53,7 @@ impl Firewall for Disabled {
         false
     }
 
-    async fn update(&self, _blocked_macs: &BTreeSet<String>) -> Result<()> {
+    async fn update(&self, _blocked_macs: &BTreeSet<Mac>) -> Result<()> {
         Ok(())
     }
 }
@@ -175,7 +176,7 @@ mod tests {
         fn is_enabled(&self) -> bool {
             true
         }
-        async fn update(&self, _blocked: &BTreeSet<String>) -> Result<()> {
+        async fn update(&self, _blocked: &BTreeSet<Mac>) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             self.updates.fetch_add(1, Ordering::SeqCst);
             Ok(())

@@ -21,6 +21,7 @@ use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::ironic::Port;
 use crate::ironic_node::IronicNode;
+use crate::mac::Mac;
 use crate::py;
 
 /// The `validate_interfaces` hook.
@@ -64,7 +65,7 @@ impl ValidateInterfaces {
                 iface
                     .get("mac")
                     .and_then(Value::as_str)
-                    .is_some_and(is_valid_mac)
+                    .is_some_and(|mac| mac.parse::<Mac>().is_ok())
             })
             .map(|(name, iface)| (name.clone(), iface.clone()))
             .collect();
@@ -73,12 +74,11 @@ impl ValidateInterfaces {
         match (self.add_ports, pxe_mac) {
             (AddPorts::Pxe, Some(pxe_mac)) => {
                 tracing::info!("PXE boot interface was {pxe_mac}");
-                let pxe_mac = normalise_boot_interface(pxe_mac);
+                // A boot interface that names no MAC matches no interface.
+                let pxe_mac = boot_interface_mac(pxe_mac);
                 valid.retain(|_, iface| {
-                    iface
-                        .get("mac")
-                        .and_then(Value::as_str)
-                        .is_some_and(|mac| mac.to_lowercase() == pxe_mac)
+                    let mac = iface.get("mac").and_then(Value::as_str);
+                    pxe_mac.is_some() && mac.and_then(|m| m.parse::<Mac>().ok()) == pxe_mac
                 });
             }
             (AddPorts::All, _) => {}
@@ -111,9 +111,14 @@ impl ValidateInterfaces {
         Ok(())
     }
 
-    /// The lower-case MACs whose ports are kept under `keep_ports`; `None` keeps every
-    /// port.
-    pub fn expected_macs(&self, data: &IntrospectionData) -> Result<Option<BTreeSet<String>>> {
+    /// The MACs whose ports are kept under `keep_ports`; `None` keeps every port. Text
+    /// the ramdisk reported that is not a MAC keeps no port (Ironic holds only MACs).
+    pub fn expected_macs(&self, data: &IntrospectionData) -> Result<Option<BTreeSet<Mac>>> {
+        Ok(self.kept_macs(data)?.map(|kept| parsed(&kept)))
+    }
+
+    /// The ramdisk's texts behind [`ValidateInterfaces::expected_macs`], as reported.
+    fn kept_macs<'a>(&self, data: &'a IntrospectionData) -> Result<Option<Vec<&'a str>>> {
         let macs: Vec<&str> = match self.keep_ports {
             KeepPorts::All => return Ok(None),
             KeepPorts::Present => match data.get("all_interfaces") {
@@ -128,38 +133,31 @@ impl ValidateInterfaces {
                 _ => return Err(missing_field("macs")),
             },
         };
-        Ok(Some(macs.into_iter().map(str::to_lowercase).collect()))
+        Ok(Some(macs))
     }
 }
 
-/// Whether `mac` is six colon-separated hex pairs (either case).
-pub fn is_valid_mac(mac: &str) -> bool {
-    let bytes = mac.as_bytes();
-    bytes.len() == 17
-        && bytes.iter().enumerate().all(|(i, b)| {
-            if i % 3 == 2 {
-                *b == b':'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        })
+/// The MACs among `texts`; the rest is left out.
+fn parsed(texts: &[&str]) -> BTreeSet<Mac> {
+    texts.iter().filter_map(|text| text.parse().ok()).collect()
 }
 
-/// The MAC of a `boot_interface`: PXELinux form `01-aa-bb-cc-dd-ee-ff` (the first token is
-/// the hardware type) or a plain MAC; lower case.
-pub fn normalise_boot_interface(boot_interface: &str) -> String {
+/// The MAC a `boot_interface` names: PXELinux form `01-aa-bb-cc-dd-ee-ff` (everything up
+/// to the first `-` is the hardware type, the rest may use `-` or `:`) or a plain MAC, in
+/// either case; `None` when it names none.
+pub fn boot_interface_mac(boot_interface: &str) -> Option<Mac> {
     match boot_interface.split_once('-') {
-        Some((_, rest)) => rest.replace('-', ":").to_lowercase(),
-        None => boot_interface.to_lowercase(),
+        Some((_, rest)) => rest.replace('-', ":").parse().ok(),
+        None => boot_interface.parse().ok(),
     }
 }
 
 /// The MACs (cache keys) of the ports not in `expected`.
-pub fn ports_to_delete(ports: &BTreeMap<String, Port>, expected: &BTreeSet<String>) -> Vec<String> {
+pub fn ports_to_delete(ports: &BTreeMap<Mac, Port>, expected: &BTreeSet<Mac>) -> Vec<Mac> {
     ports
         .keys()
         .filter(|mac| !expected.contains(*mac))
-        .cloned()
+        .copied()
         .collect()
 }
 
@@ -186,10 +184,13 @@ impl ProcessingHook for ValidateInterfaces {
         data: &mut IntrospectionData,
         node: &mut IronicNode,
     ) -> Result<()> {
-        let Some(expected) = self.expected_macs(data)? else {
+        let Some(kept) = self.kept_macs(data)? else {
             return Ok(());
         };
-        for mac in ports_to_delete(node.ports(), &expected) {
+        let doomed = ports_to_delete(node.ports(), &parsed(&kept));
+        // The log shows what the ramdisk reported, lower-cased, MAC or not.
+        let shown: BTreeSet<String> = kept.iter().map(|mac| mac.to_lowercase()).collect();
+        for mac in doomed {
             let port_uuid = node
                 .ports()
                 .get(&mac)
@@ -199,7 +200,7 @@ impl ProcessingHook for ValidateInterfaces {
                 node.uuid = %node.uuid,
                 port.uuid = %port_uuid,
                 mac = %mac,
-                expected = ?expected,
+                expected = ?shown,
                 "Deleting port {port_uuid} as its MAC {mac} is not in the expected MAC list"
             );
             node.delete_port(&mac).await?;
@@ -283,8 +284,8 @@ mod tests {
         hook(AddPorts::Pxe).select(&mut d).unwrap();
         assert_eq!(d.macs(), vec!["AA:BB:CC:DD:EE:FF"], "original case kept");
         assert_eq!(
-            normalise_boot_interface("01-AA-BB-CC-DD-EE-FF"),
-            "aa:bb:cc:dd:ee:ff"
+            boot_interface_mac("01-AA-BB-CC-DD-EE-FF").map(|m| m.to_string()),
+            Some("aa:bb:cc:dd:ee:ff".to_string())
         );
     }
 
@@ -354,20 +355,24 @@ mod tests {
             d.get("all_interfaces").unwrap().as_object().unwrap().len(),
             6
         );
-        assert!(is_valid_mac("aa:BB:cc:dd:ee:ff"));
-        assert!(!is_valid_mac("aa-bb-cc-dd-ee-ff"));
-        assert!(!is_valid_mac("aa:bb:cc:dd:ee:ff:00"));
-        assert!(!is_valid_mac(""));
+        assert!("aa:BB:cc:dd:ee:ff".parse::<Mac>().is_ok());
+        assert!("aa-bb-cc-dd-ee-ff".parse::<Mac>().is_err());
+        assert!("aa:bb:cc:dd:ee:ff:00".parse::<Mac>().is_err());
+        assert!("".parse::<Mac>().is_err());
     }
 
-    fn ports(macs: &[&str]) -> BTreeMap<String, Port> {
+    fn mac(text: &str) -> Mac {
+        text.parse().unwrap()
+    }
+
+    fn ports(macs: &[&str]) -> BTreeMap<Mac, Port> {
         macs.iter()
             .enumerate()
             .map(|(i, mac)| {
                 let port: Port =
                     serde_json::from_value(json!({"uuid": format!("p{i}"), "address": mac}))
                         .unwrap();
-                (mac.to_string(), port)
+                (self::mac(mac), port)
             })
             .collect()
     }
@@ -391,7 +396,7 @@ mod tests {
         let existing = ports(&["11:11:11:11:11:11", "44:44:44:44:44:44"]);
         assert_eq!(
             ports_to_delete(&existing, &expected),
-            vec!["44:44:44:44:44:44"]
+            vec![mac("44:44:44:44:44:44")]
         );
     }
 
@@ -406,7 +411,7 @@ mod tests {
         ]);
         assert_eq!(
             ports_to_delete(&existing, &expected),
-            vec!["11:11:11:11:11:11", "44:44:44:44:44:44"]
+            vec![mac("11:11:11:11:11:11"), mac("44:44:44:44:44:44")]
         );
     }
 
@@ -440,36 +445,7 @@ mod properties {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{hostile_char, mac, mutated_payload, text};
-
-    /// The MAC shape, spelled out: six pairs of hex digits joined by colons.
-    fn mac_shape(s: &str) -> bool {
-        let groups: Vec<&str> = s.split(':').collect();
-        groups.len() == 6
-            && groups
-                .iter()
-                .all(|g| g.len() == 2 && g.chars().all(|c| c.is_ascii_hexdigit()))
-    }
-
-    /// Text that is almost a MAC: one character of a real one replaced or dropped.
-    fn near_mac() -> impl Strategy<Value = String> {
-        (
-            mac(),
-            any::<prop::sample::Index>(),
-            hostile_char(),
-            any::<bool>(),
-        )
-            .prop_map(|(mac, at, c, drop)| {
-                let mut chars: Vec<char> = mac.chars().collect();
-                let i = at.index(chars.len());
-                if drop {
-                    chars.remove(i);
-                } else {
-                    chars[i] = c;
-                }
-                chars.into_iter().collect()
-            })
-    }
+    use crate::testing::{mac, mutated_payload, text};
 
     fn hook(add_ports: AddPorts, keep_ports: KeepPorts) -> ValidateInterfaces {
         ValidateInterfaces::new(add_ports, keep_ports)
@@ -501,24 +477,21 @@ mod properties {
 
     proptest! {
         #[test]
-        fn valid_macs_are_exactly_six_hex_pairs(s in prop_oneof![mac(), near_mac(), text()]) {
-            prop_assert_eq!(is_valid_mac(&s), mac_shape(&s), "{:?}", s);
-        }
-
-        #[test]
-        fn pxelinux_and_colon_forms_normalise_to_the_lower_case_mac(mac in mac(), upper in any::<bool>()) {
+        fn pxelinux_and_colon_forms_name_the_same_mac(mac in mac(), upper in any::<bool>()) {
             let dashed = format!("01-{}", mac.replace(':', "-"));
             let dashed = if upper { dashed.to_uppercase() } else { dashed };
             let canonical = mac.to_lowercase();
-            prop_assert_eq!(&normalise_boot_interface(&dashed), &canonical);
-            prop_assert_eq!(&normalise_boot_interface(&mac), &canonical);
-            prop_assert_eq!(&normalise_boot_interface(&canonical), &canonical);
+            let expected = Some(canonical.clone());
+            prop_assert_eq!(boot_interface_mac(&dashed).map(|m| m.to_string()), expected.clone());
+            prop_assert_eq!(boot_interface_mac(&mac).map(|m| m.to_string()), expected.clone());
+            prop_assert_eq!(boot_interface_mac(&canonical).map(|m| m.to_string()), expected);
         }
 
         #[test]
-        fn boot_interface_normalisation_is_idempotent(s in text()) {
-            let once = normalise_boot_interface(&s);
-            prop_assert_eq!(normalise_boot_interface(&once), once);
+        fn the_mac_a_boot_interface_names_reads_back(s in text()) {
+            if let Some(mac) = boot_interface_mac(&s) {
+                prop_assert_eq!(boot_interface_mac(&mac.to_string()), Some(mac));
+            }
         }
 
         #[test]
@@ -537,13 +510,17 @@ mod properties {
                     for (name, iface) in chosen {
                         prop_assert_eq!(all.get(name), Some(iface));
                         let mac = iface.get("mac").and_then(Value::as_str).unwrap();
-                        prop_assert!(is_valid_mac(mac));
+                        prop_assert!(mac.parse::<Mac>().is_ok());
                         macs.push(mac.to_string());
                     }
                     prop_assert_eq!(data.macs(), macs);
+                    let reported: BTreeSet<Mac> = all
+                        .values()
+                        .filter_map(|iface| iface.get("mac")?.as_str()?.parse().ok())
+                        .collect();
                     for keep in [KeepPorts::Present, KeepPorts::Added] {
                         let expected = hook(add, keep).expected_macs(&data).unwrap().unwrap();
-                        prop_assert!(expected.iter().all(|m| *m == m.to_lowercase()));
+                        prop_assert!(expected.is_subset(&reported));
                     }
                 }
                 Err(Error::BadRequest(message)) => prop_assert!(!message.is_empty()),

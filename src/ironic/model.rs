@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use crate::mac::Mac;
+
 /// A node, from `GET /v1/nodes/<uuid>` or `PATCH /v1/nodes/<uuid>`.
 ///
 /// `null` in an object or flag field reads as empty or false. Ironic masks passwords in
@@ -107,6 +109,15 @@ pub struct Port {
     /// Free-form extra data.
     #[serde(default, deserialize_with = "null_as_default")]
     pub extra: Map<String, Value>,
+}
+
+impl Port {
+    /// The port's MAC, `None` when its address is not one (Ironic refuses such addresses,
+    /// so this is a guard, not an expected case). The address stays text here: reading a
+    /// port list never fails on one odd port.
+    pub fn mac(&self) -> Option<Mac> {
+        self.address.parse().ok()
+    }
 }
 
 /// The answer of `GET /v1/nodes/<uuid>/validate`: one entry per driver interface.

@@ -9,6 +9,7 @@ use ironic_inspector::data::IntrospectionData;
 use ironic_inspector::hooks::{self, ProcessingHook};
 use ironic_inspector::ironic::IronicClient;
 use ironic_inspector::ironic_node::IronicNode;
+use ironic_inspector::mac::Mac;
 use ironic_inspector::swift::SwiftClient;
 use serde_json::{Map, Value, json};
 
@@ -19,6 +20,10 @@ const NODE: &str = "5e4b8f1a-9c2d-4e6f-8a1b-3c5d7e9f0a12";
 const NODE_PATH: &str = "/v1/nodes/5e4b8f1a-9c2d-4e6f-8a1b-3c5d7e9f0a12";
 const PORTS_PATH: &str = "/v1/nodes/5e4b8f1a-9c2d-4e6f-8a1b-3c5d7e9f0a12/ports/detail";
 const GIB: u64 = 1 << 30;
+
+fn mac(text: &str) -> Mac {
+    text.parse().unwrap()
+}
 
 fn ironic_for(fake: &FakeIronic) -> IronicClient {
     init_logging();
@@ -101,7 +106,7 @@ async fn load_reads_node_and_ports_by_lower_case_mac() {
     let (fake, info) = loaded(node_json(NODE), &["AA:BB:CC:DD:EE:FF", "11:22:33:44:55:66"]).await;
     assert_eq!(info.uuid, NODE);
     assert_eq!(info.node().driver, "fake-hardware");
-    let macs: Vec<&String> = info.ports().keys().collect();
+    let macs: Vec<String> = info.ports().keys().map(Mac::to_string).collect();
     assert_eq!(macs, ["11:22:33:44:55:66", "aa:bb:cc:dd:ee:ff"]);
     let seen: Vec<String> = fake
         .requests()
@@ -236,7 +241,7 @@ async fn create_ports_skips_existing_and_creates_new() {
         posts[0].json(),
         json!({"node_uuid": NODE, "address": "22:22:22:22:22:22"})
     );
-    assert_eq!(info.ports()["22:22:22:22:22:22"].uuid, "port-new");
+    assert_eq!(info.ports()[&mac("22:22:22:22:22:22")].uuid, "port-new");
     assert_eq!(info.ports().len(), 2);
 }
 
@@ -265,7 +270,7 @@ async fn create_ports_conflict_is_skipped_and_ports_are_read_again() {
         calls_after_load(&fake),
         ["POST /v1/ports".to_string(), format!("GET {PORTS_PATH}")]
     );
-    assert!(info.ports().contains_key("22:22:22:22:22:22"));
+    assert!(info.ports().contains_key(&mac("22:22:22:22:22:22")));
 }
 
 #[tokio::test]
@@ -289,24 +294,29 @@ async fn delete_and_patch_port_by_mac() {
     let (fake, mut info) =
         loaded(node_json(NODE), &["11:11:11:11:11:11", "22:22:22:22:22:22"]).await;
     fake.on("DELETE", "/v1/ports/port-0", [Reply::Empty(204)]);
-    info.delete_port("11:11:11:11:11:11").await.unwrap();
-    assert!(!info.ports().contains_key("11:11:11:11:11:11"));
+    info.delete_port(&mac("11:11:11:11:11:11")).await.unwrap();
+    assert!(!info.ports().contains_key(&mac("11:11:11:11:11:11")));
 
     let mut patched = port_json("port-1", NODE, "22:22:22:22:22:22");
     patched["extra"] = json!({"a": 1});
     fake.on("PATCH", "/v1/ports/port-1", [Reply::Json(200, patched)]);
     let ops = [json!({"op": "add", "path": "/extra/a", "value": 1})];
-    info.patch_port("22:22:22:22:22:22", &ops).await.unwrap();
-    assert_eq!(info.ports()["22:22:22:22:22:22"].extra["a"], 1);
+    info.patch_port(&mac("22:22:22:22:22:22"), &ops)
+        .await
+        .unwrap();
+    assert_eq!(info.ports()[&mac("22:22:22:22:22:22")].extra["a"], 1);
     assert_eq!(
         calls_after_load(&fake),
         ["DELETE /v1/ports/port-0", "PATCH /v1/ports/port-1"]
     );
 
-    let err = info.delete_port("33:33:33:33:33:33").await.unwrap_err();
+    let err = info
+        .delete_port(&mac("33:33:33:33:33:33"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
     let err = info
-        .patch_port("11:11:11:11:11:11", &ops)
+        .patch_port(&mac("11:11:11:11:11:11"), &ops)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
@@ -325,7 +335,7 @@ async fn deleting_a_port_ironic_already_lost_succeeds() {
         "/v1/ports/port-0",
         [ironic_error(404, "Port not found.")],
     );
-    info.delete_port("11:11:11:11:11:11").await.unwrap();
+    info.delete_port(&mac("11:11:11:11:11:11")).await.unwrap();
     assert!(info.ports().is_empty());
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironic_inspector::firewall::iptables::{Iptables, Settings};
+use ironic_inspector::mac::Mac;
 use serde_json::json;
 
 use crate::helpers::{spawn_app_customised, test_config, wait_for};
@@ -94,6 +95,11 @@ pub fn dropped_by(rules: &[String], chain: &str) -> BTreeSet<String> {
                 .map(str::to_ascii_lowercase)
         })
         .collect()
+}
+
+/// The MACs of `texts`, for driving a backend directly.
+pub fn mac_set(texts: &BTreeSet<String>) -> BTreeSet<Mac> {
+    texts.iter().map(|text| text.parse().unwrap()).collect()
 }
 
 /// Waits until the chain blocks every MAC of `blocked_macs` and none of `open_macs`.
@@ -270,10 +276,10 @@ async fn restore_and_per_rule_build_the_same_chain() {
         backend.init().await.unwrap();
         assert_eq!(backend.uses_restore().await, !per_rule);
         assert_eq!(netns.chain(CHAIN).unwrap(), [format!("-N {CHAIN}")]);
-        backend.update(&macs).await.unwrap();
+        backend.update(&mac_set(&macs)).await.unwrap();
         assert_eq!(blocked(&netns).unwrap(), macs);
         let before = backend.processes_started();
-        backend.update(&fewer).await.unwrap();
+        backend.update(&mac_set(&fewer)).await.unwrap();
         if !per_rule {
             assert_eq!(
                 backend.processes_started() - before,
@@ -287,12 +293,12 @@ async fn restore_and_per_rule_build_the_same_chain() {
         netns.run(&[
             "iptables", "-D", "INPUT", "-i", INTERFACE, "-p", "udp", "--dport", "67", "-j", CHAIN,
         ]);
-        backend.update(&macs).await.unwrap();
+        backend.update(&mac_set(&macs)).await.unwrap();
         assert_eq!(blocked(&netns).unwrap(), macs);
         backend.clean_up().await.unwrap();
         assert_eq!(netns.rules(), NO_RULES);
         // Updates after clean-up do nothing.
-        backend.update(&macs).await.unwrap();
+        backend.update(&mac_set(&macs)).await.unwrap();
         assert!(netns.chain(CHAIN).is_none());
     }
     assert_eq!(chains[0], chains[1]);

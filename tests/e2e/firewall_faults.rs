@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 
 use crate::daemon_binary::Daemon;
 use crate::firewall::{
-    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, wait_chain,
+    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, mac_set,
+    wait_chain,
 };
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
@@ -189,7 +190,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
         let helper = Helper::new(&netns);
         let backend = backend(helper.argv(), per_rule);
         backend.init().await.unwrap();
-        backend.update(&a).await.unwrap();
+        backend.update(&mac_set(&a)).await.unwrap();
         assert_eq!(blocked(&netns).as_ref(), Some(&a));
 
         let mut failed = 0;
@@ -201,7 +202,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
         for &forget in forgets {
             let forget_input = || async {
                 helper.fail_after(0, Fault::Exit1);
-                assert!(backend.update(&a).await.is_err());
+                assert!(backend.update(&mac_set(&a)).await.is_err());
                 helper.heal();
             };
             // How many commands a whole update from `a` to `b` takes.
@@ -209,9 +210,9 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
                 forget_input().await;
             }
             let before = helper.calls();
-            backend.update(&b).await.unwrap();
+            backend.update(&mac_set(&b)).await.unwrap();
             let commands = helper.calls() - before;
-            backend.update(&a).await.unwrap();
+            backend.update(&mac_set(&a)).await.unwrap();
 
             for passing in 0..commands {
                 let fault = if passing % 2 == 0 {
@@ -225,7 +226,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
                 let table = netns.rules();
                 let decisive = chain_and_jumps(&netns);
                 helper.fail_after(passing, fault);
-                let outcome = backend.update(&b).await;
+                let outcome = backend.update(&mac_set(&b)).await;
                 helper.heal();
                 let what = format!(
                     "per_rule {per_rule}, forget {forget}, {fault:?} after {passing} commands"
@@ -250,7 +251,7 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
                     }
                 }
                 // The next update that can run builds exactly `a`, whatever was left.
-                backend.update(&a).await.unwrap();
+                backend.update(&mac_set(&a)).await.unwrap();
                 assert_eq!(
                     blocked(&netns).as_ref(),
                     Some(&a),
@@ -271,18 +272,18 @@ async fn a_helper_failing_at_any_command_never_opens_dhcp() {
         let ends = [takeovers.first(), takeovers.last()];
         for passing in ends.into_iter().flatten().copied().collect::<BTreeSet<_>>() {
             for next in 0..6 {
-                backend.update(&a).await.unwrap();
+                backend.update(&mac_set(&a)).await.unwrap();
                 helper.fail_after(passing, Fault::Exit1);
-                backend.update(&b).await.unwrap();
+                backend.update(&mac_set(&b)).await.unwrap();
                 helper.fail_after(next, Fault::Missing);
-                let outcome = backend.update(&a).await;
+                let outcome = backend.update(&mac_set(&a)).await;
                 helper.heal();
                 let what = format!("swap stopped after {passing} commands, then {next}");
                 let (_, dropped) = in_force(&netns)
                     .unwrap_or_else(|| panic!("{what}: no jump left: {:#?}", netns.rules()));
                 let expected = if outcome.is_ok() { &a } else { &b };
                 assert_eq!(&dropped, expected, "{what}: {outcome:?}");
-                backend.update(&a).await.unwrap();
+                backend.update(&mac_set(&a)).await.unwrap();
                 assert_eq!(blocked(&netns).as_ref(), Some(&a), "{what}");
             }
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ironic_inspector::firewall::Firewall;
+use ironic_inspector::mac::Mac;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, spawn_app_customised, wait_for};
@@ -478,7 +479,7 @@ async fn futures_join(app: &TestApp, uuids: &[String]) -> Vec<u16> {
 /// Records what the workflows ask the firewall to block.
 #[derive(Debug, Default)]
 struct RecordingFirewall {
-    updates: Mutex<Vec<BTreeSet<String>>>,
+    updates: Mutex<Vec<BTreeSet<Mac>>>,
 }
 
 #[async_trait]
@@ -486,7 +487,7 @@ impl Firewall for RecordingFirewall {
     fn is_enabled(&self) -> bool {
         true
     }
-    async fn update(&self, blocked: &BTreeSet<String>) -> ironic_inspector::Result<()> {
+    async fn update(&self, blocked: &BTreeSet<Mac>) -> ironic_inspector::Result<()> {
         self.updates.lock().unwrap().push(blocked.clone());
         Ok(())
     }
@@ -513,13 +514,13 @@ async fn the_firewall_lets_the_node_under_introspection_through() {
     let last = updates.last().expect("the firewall was never updated");
     for mac in &others {
         assert!(
-            last.contains(mac),
+            last.contains(&mac.parse().unwrap()),
             "{mac} of the idle node must be blocked: {last:?}"
         );
     }
     for mac in &mine {
         assert!(
-            !last.contains(mac),
+            !last.contains(&mac.parse().unwrap()),
             "{mac} of the node under introspection must pass"
         );
     }
