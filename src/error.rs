@@ -27,6 +27,10 @@ pub enum Error {
     /// 404: unknown node, rule, version or route.
     #[error("{0}")]
     NotFound(String),
+    /// 404: no node under introspection has the BMC address or a MAC the ramdisk reported
+    /// (the one lookup failure the `node_not_found_hook` may still cure).
+    #[error("{0}")]
+    NoMatchingNode(String),
     /// 406: a well-formed API version outside the supported range.
     #[error("{0}")]
     NotAcceptable(String),
@@ -77,7 +81,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::NoMatchingNode(_) => StatusCode::NOT_FOUND,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Conflict(_) => StatusCode::CONFLICT,

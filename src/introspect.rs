@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::ironic::{IronicClient, IronicError, Node, Port, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::mac::Mac;
-use crate::node_cache::{FINISH_RETRY_DEADLINE, MACS_ATTRIBUTE};
+use crate::node_cache::FINISH_RETRY_DEADLINE;
 use crate::py;
 use crate::state::AppState;
 
@@ -193,17 +193,15 @@ async fn background_introspect(
     manage_boot: bool,
 ) -> Result<()> {
     let uuid = node.uuid.as_str();
-    let macs: Vec<String> = ironic
+    // Ironic stores only MACs as port addresses, so none is left out here in practice.
+    let macs: Vec<Mac> = ironic
         .node_ports(uuid)
         .await?
         .iter()
-        .map(lookup_value)
+        .filter_map(Port::mac)
         .collect();
     if !macs.is_empty() {
-        state
-            .node_cache
-            .add_attribute(uuid, MACS_ATTRIBUTE, &macs)
-            .await?;
+        state.node_cache.add_macs(uuid, &macs).await?;
         tracing::info!(macs = ?macs, "whitelisting the node's MACs on the firewall");
         refresh_firewall(state, ironic).await?;
     }
@@ -254,15 +252,6 @@ async fn background_introspect(
     Ok(())
 }
 
-/// The lookup attribute a port gives: its MAC; an address that is not a MAC (which Ironic
-/// refuses to store) is kept as lower-cased text, as it always was.
-fn lookup_value(port: &Port) -> String {
-    match port.mac() {
-        Some(mac) => mac.to_string(),
-        None => port.address.to_ascii_lowercase(),
-    }
-}
-
 /// Keeps at least `introspection_delay` seconds between two reboots of nodes whose driver
 /// matches `introspection_delay_drivers` (virtual BMCs like the SSH driver choke otherwise).
 async fn pace_reboot(state: &AppState) {
@@ -297,21 +286,18 @@ pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result
         .firewall_refresh
         .run(|| async {
             let ports = ironic.list_ports().await?;
-            // The node cache answers text (lower-case MACs, as stored), compared as such.
             let active = state.node_cache.active_macs().await?;
             let mut blocked: BTreeSet<Mac> = BTreeSet::new();
             for port in &ports {
-                let value = lookup_value(port);
-                if active.contains(&value) {
-                    continue;
-                }
                 match port.mac() {
+                    Some(mac) if active.contains(&mac) => {}
                     Some(mac) => {
                         blocked.insert(mac);
                     }
-                    None => {
-                        tracing::warn!(mac = %value, "not a MAC address; left out of the firewall")
-                    }
+                    None => tracing::warn!(
+                        mac = %port.address,
+                        "not a MAC address; left out of the firewall"
+                    ),
                 }
             }
             tracing::debug!(blocked = blocked.len(), "blocking DHCP for idle known MACs");
@@ -504,19 +490,6 @@ pub async fn abort(state: &AppState, uuid: &str, token: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports_give_their_mac_in_lower_case_as_lookup_attribute() {
-        let port = |address: &str| -> Port {
-            serde_json::from_value(json!({"uuid": "p", "address": address})).unwrap()
-        };
-        assert_eq!(
-            lookup_value(&port("AA:bb:CC:dd:EE:ff")),
-            "aa:bb:cc:dd:ee:ff"
-        );
-        // Not a MAC: kept as text, lower-cased, as before the `Mac` type.
-        assert_eq!(lookup_value(&port("Not-A-MAC")), "not-a-mac");
-    }
 
     fn node(value: Value) -> Node {
         let mut base = json!({

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::db::nodes::{self, Claim, Lookup, TimeOut};
 use crate::db::{Db, DbError, retry_conflicts};
 use crate::error::{DbOutage, Error, Result};
+use crate::mac::Mac;
 use crate::py;
 
 pub use crate::db::nodes::IntrospectionRecord;
@@ -99,23 +100,21 @@ impl NodeCache {
         })
     }
 
-    /// Adds lookup attribute values for a node (MACs are stored in lower case). Values the
-    /// node already has are kept once; if any value belongs to another node, nothing is added
-    /// and the answer is a 400.
+    /// Adds a node's MACs to its lookup attributes (stored in [`Mac`]'s one form). See
+    /// [`NodeCache::add_attribute`].
+    pub async fn add_macs(&self, uuid: &str, macs: &[Mac]) -> Result<()> {
+        let values: Vec<String> = macs.iter().map(Mac::to_string).collect();
+        self.add_attribute(uuid, MACS_ATTRIBUTE, &values).await
+    }
+
+    /// Adds lookup attribute values for a node, stored as given (MACs go through
+    /// [`NodeCache::add_macs`]). Values the node already has are kept once; if any value
+    /// belongs to another node, nothing is added and the answer is a 400.
     pub async fn add_attribute(&self, uuid: &str, name: &str, values: &[String]) -> Result<()> {
         if values.is_empty() {
             return Ok(());
         }
-        let mut wanted: Vec<String> = values
-            .iter()
-            .map(|value| {
-                if name == MACS_ATTRIBUTE {
-                    value.to_ascii_lowercase()
-                } else {
-                    value.clone()
-                }
-            })
-            .collect();
+        let mut wanted = values.to_vec();
         wanted.sort();
         wanted.dedup();
         let lookup = Lookup {
@@ -139,8 +138,8 @@ impl NodeCache {
         }
     }
 
-    /// Finds the node the ramdisk is running on, by BMC address and MACs (MACs compared in
-    /// lower case). Errors, with upstream's codes: no match is 404, several matching nodes
+    /// Finds the node the ramdisk is running on, by BMC address and MACs (the report's text,
+    /// parsed as [`Mac`]s; messages quote it as sent). Errors, with upstream's codes: no match is 404, several matching nodes
     /// are 404, a match without a node row is 404, a node that already finished is 400.
     pub async fn find_node(
         &self,
@@ -148,12 +147,16 @@ impl NodeCache {
         macs: &[String],
     ) -> Result<IntrospectionRecord> {
         let bmc = bmc_address.filter(|b| !b.is_empty());
-        let mut macs_lower: Vec<String> = macs.iter().map(|m| m.to_ascii_lowercase()).collect();
-        macs_lower.sort();
-        macs_lower.dedup();
+        // Only MACs are stored under "mac" (see `add_macs`): other text cannot match.
+        let wanted: BTreeSet<String> = macs
+            .iter()
+            .filter_map(|m| m.parse::<Mac>().ok())
+            .map(|mac| mac.to_string())
+            .collect();
+        let wanted: Vec<String> = wanted.into_iter().collect();
         let attrs = attributes_repr(bmc_address, macs);
-        if bmc.is_none() && macs_lower.is_empty() {
-            return Err(Error::NotFound(format!(
+        if bmc.is_none() && wanted.is_empty() {
+            return Err(Error::NoMatchingNode(format!(
                 "Could not find a node for attributes {attrs}"
             )));
         }
@@ -163,11 +166,11 @@ impl NodeCache {
         if let Some(bmc) = bmc {
             found.extend(nodes::holders(&self.db, BMC_ATTRIBUTE, &[bmc.to_string()]).await?);
         }
-        found.extend(nodes::holders(&self.db, MACS_ATTRIBUTE, &macs_lower).await?);
+        found.extend(nodes::holders(&self.db, MACS_ATTRIBUTE, &wanted).await?);
         let found: Vec<String> = found.into_iter().collect();
         let uuid = match found.as_slice() {
             [] => {
-                return Err(Error::NotFound(format!(
+                return Err(Error::NoMatchingNode(format!(
                     "Could not find a node for attributes {attrs}"
                 )));
             }
@@ -204,8 +207,11 @@ impl NodeCache {
     }
 
     /// Every MAC address of every node under introspection (the firewall lets these through).
-    pub async fn active_macs(&self) -> Result<HashSet<String>> {
-        Ok(nodes::attribute_values(&self.db, MACS_ATTRIBUTE).await?)
+    /// A stored value that is not a MAC (only another program could have written it) matches
+    /// no port, so it is left out.
+    pub async fn active_macs(&self) -> Result<HashSet<Mac>> {
+        let values = nodes::attribute_values(&self.db, MACS_ATTRIBUTE).await?;
+        Ok(values.iter().filter_map(|v| v.parse().ok()).collect())
     }
 
     /// A node's lookup attributes: name to values (values sorted).
@@ -525,6 +531,10 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    fn parsed(list: &[&str]) -> Vec<Mac> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
     #[tokio::test]
     async fn add_node_without_bmc_adds_no_attribute() {
         let (cache, _dir) = cache().await;
@@ -583,9 +593,9 @@ mod tests {
     async fn adding_a_nodes_own_attributes_again_is_harmless() {
         let (cache, _dir) = cache().await;
         cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
-        let both = macs(&["11:22:33:44:55:66", "AA:BB:CC:DD:EE:FF"]);
-        cache.add_attribute(U1, "mac", &both).await.unwrap();
-        cache.add_attribute(U1, "mac", &both).await.unwrap();
+        let both = parsed(&["11:22:33:44:55:66", "AA:BB:CC:DD:EE:FF"]);
+        cache.add_macs(U1, &both).await.unwrap();
+        cache.add_macs(U1, &both).await.unwrap();
         cache
             .add_attribute(U1, "bmc_address", &macs(&["1.2.3.4"]))
             .await
@@ -602,12 +612,16 @@ mod tests {
         let (cache, _dir) = cache().await;
         cache.add_node(U1, None).await.unwrap();
         cache
-            .add_attribute(U1, "mac", &macs(&["AA:BB:CC:DD:EE:FF"]))
+            .add_macs(U1, &parsed(&["AA:BB:CC:DD:EE:FF"]))
             .await
             .unwrap();
+        let stored = cache.attributes(U1).await.unwrap();
+        assert_eq!(stored["mac"], ["aa:bb:cc:dd:ee:ff"]);
         assert_eq!(
             cache.active_macs().await.unwrap(),
-            HashSet::from(["aa:bb:cc:dd:ee:ff".to_string()])
+            parsed(&["aa:bb:cc:dd:ee:ff"])
+                .into_iter()
+                .collect::<HashSet<Mac>>()
         );
         let found = cache
             .find_node(None, &macs(&["Aa:bB:cc:DD:ee:ff"]))
@@ -624,7 +638,7 @@ mod tests {
             .find_node(Some("9.9.9.9"), &macs(&["aa:aa:aa:aa:aa:aa"]))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NotFound(_)));
+        assert!(matches!(err, Error::NoMatchingNode(_)));
         assert_eq!(
             err.to_string(),
             "Could not find a node for attributes {'bmc_address': '9.9.9.9', 'mac': \
@@ -646,7 +660,7 @@ mod tests {
             .find_node(Some("x\" OR \"1\"=\"1"), &macs(&["' OR '1'='1"]))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+        assert!(matches!(err, Error::NoMatchingNode(_)), "{err:?}");
         assert_eq!(
             err.to_string(),
             r#"Could not find a node for attributes {'bmc_address': 'x" OR "1"="1', 'mac': ["' OR '1'='1"]}"#
@@ -680,8 +694,11 @@ mod tests {
     async fn find_node_with_attribute_but_no_node_row_is_404() {
         let (cache, _dir) = cache().await;
         // Only reachable through a database written without foreign keys (upstream SQLite).
-        stray::attribute_without_node(cache.db(), "mac", "aa", U2).await;
-        let err = cache.find_node(None, &macs(&["aa"])).await.unwrap_err();
+        stray::attribute_without_node(cache.db(), "mac", "aa:aa:aa:aa:aa:aa", U2).await;
+        let err = cache
+            .find_node(None, &macs(&["AA:aa:aa:aa:aa:aa"]))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::NotFound(_)));
         assert_eq!(
             err.to_string(),
@@ -849,9 +866,10 @@ mod mac_properties {
                 migrate::upgrade(&db, "head", |_| {}).await.unwrap();
                 let cache = NodeCache::new(db);
                 cache.add_node(U1, None).await.unwrap();
-                cache.add_attribute(U1, MACS_ATTRIBUTE, &stored).await.unwrap();
+                let stored_macs: Vec<Mac> = stored.iter().map(|m| m.parse().unwrap()).collect();
+                cache.add_macs(U1, &stored_macs).await.unwrap();
                 let lower: HashSet<String> = stored.iter().map(|m| m.to_lowercase()).collect();
-                prop_assert_eq!(cache.active_macs().await.unwrap(), lower.clone());
+                prop_assert_eq!(cache.active_macs().await.unwrap(), stored_macs.iter().copied().collect::<HashSet<Mac>>());
                 let reported = flip_case(&stored[pick.index(stored.len())], &flips);
                 let found = cache.find_node(None, &[reported]).await.unwrap();
                 prop_assert_eq!(found.uuid, U1);
@@ -861,7 +879,7 @@ mod mac_properties {
                     .collect();
                 if !unknown.is_empty() {
                     let err = cache.find_node(None, &unknown).await.unwrap_err();
-                    prop_assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+                    prop_assert!(matches!(err, Error::NoMatchingNode(_)), "{err:?}");
                 }
                 Ok(())
             })?;

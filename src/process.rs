@@ -153,7 +153,7 @@ async fn find_node(
     let found = match state.node_cache.find_node(data.ipmi_address(), &macs).await {
         Ok(node) => Some(node.uuid),
         Err(err) if err.is_temporary() => return Err(err),
-        Err(Error::NotFound(message)) if message.starts_with("Could not find a node") => {
+        Err(Error::NoMatchingNode(message)) => {
             let Some(hook) = &state.hooks.node_not_found else {
                 failures.push(format!("Look up error: {message}"));
                 return Ok(None);

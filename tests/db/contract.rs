@@ -196,7 +196,7 @@ async fn lookup(cache: &NodeCache) {
         .find_node(Some("9.9.9.9"), &strings(&["' OR '1'='1"]))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound(_)));
+    assert!(matches!(err, Error::NoMatchingNode(_)));
     assert!(
         err.to_string()
             .starts_with("Could not find a node for attributes"),
@@ -206,8 +206,8 @@ async fn lookup(cache: &NodeCache) {
     assert_eq!(
         cache.active_macs().await.unwrap(),
         HashSet::from([
-            "11:22:33:44:55:66".to_string(),
-            "66:55:44:33:22:11".to_string()
+            "11:22:33:44:55:66".parse().unwrap(),
+            "66:55:44:33:22:11".parse().unwrap()
         ])
     );
 
@@ -215,7 +215,7 @@ async fn lookup(cache: &NodeCache) {
     cache.finished(U2, None).await.unwrap();
     assert_eq!(
         cache.active_macs().await.unwrap(),
-        HashSet::from(["11:22:33:44:55:66".to_string()])
+        HashSet::from(["11:22:33:44:55:66".parse().unwrap()])
     );
     set_times(cache, U2, 1000.0, Some(2000.0)).await;
     cache
