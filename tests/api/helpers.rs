@@ -166,20 +166,29 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
 /// its state (e.g. the firewall) before it serves.
 pub async fn spawn_app_customised(extra: &str, customise: impl FnOnce(&mut AppState)) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    spawn(listener, extra, customise).await
+    spawn(listener, extra, customise, async |_| {}).await
+}
+
+/// Starts a daemon with the base config plus `extra` once `seed` has filled its node cache:
+/// its periodic jobs find what `seed` left at their first run, which comes at once.
+#[allow(dead_code)] // used by the api tests only
+pub async fn spawn_app_seeded(extra: &str, seed: impl AsyncFnOnce(&AppState)) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spawn(listener, extra, |_| {}, seed).await
 }
 
 /// Starts a daemon with the base config plus `extra`, serving on `listener` (e.g. one bound
 /// to a fixed port that another service was configured with before the test started).
 #[allow(dead_code)] // used by tests/e2e/ironic_inspect.rs only
 pub async fn spawn_app_on(listener: std::net::TcpListener, extra: &str) -> TestApp {
-    spawn(listener, extra, |_| {}).await
+    spawn(listener, extra, |_| {}, async |_| {}).await
 }
 
 async fn spawn(
     listener: std::net::TcpListener,
     extra: &str,
     customise: impl FnOnce(&mut AppState),
+    seed: impl AsyncFnOnce(&AppState),
 ) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
@@ -191,6 +200,7 @@ async fn spawn(
         .await
         .unwrap();
     customise(&mut state);
+    seed(&state).await;
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
     TestApp {
