@@ -30,6 +30,7 @@ mod ports;
 mod private_server;
 mod process;
 mod rules;
+mod scene;
 mod secrets;
 mod sqlite_disk_full;
 
