@@ -272,6 +272,25 @@ pub async fn assert_error(response: reqwest::Response, status: u16, message: &st
     assert_eq!(body, serde_json::json!({"error": {"message": message}}));
 }
 
+/// Asserts the status and that the body is an error body; its message, for tests that check
+/// only part of it.
+#[allow(dead_code)] // used by the e2e tests only
+pub async fn error_message(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let body: serde_json::Value = response.json().await.expect("error body is not JSON");
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+        .to_string()
+}
+
+/// Asserts the status and that the error message starts with `prefix`.
+#[allow(dead_code)] // used by the e2e tests only
+pub async fn assert_error_starts_with(response: reqwest::Response, status: u16, prefix: &str) {
+    let message = error_message(response, status).await;
+    assert!(message.starts_with(prefix), "{message}");
+}
+
 /// Asserts the minimum/maximum version headers.
 pub fn assert_version_headers(response: &reqwest::Response) {
     let headers = response.headers();

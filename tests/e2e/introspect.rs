@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use ironic_inspector::firewall::Firewall;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with, wait_for};
+use crate::helpers::{
+    TestApp, assert_error, assert_error_starts_with, error_message, spawn_app_with, wait_for,
+};
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::scene::{Scene, ironic_config};
 
@@ -28,6 +30,15 @@ async fn status(app: &TestApp, uuid: &str) -> Value {
     let response = app.get(&format!("/v1/introspection/{uuid}"), &[]).await;
     assert_eq!(response.status(), 200, "status of {uuid}");
     response.json().await.unwrap()
+}
+
+/// Asserts that the node's introspection is under way.
+async fn assert_running(app: &TestApp, uuid: &str) {
+    assert_eq!(
+        status(app, uuid).await,
+        json!({"finished": false, "error": null}),
+        "{uuid}"
+    );
 }
 
 async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
@@ -60,6 +71,11 @@ fn macs(n: usize) -> Vec<String> {
     unique_macs(n)
 }
 
+/// A managed node with one port whose BMC is `bmc`.
+async fn bmc_node(s: &Scene, bmc: &str) -> String {
+    s.managed(json!({"ipmi_address": bmc}), &macs(1)).await
+}
+
 #[tokio::test]
 async fn introspection_reboots_the_node_into_pxe() {
     let Some(s) = Scene::start(module_path!(), "").await else {
@@ -74,10 +90,7 @@ async fn introspection_reboots_the_node_into_pxe() {
     assert_eq!(response.status(), 202);
     assert_eq!(response.text().await.unwrap(), "");
     // The status exists as soon as the 202 is out (Ironic reads it at once).
-    assert_eq!(
-        status(&s, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
+    assert_running(&s, &uuid).await;
 
     wait_rebooted_into_pxe(&s.ironic, &uuid).await;
     let attributes = wait_for(IRONIC_DEADLINE, "MACs as lookup attributes", || async {
@@ -89,10 +102,7 @@ async fn introspection_reboots_the_node_into_pxe() {
     let mut cached: Vec<String> = attributes["mac"].clone();
     cached.sort();
     assert_eq!(cached, node_macs);
-    assert_eq!(
-        status(&s, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
+    assert_running(&s, &uuid).await;
     s.end().await;
 }
 
@@ -116,9 +126,7 @@ async fn wrong_provision_states_are_refused_unless_in_maintenance() {
     let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let uuid = s
-        .managed(json!({"ipmi_address": "10.20.0.2"}), &macs(1))
-        .await;
+    let uuid = bmc_node(&s, "10.20.0.2").await;
     s.ironic.provide(&uuid).await;
     assert_error(
         start(&s, &uuid, "").await,
@@ -146,20 +154,14 @@ async fn active_nodes_are_refused() {
     let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let uuid = s
-        .managed(json!({"ipmi_address": "10.20.0.3"}), &macs(1))
-        .await;
+    let uuid = bmc_node(&s, "10.20.0.3").await;
     s.ironic.provide(&uuid).await;
     s.ironic.deploy(&uuid).await;
     let response = start(&s, &uuid, "").await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let message = error_message(response, 400).await;
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid provision state \"active\" for introspection of node"),
-        "{body}"
+        message.starts_with("Invalid provision state \"active\" for introspection of node"),
+        "{message}"
     );
     s.end().await;
 }
@@ -169,20 +171,15 @@ async fn failed_power_validation_is_400_and_records_nothing() {
     let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let uuid = s
-        .managed(json!({"ipmi_address": "10.20.0.4"}), &macs(1))
-        .await;
+    let uuid = bmc_node(&s, "10.20.0.4").await;
     s.ironic.make_power_validation_fail(&uuid).await;
     let response = start(&s, &uuid, "").await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!(
-            "Failed validation of power interface for node {uuid}, reason: "
-        )),
-        "{message}"
-    );
+    assert_error_starts_with(
+        response,
+        400,
+        &format!("Failed validation of power interface for node {uuid}, reason: "),
+    )
+    .await;
     assert_eq!(
         s.get(&format!("/v1/introspection/{uuid}"), &[])
             .await
@@ -341,16 +338,12 @@ async fn bmc_host_names_are_resolved() {
     let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let uuid = s
-        .managed(json!({"ipmi_address": "localhost"}), &macs(1))
-        .await;
+    let uuid = bmc_node(&s, "localhost").await;
     assert_eq!(start(&s, &uuid, "").await.status(), 202);
     let attrs = s.state.node_cache.attributes(&uuid).await.unwrap();
     assert_eq!(attrs["bmc_address"], vec!["127.0.0.1".to_string()]);
 
-    let bad = s
-        .managed(json!({"ipmi_address": "no-such-bmc.invalid"}), &macs(1))
-        .await;
+    let bad = bmc_node(&s, "no-such-bmc.invalid").await;
     assert_error(
         start(&s, &bad, "").await,
         400,
@@ -384,10 +377,7 @@ async fn starting_again_while_running_restarts_cleanly() {
     })
     .await;
     assert_eq!(attrs["bmc_address"].len(), 1);
-    assert_eq!(
-        status(&s, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
+    assert_running(&s, &uuid).await;
     s.end().await;
 }
 
@@ -412,10 +402,7 @@ async fn dozens_of_nodes_at_once() {
     assert!(responses.iter().all(|code| *code == 202), "{responses:?}");
     for uuid in &uuids {
         wait_rebooted_into_pxe(&s.ironic, uuid).await;
-        assert_eq!(
-            status(&s, uuid).await,
-            json!({"finished": false, "error": null})
-        );
+        assert_running(&s, uuid).await;
     }
     assert_eq!(s.state.node_cache.active_macs().await.unwrap().len(), count);
     s.end().await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::assert_error;
+use crate::helpers::{assert_error, assert_error_starts_with, error_message};
 use crate::ironic_api::unique_macs;
 use crate::nodes::{assert_inventory_properties, fixture};
 use crate::scene::Scene;
@@ -18,6 +18,16 @@ async fn scene(test: &str, processing: &str) -> Option<Scene> {
         &format!("[processing]\nstore_data = database\n{processing}"),
     )
     .await
+}
+
+/// A node on introspection with no ports, found by its BMC address `bmc`, and the report
+/// made from the fixture `report` for it: its UUID, its two MACs (the first the PXE NIC) and
+/// the report.
+async fn reporting_node(s: &Scene, report: &str, bmc: &str) -> (String, Vec<String>, Value) {
+    let macs = unique_macs(2);
+    let uuid = s.on_introspection(json!({"ipmi_address": bmc}), &[]).await;
+    let payload = fixture(report, &macs, bmc);
+    (uuid, macs, payload)
 }
 
 /// The data the daemon stored for the node.
@@ -34,11 +44,9 @@ async fn liberty_flat_payload_end_to_end() {
     let Some(s) = scene(module_path!(), "").await else {
         return;
     };
-    let macs = unique_macs(2);
-    let bmc = "192.0.2.31";
     // No ports yet: the node is found by its BMC address, and its PXE NIC becomes a port.
-    let uuid = s.on_introspection(json!({"ipmi_address": bmc}), &[]).await;
-    let payload = fixture("liberty-flat.json", &macs, bmc);
+    let bmc = "192.0.2.31";
+    let (uuid, macs, payload) = reporting_node(&s, "liberty-flat.json", bmc).await;
 
     let response = s.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
@@ -78,10 +86,8 @@ async fn agent_inventory_payload_end_to_end() {
     let Some(s) = scene(module_path!(), "").await else {
         return;
     };
-    let macs = unique_macs(2);
     let bmc = "192.0.2.32";
-    let uuid = s.on_introspection(json!({"ipmi_address": bmc}), &[]).await;
-    let payload = fixture("ipa-inventory.json", &macs, bmc);
+    let (uuid, macs, payload) = reporting_node(&s, "ipa-inventory.json", bmc).await;
 
     let response = s.post_continue(&payload).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
@@ -118,9 +124,7 @@ async fn lookup_by_mac_only_and_failures() {
     let mut stranger = fixture("liberty-flat.json", &strangers, "192.0.2.34");
     stranger.as_object_mut().unwrap().remove("ipmi_address");
     let response = s.post_continue(&stranger).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
+    let message = error_message(response, 400).await;
     assert!(
         message.starts_with(
             "The following failures happened during running pre-processing hooks for unknown \
@@ -148,14 +152,10 @@ async fn lookup_by_mac_only_and_failures() {
     // A second post after the end is refused and changes nothing: finishing dropped the
     // node's lookup attributes, so, as in 2.2, the report matches no node.
     let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let message = error_message(response, 400).await;
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Look up error: Could not find a node for attributes"),
-        "{body}"
+        message.contains("Look up error: Could not find a node for attributes"),
+        "{message}"
     );
     assert_eq!(
         s.introspection_status(&uuid).await,
@@ -177,14 +177,10 @@ async fn ambiguous_lookup_is_refused() {
     let by_mac = s.on_introspection(json!({}), &macs[..1]).await;
     let payload = fixture("liberty-flat.json", &macs, "192.0.2.35");
     let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let message = error_message(response, 400).await;
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Look up error: Multiple matching nodes found for attributes"),
-        "{body}"
+        message.contains("Look up error: Multiple matching nodes found for attributes"),
+        "{message}"
     );
     // Neither node was touched.
     assert_eq!(s.introspection_status(&by_bmc).await["finished"], false);
@@ -199,20 +195,14 @@ async fn ramdisk_errors_end_introspection_and_keep_the_logs() {
     let Some(s) = scene(module_path!(), &logs).await else {
         return;
     };
-    let macs = unique_macs(2);
     let bmc = "192.0.2.36";
-    let uuid = s.on_introspection(json!({"ipmi_address": bmc}), &[]).await;
-    let payload = fixture("liberty-error.json", &macs, bmc);
+    let (uuid, _, payload) = reporting_node(&s, "liberty-error.json", bmc).await;
     let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!(
-            "The following failures happened during running pre-processing hooks for node {uuid}:\nPreprocessing hook ramdisk_error: Ramdisk reported error: "
-        )),
-        "{message}"
+    let prefix = format!(
+        "The following failures happened during running pre-processing hooks for node \
+         {uuid}:\nPreprocessing hook ramdisk_error: Ramdisk reported error: "
     );
+    assert_error_starts_with(response, 400, &prefix).await;
     assert_eq!(
         s.introspection_status(&uuid).await,
         json!({"finished": true, "error": "Data pre-processing failed"})
