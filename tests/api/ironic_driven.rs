@@ -88,13 +88,7 @@ async fn managed_boot_leaves_boot_device_and_power_to_ironic() {
         "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
         "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.7"}}, "ipmi_address": BMC,
     });
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
     wait_for(Duration::from_secs(10), "the end", || async {
         (status(&app).await["finished"] == true).then_some(())

@@ -14,6 +14,7 @@ use ironic_inspector::config::KeystoneAuthtoken;
 use secrecy::SecretString;
 
 use crate::helpers::{assert_error, free_port, spawn_app_with};
+use crate::service_env::service_var;
 
 const UUID: &str = "6d1c5a3e-0b2f-4c7d-8e9a-1b2c3d4e5f60";
 
@@ -52,18 +53,7 @@ fn credentials(kind: &str) -> Credentials {
 
 /// The running Keystone, or `None` (after printing why) when the test should be skipped.
 pub fn keystone_env(test: &str) -> Option<KeystoneEnv> {
-    let Some(url) = std::env::var("INSPECTOR_TEST_KEYSTONE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "CI is set but INSPECTOR_TEST_KEYSTONE_URL is not: start Keystone with \
-             scripts/services/keystone.sh and export what it prints"
-        );
-        println!("{test}: skipped: Keystone not running (scripts/services/keystone.sh)");
-        return None;
-    };
+    let url = service_var("INSPECTOR_TEST_KEYSTONE_URL", test)?;
     Some(KeystoneEnv {
         url,
         service: credentials("SERVICE"),

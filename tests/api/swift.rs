@@ -25,23 +25,15 @@ use crate::helpers::{free_port, init_logging, test_config, wait_for};
 use crate::keystone::{
     Credentials, KeystoneEnv, RegisteredService, client, issue_token, keystone_env,
 };
+use crate::service_env::service_var;
 
 const NODE: &str = "9f1e7a52-4b8c-4d3e-a6f0-2c5b8d7e1a93";
+/// The PXE NIC of NODE.
+const MAC: &str = "52:54:00:9f:00:01";
 
 /// The running Swift and its Keystone, or `None` (after printing why) to skip the test.
 fn swift_env(test: &str) -> Option<(KeystoneEnv, String)> {
-    let Some(url) = std::env::var("INSPECTOR_TEST_SWIFT_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "CI is set but INSPECTOR_TEST_SWIFT_URL is not: start Swift with \
-             scripts/services/swift.sh and export what it prints"
-        );
-        println!("{test}: skipped: Swift not running (scripts/services/swift.sh)");
-        return None;
-    };
+    let url = service_var("INSPECTOR_TEST_SWIFT_URL", test)?;
     let env = keystone_env(test)?;
     Some((env, url.trim_end_matches('/').to_string()))
 }
@@ -498,28 +490,7 @@ async fn processed_data_is_stored_in_swift_and_served() {
         return;
     };
     let fake = FakeIronic::start().await;
-    let node_path = format!("/v1/nodes/{NODE}");
-    let node = crate::fake_ironic::node_json(NODE);
-    fake.on("GET", &node_path, [Reply::Json(200, node.clone())]);
-    fake.on(
-        "GET",
-        &format!("{node_path}/ports/detail"),
-        [Reply::Json(200, json!({"ports": []}))],
-    );
-    fake.on(
-        "POST",
-        "/v1/ports",
-        [Reply::Json(
-            201,
-            json!({"uuid": "p", "address": "52:54:00:9f:00:01", "node_uuid": NODE}),
-        )],
-    );
-    fake.on("PATCH", &node_path, [Reply::Json(200, node)]);
-    fake.on(
-        "PUT",
-        &format!("{node_path}/states/power"),
-        [Reply::Empty(202)],
-    );
+    crate::fake_ironic::script_processing(&fake, crate::fake_ironic::node_json(NODE), MAC);
     let container = unique_container();
     let app = crate::helpers::spawn_app_with(&format!(
         "[ironic]\nironic_url = {}\nmax_retries = 0\n\
@@ -535,16 +506,10 @@ async fn processed_data_is_stored_in_swift_and_served() {
         .unwrap();
     let payload = json!({
         "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
-        "interfaces": {"eth0": {"mac": "52:54:00:9f:00:01", "ip": "10.0.0.9"}},
+        "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.9"}},
         "ipmi_address": "192.0.2.1",
     });
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
     let object = format!("inspector_data-{NODE}");
     let patches: Vec<Value> = fake
@@ -566,7 +531,7 @@ async fn processed_data_is_stored_in_swift_and_served() {
         .await
         .unwrap();
     assert_eq!(stored["cpus"], 2);
-    assert_eq!(stored["macs"], json!(["52:54:00:9f:00:01"]));
+    assert_eq!(stored["macs"], json!([MAC]));
     // A node with nothing stored is a 404.
     let other = "00000000-0000-4000-8000-000000000001";
     let response = app

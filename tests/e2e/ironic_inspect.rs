@@ -38,22 +38,8 @@ static FIXED_PORT: Mutex<()> = Mutex::const_new(());
 /// The Ironic 32.1 of scripts/services/ironic-inspect.sh, or `None` after a skip line (a
 /// panic under CI).
 fn ironic32(test: &str) -> Option<IronicApi> {
-    let url = std::env::var("INSPECTOR_TEST_IRONIC32_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if url.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{test}: CI is set but INSPECTOR_TEST_IRONIC32_URL is not: start Ironic 32.1 with \
-             `eval \"$(scripts/services/ironic-inspect.sh start .work/ironic-32 16385 \
-             http://127.0.0.1:15050)\"`"
-        );
-        println!(
-            "{test}: skipped: Ironic 32.1 not running (INSPECTOR_TEST_IRONIC32_URL unset; see \
-             scripts/services/ironic-inspect.sh)"
-        );
-    }
-    url.map(|url| IronicApi::new(&url))
+    let url = crate::service_env::service_var("INSPECTOR_TEST_IRONIC32_URL", test)?;
+    Some(IronicApi::new(&url))
 }
 
 /// Our daemon on the address Ironic 32.1 calls, talking back to that Ironic.

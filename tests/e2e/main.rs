@@ -32,6 +32,8 @@ mod process;
 mod rules;
 mod scene;
 mod secrets;
+#[path = "../support/service_env.rs"]
+mod service_env;
 mod sqlite_disk_full;
 
 use serde_json::json;
