@@ -88,6 +88,16 @@ fn keystone_auth(section: &KeystoneAuthtoken) -> KeystoneAuth {
     KeystoneAuth::new(options).unwrap()
 }
 
+/// The check of tokens an operator sets up with the service user's credentials.
+fn service_auth(env: &KeystoneEnv) -> KeystoneAuth {
+    keystone_auth(&section(&env.url, &env.service))
+}
+
+/// [`service_auth`], and a token issued to `who`.
+async fn auth_and_token(env: &KeystoneEnv, who: &Credentials) -> (KeystoneAuth, String) {
+    (service_auth(env), issue_token(&env.url, who).await)
+}
+
 /// A client for the test's own calls to Keystone (logins, revocations).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -154,8 +164,7 @@ async fn admin_tokens_are_accepted() {
     let Some(env) = keystone_env("admin_tokens_are_accepted") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let admin = issue_token(&env.url, &env.admin).await;
+    let (auth, admin) = auth_and_token(&env, &env.admin).await;
     auth.authorize(Some(&admin)).await.unwrap();
     // Asked again (now from the cache) the answer is the same.
     auth.authorize(Some(&admin)).await.unwrap();
@@ -169,8 +178,7 @@ async fn member_only_token_is_forbidden() {
     let Some(env) = keystone_env("member_only_token_is_forbidden") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let member = issue_token(&env.url, &env.member).await;
+    let (auth, member) = auth_and_token(&env, &env.member).await;
     assert_forbidden(auth.authorize(Some(&member)).await);
     assert_forbidden(auth.authorize(Some(&member)).await);
 }
@@ -180,7 +188,7 @@ async fn missing_and_bogus_tokens_are_unauthorized() {
     let Some(env) = keystone_env("missing_and_bogus_tokens_are_unauthorized") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
+    let auth = service_auth(&env);
     assert_unauthorized(auth.authorize(None).await);
     assert_unauthorized(auth.authorize(Some("")).await);
     assert_unauthorized(auth.authorize(Some("bogus-token")).await);
@@ -208,8 +216,7 @@ async fn revoked_tokens_are_unauthorized() {
     assert_unauthorized(auth.authorize(Some(&admin)).await);
 
     // A token revoked before we ever saw it, with the default cache.
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let admin = issue_token(&env.url, &env.admin).await;
+    let (auth, admin) = auth_and_token(&env, &env.admin).await;
     revoke_token(&env.url, &admin).await;
     assert_unauthorized(auth.authorize(Some(&admin)).await);
 }
@@ -260,7 +267,7 @@ async fn concurrent_first_checks_all_succeed() {
     let Some(env) = keystone_env("concurrent_first_checks_all_succeed") else {
         return;
     };
-    let auth = Arc::new(keystone_auth(&section(&env.url, &env.service)));
+    let auth = Arc::new(service_auth(&env));
     let admin = issue_token(&env.url, &env.admin).await;
     let member = issue_token(&env.url, &env.member).await;
     let mut tasks = Vec::new();

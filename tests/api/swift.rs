@@ -43,6 +43,18 @@ fn unique_container() -> String {
     format!("inspector-test-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A container name of the test's own, and a client of the service user storing there
+/// with the `[swift]` settings `extra`.
+fn own_container(env: &KeystoneEnv, extra: &str) -> (String, SwiftClient) {
+    let container = unique_container();
+    let swift = swift_client(
+        &env.url,
+        &env.service,
+        &format!("container = {container}\n{extra}"),
+    );
+    (container, swift)
+}
+
 /// A client logging in as `who`, with `[swift]` settings `extra` (one `key = value` a line)
 /// after the credentials.
 fn swift_client(auth_url: &str, who: &Credentials, extra: &str) -> SwiftClient {
@@ -173,12 +185,7 @@ async fn the_configured_container_is_used() {
     let Some((env, swift_url)) = swift_env("the_configured_container_is_used") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\n"),
-    );
+    let (container, swift) = own_container(&env, "");
     assert_eq!(swift.container(), container);
     let name = object_name(EXTRA_HARDWARE_PREFIX, &uuid::Uuid::new_v4().to_string());
     swift.store_object(&name, b"[]".to_vec()).await.unwrap();
@@ -205,12 +212,7 @@ async fn delete_after_makes_swift_expire_the_object() {
     let Some((env, swift_url)) = swift_env("delete_after_makes_swift_expire_the_object") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\ndelete_after = 600\n"),
-    );
+    let (container, swift) = own_container(&env, "delete_after = 600\n");
     let name = object_name(INSPECTOR_DATA_PREFIX, NODE);
     let before = unix_now();
     swift.store_object(&name, b"{}".to_vec()).await.unwrap();
@@ -239,12 +241,7 @@ async fn a_missing_object_is_not_found() {
     let Some((env, _)) = swift_env("a_missing_object_is_not_found") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\n"),
-    );
+    let (container, swift) = own_container(&env, "");
     let name = object_name(INSPECTOR_DATA_PREFIX, NODE);
     // Neither the container nor the object exists: Swift answers 404 either way.
     let err = swift.get_object(&name).await.unwrap_err();
@@ -361,27 +358,30 @@ async fn swift_missing_from_the_catalog_is_an_error() {
 
 // --- the fake server, for answers a real Swift does not give on demand ---
 
+/// A fake server in Keystone's catalog as an object store (under a service type of its own),
+/// and a client of it with the `[swift]` settings `extra`.
+async fn fake_swift(
+    env: &KeystoneEnv,
+    extra: &str,
+) -> (FakeIronic, RegisteredService, SwiftClient) {
+    let fake = FakeIronic::start().await;
+    let url = format!("{}/v1/AUTH_test", fake.url);
+    let service = RegisteredService::register(env, "object-store", &url, &url).await;
+    let swift = swift_client(
+        &env.url,
+        &env.service,
+        &format!("os_service_type = {}\n{extra}", service.service_type),
+    );
+    (fake, service, swift)
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_then_reported() {
     let Some(env) = keystone_env("server_errors_are_retried_then_reported") else {
         return;
     };
-    let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(
-        &env,
-        "object-store",
-        &format!("{}/v1/AUTH_test", fake.url),
-        &format!("{}/v1/AUTH_test", fake.url),
-    )
-    .await;
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!(
-            "os_service_type = {}\nmax_retries = 2\ncontainer = c\ndelete_after = 30\n",
-            service.service_type
-        ),
-    );
+    let (fake, service, swift) =
+        fake_swift(&env, "max_retries = 2\ncontainer = c\ndelete_after = 30\n").await;
     // Two failures, then success: the retries hide them.
     fake.on(
         "PUT",
@@ -441,22 +441,7 @@ async fn a_refused_token_is_replaced_once() {
     let Some(env) = keystone_env("a_refused_token_is_replaced_once") else {
         return;
     };
-    let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(
-        &env,
-        "object-store",
-        &format!("{}/v1/AUTH_test", fake.url),
-        &format!("{}/v1/AUTH_test", fake.url),
-    )
-    .await;
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!(
-            "os_service_type = {}\ncontainer = c\n",
-            service.service_type
-        ),
-    );
+    let (fake, service, swift) = fake_swift(&env, "container = c\n").await;
     fake.on(
         "GET",
         "/v1/AUTH_test/c/o",

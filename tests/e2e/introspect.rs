@@ -387,17 +387,10 @@ async fn dozens_of_nodes_at_once() {
         return;
     };
     let count = 24;
-    let mut uuids = Vec::new();
-    for i in 0..count {
-        let mac = macs(1);
-        let uuid = s
-            .enroll(json!({"ipmi_address": format!("10.21.0.{i}")}), &mac)
-            .await;
-        uuids.push(uuid);
-    }
-    for uuid in &uuids {
-        s.ironic.manage(uuid).await;
-    }
+    let nodes = (0..count)
+        .map(|i| (json!({"ipmi_address": format!("10.21.0.{i}")}), macs(1)))
+        .collect();
+    let uuids = s.managed_many(nodes).await;
     let responses = futures_join(&s, &uuids).await;
     assert!(responses.iter().all(|code| *code == 202), "{responses:?}");
     for uuid in &uuids {
