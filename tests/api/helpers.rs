@@ -54,6 +54,16 @@ impl InspectorApi {
         request.send().await.expect("request failed")
     }
 
+    /// `method path` with no body.
+    #[allow(dead_code)] // not every test binary that includes this file uses it
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
     /// `POST /v1/introspection/<uuid>`, with no body and no query.
     pub async fn start_introspection(&self, uuid: &str) -> reqwest::Response {
         self.client
