@@ -135,6 +135,21 @@ impl Deref for TestApp {
 }
 
 impl TestApp {
+    /// Waits (at most `timeout`) until the node has MACs among its lookup attributes, as the
+    /// background part of a start records them; its attributes.
+    #[allow(dead_code)] // not every test binary that includes this file uses it
+    pub async fn wait_lookup_macs(
+        &self,
+        uuid: &str,
+        timeout: Duration,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        wait_for(timeout, "MACs as lookup attributes", || async {
+            let attributes = self.state.node_cache.attributes(uuid).await.unwrap();
+            attributes.contains_key("mac").then_some(attributes)
+        })
+        .await
+    }
+
     /// Stops the daemon and waits for it.
     pub async fn stop(self) {
         self.state.shutdown.cancel();

@@ -79,20 +79,7 @@ async fn managed_boot_leaves_boot_device_and_power_to_ironic() {
     let fake = FakeIronic::start().await;
     let app = daemon(&fake).await;
     assert_eq!(post(&app, "?manage_boot=False").await.status(), 202);
-    wait_for(
-        Duration::from_secs(10),
-        "the MAC as lookup attribute",
-        || async {
-            app.state
-                .node_cache
-                .attributes(NODE)
-                .await
-                .unwrap()
-                .contains_key("mac")
-                .then_some(())
-        },
-    )
-    .await;
+    app.wait_lookup_macs(NODE, Duration::from_secs(10)).await;
     let payload = json!({
         "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
         "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.7"}}, "ipmi_address": BMC,
@@ -198,16 +185,7 @@ async fn abort_of_a_managed_boot_does_not_touch_power() {
     let fake = FakeIronic::start().await;
     let app = daemon(&fake).await;
     assert_eq!(post(&app, "?manage_boot=false").await.status(), 202);
-    wait_for(Duration::from_secs(10), "the background part", || async {
-        app.state
-            .node_cache
-            .attributes(NODE)
-            .await
-            .unwrap()
-            .contains_key("mac")
-            .then_some(())
-    })
-    .await;
+    app.wait_lookup_macs(NODE, Duration::from_secs(10)).await;
     // It holds the node from before it adds the MAC until it ends (an abort meanwhile is
     // refused as busy): taking the node's lock waits for that end.
     drop(app.state.node_cache.lock(NODE).await);

@@ -20,9 +20,11 @@ async fn status(app: &TestApp, uuid: &str) -> reqwest::Response {
     app.get(&format!("/v1/introspection/{uuid}"), &[]).await
 }
 
-/// A daemon with the clean-up on (`timeout` seconds), whose Ironic knows RUNNING only, and
-/// whose cache held RUNNING (with a BMC address) and GONE before it started.
-async fn daemon(fake: &FakeIronic, timeout: i64) -> TestApp {
+/// A daemon with the clean-up on (`timeout` seconds), whose Ironic (the fake, returned to
+/// keep it running) knows RUNNING only, and whose cache held RUNNING (with a BMC address)
+/// and GONE before it started; once the clean-up's first run, at start-up, is over.
+async fn daemon(timeout: i64) -> (FakeIronic, TestApp) {
+    let fake = FakeIronic::start().await;
     fake.on(
         "GET",
         "/v1/nodes",
@@ -34,7 +36,7 @@ async fn daemon(fake: &FakeIronic, timeout: i64) -> TestApp {
          [ironic]\nironic_url = {}\nmax_retries = 0\n",
         fake.url
     );
-    spawn_app_seeded(&config, async |state: &AppState| {
+    let app = spawn_app_seeded(&config, async |state: &AppState| {
         state
             .node_cache
             .add_node(RUNNING, Some("192.0.2.5"))
@@ -42,11 +44,13 @@ async fn daemon(fake: &FakeIronic, timeout: i64) -> TestApp {
             .unwrap();
         state.node_cache.add_node(GONE, None).await.unwrap();
     })
-    .await
+    .await;
+    wait_first_run(&app).await;
+    (fake, app)
 }
 
-/// Waits until the loop's first run, which comes at once, has forgotten the node Ironic does
-/// not know: the last thing that run changes.
+/// Waits until the clean-up's first run, which comes at once, has forgotten the node Ironic
+/// does not know: the last thing that run changes (the node's status is then 404).
 async fn wait_first_run(app: &TestApp) {
     wait_for(
         Duration::from_secs(15),
@@ -58,9 +62,9 @@ async fn wait_first_run(app: &TestApp) {
 
 #[tokio::test]
 async fn the_daemon_drops_nodes_deleted_from_ironic_at_start_up() {
-    let fake = FakeIronic::start().await;
-    let app = daemon(&fake, 3600).await;
-    wait_first_run(&app).await;
+    // `daemon` returned once the run at start-up dropped GONE; RUNNING, which Ironic knows,
+    // stays.
+    let (_ironic, app) = daemon(3600).await;
     assert_eq!(
         status(&app, RUNNING).await.json::<Value>().await.unwrap(),
         json!({"finished": false, "error": null})
@@ -70,11 +74,9 @@ async fn the_daemon_drops_nodes_deleted_from_ironic_at_start_up() {
 
 #[tokio::test]
 async fn a_clean_up_past_the_timeout_finishes_the_introspection() {
-    let fake = FakeIronic::start().await;
     // Ten minutes: the loop's own first run, however late on a busy machine, finds nothing
     // timed out; ten minutes and a second from now the step does.
-    let app = daemon(&fake, 600).await;
-    wait_first_run(&app).await;
+    let (_ironic, app) = daemon(600).await;
     let timed_out = clean_up_step_at(&app.state, now_unix() + 601.0)
         .await
         .unwrap();
@@ -98,9 +100,7 @@ async fn a_clean_up_past_the_timeout_finishes_the_introspection() {
 
 #[tokio::test]
 async fn a_clean_up_before_the_timeout_keeps_the_introspection() {
-    let fake = FakeIronic::start().await;
-    let app = daemon(&fake, 3600).await;
-    wait_first_run(&app).await;
+    let (_ironic, app) = daemon(3600).await;
     let timed_out = clean_up_step_at(&app.state, now_unix() + 3590.0)
         .await
         .unwrap();

@@ -16,6 +16,11 @@ use crate::helpers::{spawn_app_customised, test_config, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::nodes::liberty_report;
 
+/// `count` MACs of the test's own, as the set the firewall is given.
+pub fn mac_set(count: usize) -> BTreeSet<String> {
+    unique_macs(count).into_iter().collect()
+}
+
 pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const CHAIN: &str = "ironic-inspector";
 pub const TEMP_CHAIN: &str = "ironic-inspector_temp";
@@ -254,11 +259,10 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
 #[tokio::test]
 async fn restore_and_per_rule_build_the_same_chain() {
     use ironic_inspector::firewall::Firewall;
-    let test = "restore_and_per_rule_build_the_same_chain";
-    let Some(netns) = Netns::create(test) else {
+    let Some(netns) = Netns::create("restore_and_per_rule_build_the_same_chain") else {
         return;
     };
-    let macs: BTreeSet<String> = unique_macs(5).into_iter().collect();
+    let macs = mac_set(5);
     let fewer: BTreeSet<String> = macs.iter().skip(2).cloned().collect();
     let mut chains = Vec::new();
     for per_rule in [true, false] {

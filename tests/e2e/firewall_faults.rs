@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 
 use crate::daemon_binary::Daemon;
 use crate::firewall::{
-    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, wait_chain,
+    CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, mac_set,
+    wait_chain,
 };
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
@@ -178,11 +179,10 @@ fn chain_and_jumps(netns: &Netns) -> (Vec<String>, Option<Vec<String>>) {
 /// Each time the helper then works again and the next update builds exactly `a`.
 #[tokio::test]
 async fn a_helper_failing_at_any_command_never_opens_dhcp() {
-    let test = "a_helper_failing_at_any_command_never_opens_dhcp";
-    let Some(netns) = Netns::create(test) else {
+    let Some(netns) = Netns::create("a_helper_failing_at_any_command_never_opens_dhcp") else {
         return;
     };
-    let a: BTreeSet<String> = unique_macs(3).into_iter().collect();
+    let a = mac_set(3);
     let mut b: BTreeSet<String> = a.iter().skip(1).cloned().collect();
     b.extend(unique_macs(2));
     for per_rule in [false, true] {

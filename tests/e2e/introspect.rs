@@ -93,11 +93,7 @@ async fn introspection_reboots_the_node_into_pxe() {
     assert_running(&s, &uuid).await;
 
     wait_rebooted_into_pxe(&s.ironic, &uuid).await;
-    let attributes = wait_for(IRONIC_DEADLINE, "MACs as lookup attributes", || async {
-        let attrs = s.state.node_cache.attributes(&uuid).await.unwrap();
-        attrs.contains_key("mac").then_some(attrs)
-    })
-    .await;
+    let attributes = s.wait_lookup_macs(&uuid, IRONIC_DEADLINE).await;
     assert_eq!(attributes["bmc_address"], vec!["10.20.0.1".to_string()]);
     let mut cached: Vec<String> = attributes["mac"].clone();
     cached.sort();
@@ -266,16 +262,7 @@ async fn new_ipmi_credentials_are_validated() {
     assert_eq!(response.status(), 202);
     let options = s.state.node_cache.options(&fresh).await.unwrap();
     assert_eq!(options["new_ipmi_credentials"], json!(["root", "Secret42"]));
-    wait_for(IRONIC_DEADLINE, "MACs as lookup attributes", || async {
-        s.state
-            .node_cache
-            .attributes(&fresh)
-            .await
-            .unwrap()
-            .contains_key("mac")
-            .then_some(())
-    })
-    .await;
+    s.wait_lookup_macs(&fresh, IRONIC_DEADLINE).await;
     // The background part holds the node's lock from before it adds the MACs until it ends:
     // taking the lock now proves it is over, so whatever it would have asked of Ironic has
     // been asked.
