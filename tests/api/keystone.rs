@@ -292,15 +292,21 @@ async fn concurrent_first_checks_all_succeed() {
     }
 }
 
-/// Fault: nothing listens on the port. Retries are quick, then 503.
-#[tokio::test]
-async fn unreachable_keystone_is_unavailable_promptly() {
+/// A Keystone URL where nothing listens, and credentials for it.
+fn keystone_nowhere() -> (String, Credentials) {
     let url = format!("http://127.0.0.1:{}/v3", free_port());
     let nobody = Credentials {
         user: "inspector".to_string(),
         password: "secret".to_string(),
         project: "service".to_string(),
     };
+    (url, nobody)
+}
+
+/// Fault: nothing listens on the port. Retries are quick, then 503.
+#[tokio::test]
+async fn unreachable_keystone_is_unavailable_promptly() {
+    let (url, nobody) = keystone_nowhere();
     let auth = keystone_auth(&section(&url, &nobody));
     let started = Instant::now();
     assert_unavailable(auth.authorize(Some("some-token")).await);
@@ -395,12 +401,7 @@ async fn api_checks_tokens_with_keystone() {
 
 #[tokio::test]
 async fn api_answers_503_while_keystone_is_down() {
-    let url = format!("http://127.0.0.1:{}/v3", free_port());
-    let nobody = Credentials {
-        user: "inspector".to_string(),
-        password: "secret".to_string(),
-        project: "service".to_string(),
-    };
+    let (url, nobody) = keystone_nowhere();
     let app = spawn_app_with(&daemon_config(&url, &nobody)).await;
     let path = format!("/v1/introspection/{UUID}");
 

@@ -121,6 +121,13 @@ pub struct TwoNodes {
     pub idle: Vec<String>,
 }
 
+/// Waits until the chain blocks `mine` and the first of `idle` only: the second port of
+/// the idle node was deleted in Ironic.
+pub async fn wait_idle_port_deleted(netns: &Netns, what: &str, mine: &[String], idle: &[String]) {
+    let blocked = [mine[0].clone(), mine[1].clone(), idle[0].clone()];
+    wait_chain(netns, what, &blocked, &idle[1..]).await;
+}
+
 impl TwoNodes {
     pub async fn enroll(ironic: &IronicApi, bmc: &str) -> TwoNodes {
         let mine = unique_macs(2);
@@ -187,13 +194,7 @@ async fn the_chain_follows_introspection_and_ironic() {
 
     // A port deleted in Ironic leaves the chain on the next update.
     ironic.delete_port(&idle[1]).await;
-    wait_chain(
-        &netns,
-        "the deleted port's MAC gone",
-        &[mine[0].clone(), mine[1].clone(), idle[0].clone()],
-        &[idle[1].clone()],
-    )
-    .await;
+    wait_idle_port_deleted(&netns, "the deleted port's MAC gone", &mine, &idle).await;
 
     // Shutdown: no jump, no chain.
     app.stop().await;

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::daemon_binary::Daemon;
 use crate::firewall::{
     CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, mac_set,
-    wait_chain,
+    wait_chain, wait_idle_port_deleted,
 };
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
@@ -403,13 +403,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
 
     // The helper works again: the next periodic refresh brings the chain up to date.
     helper.heal();
-    wait_chain(
-        &netns,
-        "the chain up to date again",
-        &[mine[0].clone(), mine[1].clone(), idle[0].clone()],
-        &[idle[1].clone()],
-    )
-    .await;
+    wait_idle_port_deleted(&netns, "the chain up to date again", &mine, &idle).await;
 
     // Introspection, then the ramdisk's report while the firewall fails: 503 naming the
     // firewall, the node still waiting for its report, DHCP as it was.
