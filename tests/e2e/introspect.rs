@@ -374,10 +374,11 @@ async fn dozens_of_nodes_at_once() {
         return;
     };
     let count = 24;
-    let nodes = (0..count)
-        .map(|i| (json!({"ipmi_address": format!("10.21.0.{i}")}), macs(1)))
-        .collect();
-    let uuids = s.managed_many(nodes).await;
+    let mut uuids = Vec::new();
+    for i in 0..count {
+        let bmc = format!("10.21.0.{i}");
+        uuids.push(s.managed(json!({"ipmi_address": bmc}), &macs(1)).await);
+    }
     let responses = futures_join(&s, &uuids).await;
     assert!(responses.iter().all(|code| *code == 202), "{responses:?}");
     for uuid in &uuids {

@@ -2,12 +2,10 @@
 //! talks to it, and the nodes the test enrolls there, deleted when the test ends.
 
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ironic_inspector::api::AppState;
 use serde_json::Value;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::IronicApi;
@@ -74,33 +72,6 @@ impl Scene {
         let uuid = self.enroll(driver_info, macs).await;
         self.ironic.manage(&uuid).await;
         uuid
-    }
-
-    /// [`Scene::managed`] for each `(driver_info, macs)`, a few at a time (Ironic's API server
-    /// has few threads); the UUIDs in the same order.
-    pub async fn managed_many(&self, nodes: Vec<(Value, Vec<String>)>) -> Vec<String> {
-        const AT_ONCE: usize = 4;
-        let permits = Arc::new(Semaphore::new(AT_ONCE));
-        let mut tasks = JoinSet::new();
-        for (index, (driver_info, macs)) in nodes.into_iter().enumerate() {
-            let ironic = self.ironic.clone();
-            let permits = Arc::clone(&permits);
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.unwrap();
-                let refs: Vec<&str> = macs.iter().map(String::as_str).collect();
-                let uuid = ironic.enroll(driver_info, &refs).await;
-                ironic.manage(&uuid).await;
-                (index, uuid)
-            });
-        }
-        let mut uuids = Vec::new();
-        while let Some(done) = tasks.join_next().await {
-            uuids.push(done.unwrap());
-        }
-        uuids.sort();
-        let uuids: Vec<String> = uuids.into_iter().map(|(_, uuid)| uuid).collect();
-        self.nodes.lock().unwrap().extend(uuids.iter().cloned());
-        uuids
     }
 
     /// [`Scene::managed`], then introspection started and the reboot it asks for seen.
