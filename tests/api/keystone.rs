@@ -270,18 +270,19 @@ async fn concurrent_first_checks_all_succeed() {
     let auth = Arc::new(service_auth(&env));
     let admin = issue_token(&env.url, &env.admin).await;
     let member = issue_token(&env.url, &env.member).await;
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let auth = Arc::clone(&auth);
-        let token = if i % 2 == 0 {
-            admin.clone()
-        } else {
-            member.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            (i, auth.authorize(Some(&token)).await)
-        }));
-    }
+    check_at_once(&auth, 16, &admin, &member).await;
+}
+
+/// Checks `count` tokens at once, `admin` and `member` in turn: the admin's pass, the
+/// member's are forbidden.
+async fn check_at_once(auth: &Arc<KeystoneAuth>, count: usize, admin: &str, member: &str) {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let auth = Arc::clone(auth);
+            let token = if i % 2 == 0 { admin } else { member }.to_string();
+            tokio::spawn(async move { (i, auth.authorize(Some(&token)).await) })
+        })
+        .collect();
     for task in tasks {
         let (i, result) = task.await.unwrap();
         if i % 2 == 0 {
@@ -526,27 +527,7 @@ async fn one_login_serves_concurrent_checks_and_outcomes_are_cached() {
     let fake = Arc::new(fake::Fake::default());
     let url = fake::start(Arc::clone(&fake)).await;
     let auth = Arc::new(keystone_auth(&section(&url, &fake_service())));
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let auth = Arc::clone(&auth);
-            tokio::spawn(async move {
-                let token = if i % 2 == 0 {
-                    "admin-token"
-                } else {
-                    "member-token"
-                };
-                (i, auth.authorize(Some(token)).await)
-            })
-        })
-        .collect();
-    for task in tasks {
-        let (i, result) = task.await.unwrap();
-        if i % 2 == 0 {
-            result.unwrap();
-        } else {
-            assert_forbidden(result);
-        }
-    }
+    check_at_once(&auth, 12, "admin-token", "member-token").await;
     assert_eq!(fake.logins.load(Ordering::SeqCst), 1, "one login for all");
     let validations = fake.validations.load(Ordering::SeqCst);
     auth.authorize(Some("admin-token")).await.unwrap();

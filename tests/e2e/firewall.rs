@@ -129,6 +129,11 @@ pub async fn wait_idle_port_deleted(netns: &Netns, what: &str, mine: &[String], 
 }
 
 impl TwoNodes {
+    /// The node, its MACs, the idle node and its MACs.
+    pub fn parts(self) -> (String, Vec<String>, String, Vec<String>) {
+        (self.node, self.mine, self.other, self.idle)
+    }
+
     pub async fn enroll(ironic: &IronicApi, bmc: &str) -> TwoNodes {
         let mine = unique_macs(2);
         let idle = unique_macs(2);
@@ -163,12 +168,7 @@ async fn the_chain_follows_introspection_and_ironic() {
         return;
     };
     let bmc = "192.0.2.61";
-    let TwoNodes {
-        node,
-        mine,
-        other,
-        idle,
-    } = TwoNodes::enroll(&ironic, bmc).await;
+    let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
 
     // Start: every known MAC is blocked, the rest of the world may DHCP.
     let app = spawn_app_customised(&config(&ironic, &netns, 1), |_| {}).await;

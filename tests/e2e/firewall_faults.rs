@@ -322,12 +322,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
         helper.force_per_rule();
     }
     let bmc = if per_rule { "192.0.2.63" } else { "192.0.2.64" };
-    let TwoNodes {
-        node,
-        mine,
-        other,
-        idle,
-    } = TwoNodes::enroll(&ironic, bmc).await;
+    let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
 
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
