@@ -12,6 +12,8 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::Result;
 use crate::introspect;
 use crate::node_cache::{self, TIMEOUT_ERROR};
@@ -43,20 +45,28 @@ pub fn spawn(state: &AppState) {
             state.config.firewall.firewall_update_period,
             "firewall_update_period",
         );
+        let job_state = state.clone();
         state.tasks.spawn(run_every(
-            state.clone(),
+            state.shutdown.clone(),
             "firewall update",
             period,
-            |s| async move { firewall_step(&s).await },
+            move || {
+                let s = job_state.clone();
+                async move { firewall_step(&s).await }
+            },
         ));
     }
     if state.config.default.timeout > 0 {
         let period = seconds(state.config.default.clean_up_period, "clean_up_period");
+        let job_state = state.clone();
         state.tasks.spawn(run_every(
-            state.clone(),
+            state.shutdown.clone(),
             "clean-up",
             period,
-            |s| async move { clean_up_step(&s).await.map(|_| ()) },
+            move || {
+                let s = job_state.clone();
+                async move { clean_up_step(&s).await.map(|_| ()) }
+            },
         ));
     }
 }
@@ -77,25 +87,30 @@ fn seconds(value: i64, option: &str) -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Runs `step` at once and then every `period` until shutdown.
-async fn run_every<F, Fut>(state: AppState, job: &'static str, period: Duration, step: F)
-where
-    F: Fn(AppState) -> Fut,
+/// Runs `step` at once and then every `period` (on tokio's clock, which tests may pause and
+/// advance) until `shutdown` is cancelled.
+async fn run_every<F, Fut>(
+    shutdown: CancellationToken,
+    job: &'static str,
+    period: Duration,
+    step: F,
+) where
+    F: Fn() -> Fut,
     Fut: Future<Output = Result<()>>,
 {
     loop {
         tracing::debug!(job, "running periodic job");
         tokio::select! {
-            outcome = step(state.clone()) => {
+            outcome = step() => {
                 if let Err(err) = outcome {
                     tracing::error!(job, error = %err, "periodic job failed");
                 }
             }
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
         tokio::select! {
             () = tokio::time::sleep(period) => {}
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -110,14 +125,16 @@ pub async fn firewall_step(state: &AppState) -> Result<()> {
 /// (their MACs then leave the firewall), and forgets nodes Ironic no longer has. Returns the
 /// nodes that timed out.
 pub async fn clean_up_step(state: &AppState) -> Result<Vec<String>> {
+    clean_up_step_at(state, node_cache::now_unix()).await
+}
+
+/// [`clean_up_step`] as if the clock read `now` (seconds since the epoch): tests put a node
+/// past its timeout by looking ahead instead of waiting.
+pub async fn clean_up_step_at(state: &AppState, now: f64) -> Result<Vec<String>> {
     let config = &state.config.default;
     let timed_out = state
         .node_cache
-        .clean_up(
-            node_cache::now_unix(),
-            config.timeout,
-            config.node_status_keep_time,
-        )
+        .clean_up(now, config.timeout, config.node_status_keep_time)
         .await?;
     if !timed_out.is_empty() {
         tracing::error!(nodes = ?timed_out, error = TIMEOUT_ERROR, "introspection timed out");
@@ -132,4 +149,80 @@ pub async fn clean_up_step(state: &AppState) -> Result<Vec<String>> {
         tracing::warn!(nodes = ?dropped, "nodes deleted from Ironic were dropped from the cache");
     }
     Ok(timed_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Yields until the spawned loop has done what the clock lets it do.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_runs_at_once_then_every_period_until_shutdown() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let counter = runs.clone();
+        let job = tokio::spawn(run_every(
+            shutdown.clone(),
+            "test",
+            Duration::from_secs(60),
+            move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+        ));
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "runs at once");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not before the period");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "again after the period");
+        tokio::time::advance(Duration::from_secs(120)).await;
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "once per period");
+        shutdown.cancel();
+        job.await.unwrap();
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "no run after shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_job_is_run_again() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let counter = runs.clone();
+        let job = tokio::spawn(run_every(
+            shutdown.clone(),
+            "test",
+            Duration::from_secs(1),
+            move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Err(crate::error::Error::ServiceUnavailable(
+                        "Ironic is down".into(),
+                    ))
+                }
+            },
+        ));
+        settle().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        shutdown.cancel();
+        job.await.unwrap();
+    }
 }

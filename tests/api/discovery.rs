@@ -1,5 +1,6 @@
 //! Versions, discovery documents and the error bodies of the API shell.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{assert_error, assert_version_headers, spawn_app};
@@ -119,23 +120,15 @@ async fn version_header_is_negotiated_before_routing() {
 #[tokio::test]
 async fn wrong_methods_are_405_with_allow() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .put(format!("{}/", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.request(Method::PUT, "/").await;
     assert_eq!(response.headers()["allow"], "GET,HEAD");
     assert_error(response, 405, "Method Not Allowed").await;
     let response = app
-        .client
-        .delete(format!(
-            "{}/v1/introspection/0e2a3b5c-1f4d-4e6a-9b7c-8d9e0f1a2b3c",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
+        .request(
+            Method::DELETE,
+            "/v1/introspection/0e2a3b5c-1f4d-4e6a-9b7c-8d9e0f1a2b3c",
+        )
+        .await;
     assert_error(response, 405, "Method Not Allowed").await;
     app.stop().await;
 }

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use ironic_inspector::api::{JsonObject, with_layers};
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
 
 async fn echo(JsonObject(body): JsonObject) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::Value::Object(body))
@@ -75,15 +75,16 @@ async fn json_bodies() {
     app.stop().await;
 }
 
+/// `GET /test/panic`: a handler that panics.
+async fn get_panic(app: &TestApp, address: &str) -> reqwest::Response {
+    let url = format!("{address}/test/panic");
+    app.client.get(url).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn panics_are_500_and_detail_only_with_debug() {
     let (address, app) = serve_test_routes("").await;
-    let response = app
-        .client
-        .get(format!("{address}/test/panic"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_panic(&app, &address).await;
     assert_error(response, 500, "Internal server error").await;
     // The server survives the panic.
     let response = app
@@ -97,12 +98,7 @@ async fn panics_are_500_and_detail_only_with_debug() {
     app.stop().await;
 
     let (address, app) = serve_test_routes("[DEFAULT]\ndebug = true\n").await;
-    let response = app
-        .client
-        .get(format!("{address}/test/panic"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_panic(&app, &address).await;
     assert_error(
         response,
         500,

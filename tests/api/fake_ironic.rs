@@ -291,6 +291,27 @@ pub fn node_json(uuid: &str) -> Value {
     })
 }
 
+/// Scripts what processing a report asks of Ironic about `node` (a [`node_json`]): the node,
+/// its ports (none yet), the creation of a port for `mac`, the PATCH and the power-off.
+#[allow(dead_code)] // not every test binary that includes this file uses it
+pub fn script_processing(fake: &FakeIronic, node: Value, mac: &str) {
+    let uuid = node["uuid"]
+        .as_str()
+        .expect("node_json has a uuid")
+        .to_string();
+    let path = format!("/v1/nodes/{uuid}");
+    fake.on("GET", &path, [Reply::Json(200, node.clone())]);
+    fake.on(
+        "GET",
+        &format!("{path}/ports/detail"),
+        [Reply::Json(200, json!({"ports": []}))],
+    );
+    let port = json!({"uuid": "p1", "address": mac, "node_uuid": uuid, "extra": {}});
+    fake.on("POST", "/v1/ports", [Reply::Json(201, port)]);
+    fake.on("PATCH", &path, [Reply::Json(200, node)]);
+    fake.on("PUT", &format!("{path}/states/power"), [Reply::Empty(202)]);
+}
+
 /// A port document as the detailed list shows it.
 pub fn port_json(uuid: &str, node_uuid: &str, address: &str) -> Value {
     json!({"uuid": uuid, "node_uuid": node_uuid, "address": address, "extra": {}, "links": []})

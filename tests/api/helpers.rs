@@ -54,6 +54,16 @@ impl InspectorApi {
         request.send().await.expect("request failed")
     }
 
+    /// `method path` with no body.
+    #[allow(dead_code)] // not every test binary that includes this file uses it
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
     /// `POST /v1/introspection/<uuid>`, with no body and no query.
     pub async fn start_introspection(&self, uuid: &str) -> reqwest::Response {
         self.client
@@ -125,6 +135,21 @@ impl Deref for TestApp {
 }
 
 impl TestApp {
+    /// Waits (at most `timeout`) until the node has MACs among its lookup attributes, as the
+    /// background part of a start records them; its attributes.
+    #[allow(dead_code)] // not every test binary that includes this file uses it
+    pub async fn wait_lookup_macs(
+        &self,
+        uuid: &str,
+        timeout: Duration,
+    ) -> std::collections::BTreeMap<String, Vec<String>> {
+        wait_for(timeout, "MACs as lookup attributes", || async {
+            let attributes = self.state.node_cache.attributes(uuid).await.unwrap();
+            attributes.contains_key("mac").then_some(attributes)
+        })
+        .await
+    }
+
     /// Stops the daemon and waits for it.
     pub async fn stop(self) {
         self.state.shutdown.cancel();
@@ -166,20 +191,29 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
 /// its state (e.g. the firewall) before it serves.
 pub async fn spawn_app_customised(extra: &str, customise: impl FnOnce(&mut AppState)) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    spawn(listener, extra, customise).await
+    spawn(listener, extra, customise, async |_| {}).await
+}
+
+/// Starts a daemon with the base config plus `extra` once `seed` has filled its node cache:
+/// its periodic jobs find what `seed` left at their first run, which comes at once.
+#[allow(dead_code)] // used by the api tests only
+pub async fn spawn_app_seeded(extra: &str, seed: impl AsyncFnOnce(&AppState)) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    spawn(listener, extra, |_| {}, seed).await
 }
 
 /// Starts a daemon with the base config plus `extra`, serving on `listener` (e.g. one bound
 /// to a fixed port that another service was configured with before the test started).
 #[allow(dead_code)] // used by tests/e2e/ironic_inspect.rs only
 pub async fn spawn_app_on(listener: std::net::TcpListener, extra: &str) -> TestApp {
-    spawn(listener, extra, |_| {}).await
+    spawn(listener, extra, |_| {}, async |_| {}).await
 }
 
 async fn spawn(
     listener: std::net::TcpListener,
     extra: &str,
     customise: impl FnOnce(&mut AppState),
+    seed: impl AsyncFnOnce(&AppState),
 ) -> TestApp {
     init_logging();
     let dir = tempfile::tempdir().unwrap();
@@ -191,6 +225,7 @@ async fn spawn(
         .await
         .unwrap();
     customise(&mut state);
+    seed(&state).await;
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(ironic_inspector::app::serve(state.clone(), listener, tls));
     TestApp {
@@ -260,6 +295,25 @@ pub async fn assert_error(response: reqwest::Response, status: u16, message: &st
     assert_version_headers(&response);
     let body: serde_json::Value = response.json().await.expect("error body is not JSON");
     assert_eq!(body, serde_json::json!({"error": {"message": message}}));
+}
+
+/// Asserts the status and that the body is an error body; its message, for tests that check
+/// only part of it.
+#[allow(dead_code)] // used by the e2e tests only
+pub async fn error_message(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let body: serde_json::Value = response.json().await.expect("error body is not JSON");
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+        .to_string()
+}
+
+/// Asserts the status and that the error message starts with `prefix`.
+#[allow(dead_code)] // used by the e2e tests only
+pub async fn assert_error_starts_with(response: reqwest::Response, status: u16, prefix: &str) {
+    let message = error_message(response, status).await;
+    assert!(message.starts_with(prefix), "{message}");
 }
 
 /// Asserts the minimum/maximum version headers.

@@ -65,36 +65,26 @@ fn power_or_boot_calls(fake: &FakeIronic) -> usize {
     fake.requests().iter().filter(|r| r.method == "PUT").count()
 }
 
+/// `POST …/abort` is accepted and the status says the operator canceled the introspection.
+async fn abort_and_see_it_canceled(app: &TestApp) {
+    assert_eq!(post(app, "/abort").await.status(), 202);
+    assert_eq!(
+        status(app).await,
+        json!({"finished": true, "error": "Canceled by operator"})
+    );
+}
+
 #[tokio::test]
 async fn managed_boot_leaves_boot_device_and_power_to_ironic() {
     let fake = FakeIronic::start().await;
     let app = daemon(&fake).await;
     assert_eq!(post(&app, "?manage_boot=False").await.status(), 202);
-    wait_for(
-        Duration::from_secs(10),
-        "the MAC as lookup attribute",
-        || async {
-            app.state
-                .node_cache
-                .attributes(NODE)
-                .await
-                .unwrap()
-                .contains_key("mac")
-                .then_some(())
-        },
-    )
-    .await;
+    app.wait_lookup_macs(NODE, Duration::from_secs(10)).await;
     let payload = json!({
         "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
         "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.7"}}, "ipmi_address": BMC,
     });
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
     wait_for(Duration::from_secs(10), "the end", || async {
         (status(&app).await["finished"] == true).then_some(())
@@ -164,11 +154,7 @@ async fn abort_stops_a_running_introspection() {
     .await;
     drop(held);
 
-    assert_eq!(post(&app, "/abort").await.status(), 202);
-    assert_eq!(
-        status(&app).await,
-        json!({"finished": true, "error": "Canceled by operator"})
-    );
+    abort_and_see_it_canceled(&app).await;
     // Its MACs are no longer looked up, and it is powered off (we manage its boot).
     assert!(app.state.node_cache.active_macs().await.unwrap().is_empty());
     wait_for(Duration::from_secs(10), "the power-off", || async {
@@ -183,21 +169,13 @@ async fn abort_stops_a_running_introspection() {
     drop(app.state.node_cache.lock(NODE).await);
 
     // Aborting again changes nothing; the ramdisk's late report finds no node.
-    assert_eq!(post(&app, "/abort").await.status(), 202);
-    assert_eq!(
-        status(&app).await,
-        json!({"finished": true, "error": "Canceled by operator"})
-    );
+    abort_and_see_it_canceled(&app).await;
     let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(
+        .post_continue(
             &json!({"interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.7"}}, "ipmi_address": BMC,
                       "cpus": 1, "cpu_arch": "x86_64", "memory_mb": 1, "local_gb": 1}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 400);
     app.stop().await;
 }
@@ -207,24 +185,11 @@ async fn abort_of_a_managed_boot_does_not_touch_power() {
     let fake = FakeIronic::start().await;
     let app = daemon(&fake).await;
     assert_eq!(post(&app, "?manage_boot=false").await.status(), 202);
-    wait_for(Duration::from_secs(10), "the background part", || async {
-        app.state
-            .node_cache
-            .attributes(NODE)
-            .await
-            .unwrap()
-            .contains_key("mac")
-            .then_some(())
-    })
-    .await;
+    app.wait_lookup_macs(NODE, Duration::from_secs(10)).await;
     // It holds the node from before it adds the MAC until it ends (an abort meanwhile is
     // refused as busy): taking the node's lock waits for that end.
     drop(app.state.node_cache.lock(NODE).await);
-    assert_eq!(post(&app, "/abort").await.status(), 202);
-    assert_eq!(
-        status(&app).await,
-        json!({"finished": true, "error": "Canceled by operator"})
-    );
+    abort_and_see_it_canceled(&app).await;
     app.stop().await;
     assert_eq!(power_or_boot_calls(&fake), 0, "{:?}", fake.requests());
 }

@@ -14,6 +14,7 @@ use ironic_inspector::config::KeystoneAuthtoken;
 use secrecy::SecretString;
 
 use crate::helpers::{assert_error, free_port, spawn_app_with};
+use crate::service_env::service_var;
 
 const UUID: &str = "6d1c5a3e-0b2f-4c7d-8e9a-1b2c3d4e5f60";
 
@@ -52,18 +53,7 @@ fn credentials(kind: &str) -> Credentials {
 
 /// The running Keystone, or `None` (after printing why) when the test should be skipped.
 pub fn keystone_env(test: &str) -> Option<KeystoneEnv> {
-    let Some(url) = std::env::var("INSPECTOR_TEST_KEYSTONE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "CI is set but INSPECTOR_TEST_KEYSTONE_URL is not: start Keystone with \
-             scripts/services/keystone.sh and export what it prints"
-        );
-        println!("{test}: skipped: Keystone not running (scripts/services/keystone.sh)");
-        return None;
-    };
+    let url = service_var("INSPECTOR_TEST_KEYSTONE_URL", test)?;
     Some(KeystoneEnv {
         url,
         service: credentials("SERVICE"),
@@ -96,6 +86,16 @@ fn keystone_auth(section: &KeystoneAuthtoken) -> KeystoneAuth {
     let mut options = KeystoneOptions::from_section(section).unwrap();
     options.session.request_timeout = Duration::from_secs(30);
     KeystoneAuth::new(options).unwrap()
+}
+
+/// The check of tokens an operator sets up with the service user's credentials.
+fn service_auth(env: &KeystoneEnv) -> KeystoneAuth {
+    keystone_auth(&section(&env.url, &env.service))
+}
+
+/// [`service_auth`], and a token issued to `who`.
+async fn auth_and_token(env: &KeystoneEnv, who: &Credentials) -> (KeystoneAuth, String) {
+    (service_auth(env), issue_token(&env.url, who).await)
 }
 
 /// A client for the test's own calls to Keystone (logins, revocations).
@@ -164,8 +164,7 @@ async fn admin_tokens_are_accepted() {
     let Some(env) = keystone_env("admin_tokens_are_accepted") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let admin = issue_token(&env.url, &env.admin).await;
+    let (auth, admin) = auth_and_token(&env, &env.admin).await;
     auth.authorize(Some(&admin)).await.unwrap();
     // Asked again (now from the cache) the answer is the same.
     auth.authorize(Some(&admin)).await.unwrap();
@@ -179,8 +178,7 @@ async fn member_only_token_is_forbidden() {
     let Some(env) = keystone_env("member_only_token_is_forbidden") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let member = issue_token(&env.url, &env.member).await;
+    let (auth, member) = auth_and_token(&env, &env.member).await;
     assert_forbidden(auth.authorize(Some(&member)).await);
     assert_forbidden(auth.authorize(Some(&member)).await);
 }
@@ -190,7 +188,7 @@ async fn missing_and_bogus_tokens_are_unauthorized() {
     let Some(env) = keystone_env("missing_and_bogus_tokens_are_unauthorized") else {
         return;
     };
-    let auth = keystone_auth(&section(&env.url, &env.service));
+    let auth = service_auth(&env);
     assert_unauthorized(auth.authorize(None).await);
     assert_unauthorized(auth.authorize(Some("")).await);
     assert_unauthorized(auth.authorize(Some("bogus-token")).await);
@@ -218,8 +216,7 @@ async fn revoked_tokens_are_unauthorized() {
     assert_unauthorized(auth.authorize(Some(&admin)).await);
 
     // A token revoked before we ever saw it, with the default cache.
-    let auth = keystone_auth(&section(&env.url, &env.service));
-    let admin = issue_token(&env.url, &env.admin).await;
+    let (auth, admin) = auth_and_token(&env, &env.admin).await;
     revoke_token(&env.url, &admin).await;
     assert_unauthorized(auth.authorize(Some(&admin)).await);
 }
@@ -270,21 +267,22 @@ async fn concurrent_first_checks_all_succeed() {
     let Some(env) = keystone_env("concurrent_first_checks_all_succeed") else {
         return;
     };
-    let auth = Arc::new(keystone_auth(&section(&env.url, &env.service)));
+    let auth = Arc::new(service_auth(&env));
     let admin = issue_token(&env.url, &env.admin).await;
     let member = issue_token(&env.url, &env.member).await;
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let auth = Arc::clone(&auth);
-        let token = if i % 2 == 0 {
-            admin.clone()
-        } else {
-            member.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            (i, auth.authorize(Some(&token)).await)
-        }));
-    }
+    check_at_once(&auth, 16, &admin, &member).await;
+}
+
+/// Checks `count` tokens at once, `admin` and `member` in turn: the admin's pass, the
+/// member's are forbidden.
+async fn check_at_once(auth: &Arc<KeystoneAuth>, count: usize, admin: &str, member: &str) {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let auth = Arc::clone(auth);
+            let token = if i % 2 == 0 { admin } else { member }.to_string();
+            tokio::spawn(async move { (i, auth.authorize(Some(&token)).await) })
+        })
+        .collect();
     for task in tasks {
         let (i, result) = task.await.unwrap();
         if i % 2 == 0 {
@@ -295,15 +293,21 @@ async fn concurrent_first_checks_all_succeed() {
     }
 }
 
-/// Fault: nothing listens on the port. Retries are quick, then 503.
-#[tokio::test]
-async fn unreachable_keystone_is_unavailable_promptly() {
+/// A Keystone URL where nothing listens, and credentials for it.
+fn keystone_nowhere() -> (String, Credentials) {
     let url = format!("http://127.0.0.1:{}/v3", free_port());
     let nobody = Credentials {
         user: "inspector".to_string(),
         password: "secret".to_string(),
         project: "service".to_string(),
     };
+    (url, nobody)
+}
+
+/// Fault: nothing listens on the port. Retries are quick, then 503.
+#[tokio::test]
+async fn unreachable_keystone_is_unavailable_promptly() {
+    let (url, nobody) = keystone_nowhere();
     let auth = keystone_auth(&section(&url, &nobody));
     let started = Instant::now();
     assert_unavailable(auth.authorize(Some("some-token")).await);
@@ -398,12 +402,7 @@ async fn api_checks_tokens_with_keystone() {
 
 #[tokio::test]
 async fn api_answers_503_while_keystone_is_down() {
-    let url = format!("http://127.0.0.1:{}/v3", free_port());
-    let nobody = Credentials {
-        user: "inspector".to_string(),
-        password: "secret".to_string(),
-        project: "service".to_string(),
-    };
+    let (url, nobody) = keystone_nowhere();
     let app = spawn_app_with(&daemon_config(&url, &nobody)).await;
     let path = format!("/v1/introspection/{UUID}");
 
@@ -528,27 +527,7 @@ async fn one_login_serves_concurrent_checks_and_outcomes_are_cached() {
     let fake = Arc::new(fake::Fake::default());
     let url = fake::start(Arc::clone(&fake)).await;
     let auth = Arc::new(keystone_auth(&section(&url, &fake_service())));
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let auth = Arc::clone(&auth);
-            tokio::spawn(async move {
-                let token = if i % 2 == 0 {
-                    "admin-token"
-                } else {
-                    "member-token"
-                };
-                (i, auth.authorize(Some(token)).await)
-            })
-        })
-        .collect();
-    for task in tasks {
-        let (i, result) = task.await.unwrap();
-        if i % 2 == 0 {
-            result.unwrap();
-        } else {
-            assert_forbidden(result);
-        }
-    }
+    check_at_once(&auth, 12, "admin-token", "member-token").await;
     assert_eq!(fake.logins.load(Ordering::SeqCst), 1, "one login for all");
     let validations = fake.validations.load(Ordering::SeqCst);
     auth.authorize(Some("admin-token")).await.unwrap();

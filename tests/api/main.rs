@@ -21,6 +21,8 @@ mod ports;
 mod process_faults;
 mod rules;
 mod rules_engine;
+#[path = "../support/service_env.rs"]
+mod service_env;
 mod status;
 mod swift;
 mod tls;

@@ -1,11 +1,17 @@
-//! The clean-up loop: timeouts, and nodes deleted from Ironic.
+//! The clean-up job: timeouts, old statuses, and nodes deleted from Ironic. Its steps are run
+//! directly, with the clock read as the test says; that the daemon runs it on its own, at once
+//! and then every period, is shown by a node it drops at start-up and by the loop's own tests
+//! on tokio's paused clock (`src/periodic.rs`).
 
 use std::time::Duration;
 
+use ironic_inspector::api::AppState;
+use ironic_inspector::node_cache::now_unix;
+use ironic_inspector::periodic::clean_up_step_at;
 use serde_json::{Value, json};
 
 use crate::fake_ironic::{FakeIronic, Reply};
-use crate::helpers::{TestApp, spawn_app_with, wait_for};
+use crate::helpers::{TestApp, spawn_app_seeded, wait_for};
 
 const RUNNING: &str = "3b0c8e1a-5d2f-4a6b-9c7d-1e2f3a4b5c6d";
 const GONE: &str = "4c1d9f2b-6e3a-4b7c-8d9e-2f3a4b5c6d7e";
@@ -14,31 +20,68 @@ async fn status(app: &TestApp, uuid: &str) -> reqwest::Response {
     app.get(&format!("/v1/introspection/{uuid}"), &[]).await
 }
 
-#[tokio::test]
-async fn timed_out_introspection_is_finished_and_deleted_nodes_are_dropped() {
+/// A daemon with the clean-up on (`timeout` seconds), whose Ironic (the fake, returned to
+/// keep it running) knows RUNNING only, and whose cache held RUNNING (with a BMC address)
+/// and GONE before it started; once the clean-up's first run, at start-up, is over.
+async fn daemon(timeout: i64) -> (FakeIronic, TestApp) {
     let fake = FakeIronic::start().await;
-    // Ironic knows RUNNING only.
     fake.on(
         "GET",
         "/v1/nodes",
         [Reply::Json(200, json!({"nodes": [{"uuid": RUNNING}]}))],
     );
-    let app = spawn_app_with(&format!(
-        "[DEFAULT]\ntimeout = 1\nclean_up_period = 1\n[ironic]\nironic_url = {}\nmax_retries = 0\n",
+    // An hour between runs: the test runs the steps it needs itself.
+    let config = format!(
+        "[DEFAULT]\ntimeout = {timeout}\nclean_up_period = 3600\n\
+         [ironic]\nironic_url = {}\nmax_retries = 0\n",
         fake.url
-    ))
-    .await;
-    app.state
-        .node_cache
-        .add_node(RUNNING, Some("192.0.2.5"))
-        .await
-        .unwrap();
-    app.state.node_cache.add_node(GONE, None).await.unwrap();
-    let body: Value = wait_for(Duration::from_secs(15), "the timeout", || async {
-        let body: Value = status(&app, RUNNING).await.json().await.unwrap();
-        (body["finished"] == true).then_some(body)
+    );
+    let app = spawn_app_seeded(&config, async |state: &AppState| {
+        state
+            .node_cache
+            .add_node(RUNNING, Some("192.0.2.5"))
+            .await
+            .unwrap();
+        state.node_cache.add_node(GONE, None).await.unwrap();
     })
     .await;
+    wait_first_run(&app).await;
+    (fake, app)
+}
+
+/// Waits until the clean-up's first run, which comes at once, has forgotten the node Ironic
+/// does not know: the last thing that run changes (the node's status is then 404).
+async fn wait_first_run(app: &TestApp) {
+    wait_for(
+        Duration::from_secs(15),
+        "the deleted node to be dropped",
+        || async { (status(app, GONE).await.status() == 404).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_daemon_drops_nodes_deleted_from_ironic_at_start_up() {
+    // `daemon` returned once the run at start-up dropped GONE; RUNNING, which Ironic knows,
+    // stays.
+    let (_ironic, app) = daemon(3600).await;
+    assert_eq!(
+        status(&app, RUNNING).await.json::<Value>().await.unwrap(),
+        json!({"finished": false, "error": null})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_clean_up_past_the_timeout_finishes_the_introspection() {
+    // Ten minutes: the loop's own first run, however late on a busy machine, finds nothing
+    // timed out; ten minutes and a second from now the step does.
+    let (_ironic, app) = daemon(600).await;
+    let timed_out = clean_up_step_at(&app.state, now_unix() + 601.0)
+        .await
+        .unwrap();
+    assert_eq!(timed_out, vec![RUNNING.to_string()]);
+    let body: Value = status(&app, RUNNING).await.json().await.unwrap();
     assert_eq!(
         body,
         json!({"finished": true, "error": "Introspection timeout"})
@@ -52,36 +95,13 @@ async fn timed_out_introspection_is_finished_and_deleted_nodes_are_dropped() {
             .unwrap()
             .is_empty()
     );
-    // The node Ironic does not know is forgotten.
-    wait_for(
-        Duration::from_secs(15),
-        "the deleted node to be dropped",
-        || async { (status(&app, GONE).await.status() == 404).then_some(()) },
-    )
-    .await;
     app.stop().await;
 }
 
 #[tokio::test]
-async fn one_clean_up_step_keeps_recent_nodes() {
-    let fake = FakeIronic::start().await;
-    fake.on(
-        "GET",
-        "/v1/nodes",
-        [Reply::Json(200, json!({"nodes": [{"uuid": RUNNING}]}))],
-    );
-    let app = spawn_app_with(&format!(
-        "[ironic]\nironic_url = {}\nmax_retries = 0\n",
-        fake.url
-    ))
-    .await;
-    app.state.node_cache.add_node(RUNNING, None).await.unwrap();
-    // The default timeout (3600 s) is far away.
-    let mut state = app.state.clone();
-    let mut config = (*state.config).clone();
-    config.default.timeout = 3600;
-    state.config = std::sync::Arc::new(config);
-    let timed_out = ironic_inspector::periodic::clean_up_step(&state)
+async fn a_clean_up_before_the_timeout_keeps_the_introspection() {
+    let (_ironic, app) = daemon(3600).await;
+    let timed_out = clean_up_step_at(&app.state, now_unix() + 3590.0)
         .await
         .unwrap();
     assert!(timed_out.is_empty());

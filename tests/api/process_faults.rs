@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json};
-use crate::helpers::spawn_app_with;
+use crate::fake_ironic::{FakeIronic, Reply, ironic_error, node_json, script_processing};
+use crate::helpers::{TestApp, spawn_app_with};
 
 const NODE: &str = "5f0e2d1c-3b4a-4968-8776-a5b4c3d2e1f0";
 const BMC: &str = "192.0.2.77";
@@ -23,24 +23,25 @@ fn config(url: &str, extra: &str) -> String {
     )
 }
 
-/// A node Ironic knows, with no ports yet, in `manageable`.
+/// A node Ironic knows, with no ports yet, answering what processing asks.
 fn script_node(fake: &FakeIronic, node: Value) {
-    fake.on("GET", &node_path(""), [Reply::Json(200, node.clone())]);
-    fake.on(
-        "GET",
-        &node_path("/ports/detail"),
-        [Reply::Json(200, json!({"ports": []}))],
-    );
-    fake.on(
-        "POST",
-        "/v1/ports",
-        [Reply::Json(
-            201,
-            json!({"uuid": "p1", "address": MAC, "node_uuid": NODE, "extra": {}}),
-        )],
-    );
-    fake.on("PATCH", &node_path(""), [Reply::Json(200, node)]);
-    fake.on("PUT", &node_path("/states/power"), [Reply::Empty(202)]);
+    script_processing(fake, node, MAC);
+}
+
+/// A daemon on the fake Ironic with NODE under introspection, as its start recorded it.
+async fn daemon_introspecting(fake: &FakeIronic) -> TestApp {
+    let app = spawn_app_with(&config(&fake.url, "")).await;
+    app.state
+        .node_cache
+        .add_node(NODE, Some(BMC))
+        .await
+        .unwrap();
+    app
+}
+
+/// Waits until NODE's introspection finished; its status.
+async fn finished(app: &TestApp) -> Value {
+    app.wait_finished(NODE, Duration::from_secs(15)).await
 }
 
 fn payload() -> Value {
@@ -83,7 +84,7 @@ async fn new_ipmi_credentials_are_given_to_the_ramdisk_and_the_driver() {
                "ipmi_password": "Secret42"})
     );
     assert_eq!(
-        app.wait_finished(NODE, Duration::from_secs(15)).await,
+        finished(&app).await,
         json!({"finished": true, "error": null})
     );
     let requests = fake.requests();
@@ -118,16 +119,11 @@ async fn a_failed_power_off_is_the_nodes_error() {
         &node_path("/states/power"),
         [ironic_error(400, "The power driver is broken.")],
     );
-    let app = spawn_app_with(&config(&fake.url, "")).await;
-    app.state
-        .node_cache
-        .add_node(NODE, Some(BMC))
-        .await
-        .unwrap();
+    let app = daemon_introspecting(&fake).await;
     let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        app.wait_finished(NODE, Duration::from_secs(15)).await["error"],
+        finished(&app).await["error"],
         format!(
             "Failed to power off node {NODE}, check it's power management configuration: The \
              power driver is broken."
@@ -147,12 +143,7 @@ async fn a_node_gone_from_ironic_is_404_and_finished() {
             &format!("Node {NODE} could not be found."),
         )],
     );
-    let app = spawn_app_with(&config(&fake.url, "")).await;
-    app.state
-        .node_cache
-        .add_node(NODE, Some(BMC))
-        .await
-        .unwrap();
+    let app = daemon_introspecting(&fake).await;
     let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 404);
     let message = format!("Node UUID {NODE} was found in cache, but is not found in Ironic");
@@ -171,12 +162,7 @@ async fn a_node_gone_from_ironic_is_404_and_finished() {
 async fn unreachable_ironic_is_503_and_the_report_can_be_retried() {
     let fake = FakeIronic::start().await;
     fake.on("GET", &node_path(""), [Reply::Empty(503)]);
-    let app = spawn_app_with(&config(&fake.url, "")).await;
-    app.state
-        .node_cache
-        .add_node(NODE, Some(BMC))
-        .await
-        .unwrap();
+    let app = daemon_introspecting(&fake).await;
     let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 503);
     // Not finished: the ramdisk retries on 5xx, and then it goes through.
@@ -187,7 +173,7 @@ async fn unreachable_ironic_is_503_and_the_report_can_be_retried() {
     script_node(&fake, node_json(NODE));
     assert_eq!(app.post_continue(&payload()).await.status(), 200);
     assert_eq!(
-        app.wait_finished(NODE, Duration::from_secs(15)).await,
+        finished(&app).await,
         json!({"finished": true, "error": null})
     );
     app.stop().await;
@@ -199,12 +185,7 @@ async fn a_node_moved_to_a_wrong_state_is_refused_and_finished() {
     let mut node = node_json(NODE);
     node["provision_state"] = json!("active");
     script_node(&fake, node);
-    let app = spawn_app_with(&config(&fake.url, "")).await;
-    app.state
-        .node_cache
-        .add_node(NODE, Some(BMC))
-        .await
-        .unwrap();
+    let app = daemon_introspecting(&fake).await;
     let response = app.post_continue(&payload()).await;
     assert_eq!(response.status(), 400);
     let body = app.introspection_status(NODE).await;
@@ -234,12 +215,7 @@ async fn concurrent_posts_for_one_node_are_processed_once() {
             Box::new(Reply::Empty(202)),
         )],
     );
-    let app = spawn_app_with(&config(&fake.url, "")).await;
-    app.state
-        .node_cache
-        .add_node(NODE, Some(BMC))
-        .await
-        .unwrap();
+    let app = daemon_introspecting(&fake).await;
     let body = payload();
     let (first, second) = tokio::join!(app.post_continue(&body), app.post_continue(&body));
     let mut statuses = [first.status().as_u16(), second.status().as_u16()];
@@ -265,7 +241,7 @@ async fn concurrent_posts_for_one_node_are_processed_once() {
         .count();
     assert_eq!(port_creations, 1);
     assert_eq!(
-        app.wait_finished(NODE, Duration::from_secs(15)).await,
+        finished(&app).await,
         json!({"finished": true, "error": null})
     );
     app.stop().await;

@@ -57,12 +57,7 @@ async fn status_of_running_and_finished_nodes() {
         .finished(UUID, Some("Introspection timeout"))
         .await
         .unwrap();
-    let body: serde_json::Value = app
-        .get(&format!("/v1/introspection/{UUID}"), &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.introspection_status(UUID).await;
     assert_eq!(
         body,
         json!({"finished": true, "error": "Introspection timeout"})
@@ -71,12 +66,7 @@ async fn status_of_running_and_finished_nodes() {
     // An empty error string reads as null, as upstream reported it.
     app.state.node_cache.add_node(UUID, None).await.unwrap();
     app.state.node_cache.finished(UUID, Some("")).await.unwrap();
-    let body: serde_json::Value = app
-        .get(&format!("/v1/introspection/{UUID}"), &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.introspection_status(UUID).await;
     assert_eq!(body, json!({"finished": true, "error": null}));
     app.stop().await;
 }

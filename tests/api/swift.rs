@@ -25,23 +25,15 @@ use crate::helpers::{free_port, init_logging, test_config, wait_for};
 use crate::keystone::{
     Credentials, KeystoneEnv, RegisteredService, client, issue_token, keystone_env,
 };
+use crate::service_env::service_var;
 
 const NODE: &str = "9f1e7a52-4b8c-4d3e-a6f0-2c5b8d7e1a93";
+/// The PXE NIC of NODE.
+const MAC: &str = "52:54:00:9f:00:01";
 
 /// The running Swift and its Keystone, or `None` (after printing why) to skip the test.
 fn swift_env(test: &str) -> Option<(KeystoneEnv, String)> {
-    let Some(url) = std::env::var("INSPECTOR_TEST_SWIFT_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "CI is set but INSPECTOR_TEST_SWIFT_URL is not: start Swift with \
-             scripts/services/swift.sh and export what it prints"
-        );
-        println!("{test}: skipped: Swift not running (scripts/services/swift.sh)");
-        return None;
-    };
+    let url = service_var("INSPECTOR_TEST_SWIFT_URL", test)?;
     let env = keystone_env(test)?;
     Some((env, url.trim_end_matches('/').to_string()))
 }
@@ -49,6 +41,18 @@ fn swift_env(test: &str) -> Option<(KeystoneEnv, String)> {
 /// A container name no other test uses.
 fn unique_container() -> String {
     format!("inspector-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A container name of the test's own, and a client of the service user storing there
+/// with the `[swift]` settings `extra`.
+fn own_container(env: &KeystoneEnv, extra: &str) -> (String, SwiftClient) {
+    let container = unique_container();
+    let swift = swift_client(
+        &env.url,
+        &env.service,
+        &format!("container = {container}\n{extra}"),
+    );
+    (container, swift)
 }
 
 /// A client logging in as `who`, with `[swift]` settings `extra` (one `key = value` a line)
@@ -181,12 +185,7 @@ async fn the_configured_container_is_used() {
     let Some((env, swift_url)) = swift_env("the_configured_container_is_used") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\n"),
-    );
+    let (container, swift) = own_container(&env, "");
     assert_eq!(swift.container(), container);
     let name = object_name(EXTRA_HARDWARE_PREFIX, &uuid::Uuid::new_v4().to_string());
     swift.store_object(&name, b"[]".to_vec()).await.unwrap();
@@ -213,12 +212,7 @@ async fn delete_after_makes_swift_expire_the_object() {
     let Some((env, swift_url)) = swift_env("delete_after_makes_swift_expire_the_object") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\ndelete_after = 600\n"),
-    );
+    let (container, swift) = own_container(&env, "delete_after = 600\n");
     let name = object_name(INSPECTOR_DATA_PREFIX, NODE);
     let before = unix_now();
     swift.store_object(&name, b"{}".to_vec()).await.unwrap();
@@ -247,12 +241,7 @@ async fn a_missing_object_is_not_found() {
     let Some((env, _)) = swift_env("a_missing_object_is_not_found") else {
         return;
     };
-    let container = unique_container();
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!("container = {container}\n"),
-    );
+    let (container, swift) = own_container(&env, "");
     let name = object_name(INSPECTOR_DATA_PREFIX, NODE);
     // Neither the container nor the object exists: Swift answers 404 either way.
     let err = swift.get_object(&name).await.unwrap_err();
@@ -369,27 +358,30 @@ async fn swift_missing_from_the_catalog_is_an_error() {
 
 // --- the fake server, for answers a real Swift does not give on demand ---
 
+/// A fake server in Keystone's catalog as an object store (under a service type of its own),
+/// and a client of it with the `[swift]` settings `extra`.
+async fn fake_swift(
+    env: &KeystoneEnv,
+    extra: &str,
+) -> (FakeIronic, RegisteredService, SwiftClient) {
+    let fake = FakeIronic::start().await;
+    let url = format!("{}/v1/AUTH_test", fake.url);
+    let service = RegisteredService::register(env, "object-store", &url, &url).await;
+    let swift = swift_client(
+        &env.url,
+        &env.service,
+        &format!("os_service_type = {}\n{extra}", service.service_type),
+    );
+    (fake, service, swift)
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_then_reported() {
     let Some(env) = keystone_env("server_errors_are_retried_then_reported") else {
         return;
     };
-    let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(
-        &env,
-        "object-store",
-        &format!("{}/v1/AUTH_test", fake.url),
-        &format!("{}/v1/AUTH_test", fake.url),
-    )
-    .await;
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!(
-            "os_service_type = {}\nmax_retries = 2\ncontainer = c\ndelete_after = 30\n",
-            service.service_type
-        ),
-    );
+    let (fake, service, swift) =
+        fake_swift(&env, "max_retries = 2\ncontainer = c\ndelete_after = 30\n").await;
     // Two failures, then success: the retries hide them.
     fake.on(
         "PUT",
@@ -449,22 +441,7 @@ async fn a_refused_token_is_replaced_once() {
     let Some(env) = keystone_env("a_refused_token_is_replaced_once") else {
         return;
     };
-    let fake = FakeIronic::start().await;
-    let service = RegisteredService::register(
-        &env,
-        "object-store",
-        &format!("{}/v1/AUTH_test", fake.url),
-        &format!("{}/v1/AUTH_test", fake.url),
-    )
-    .await;
-    let swift = swift_client(
-        &env.url,
-        &env.service,
-        &format!(
-            "os_service_type = {}\ncontainer = c\n",
-            service.service_type
-        ),
-    );
+    let (fake, service, swift) = fake_swift(&env, "container = c\n").await;
     fake.on(
         "GET",
         "/v1/AUTH_test/c/o",
@@ -498,28 +475,7 @@ async fn processed_data_is_stored_in_swift_and_served() {
         return;
     };
     let fake = FakeIronic::start().await;
-    let node_path = format!("/v1/nodes/{NODE}");
-    let node = crate::fake_ironic::node_json(NODE);
-    fake.on("GET", &node_path, [Reply::Json(200, node.clone())]);
-    fake.on(
-        "GET",
-        &format!("{node_path}/ports/detail"),
-        [Reply::Json(200, json!({"ports": []}))],
-    );
-    fake.on(
-        "POST",
-        "/v1/ports",
-        [Reply::Json(
-            201,
-            json!({"uuid": "p", "address": "52:54:00:9f:00:01", "node_uuid": NODE}),
-        )],
-    );
-    fake.on("PATCH", &node_path, [Reply::Json(200, node)]);
-    fake.on(
-        "PUT",
-        &format!("{node_path}/states/power"),
-        [Reply::Empty(202)],
-    );
+    crate::fake_ironic::script_processing(&fake, crate::fake_ironic::node_json(NODE), MAC);
     let container = unique_container();
     let app = crate::helpers::spawn_app_with(&format!(
         "[ironic]\nironic_url = {}\nmax_retries = 0\n\
@@ -535,16 +491,10 @@ async fn processed_data_is_stored_in_swift_and_served() {
         .unwrap();
     let payload = json!({
         "cpus": 2, "cpu_arch": "x86_64", "memory_mb": 4096, "local_gb": 40,
-        "interfaces": {"eth0": {"mac": "52:54:00:9f:00:01", "ip": "10.0.0.9"}},
+        "interfaces": {"eth0": {"mac": MAC, "ip": "10.0.0.9"}},
         "ipmi_address": "192.0.2.1",
     });
-    let response = app
-        .client
-        .post(format!("{}/v1/continue", app.address))
-        .json(&payload)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_continue(&payload).await;
     assert_eq!(response.status(), 200);
     let object = format!("inspector_data-{NODE}");
     let patches: Vec<Value> = fake
@@ -566,7 +516,7 @@ async fn processed_data_is_stored_in_swift_and_served() {
         .await
         .unwrap();
     assert_eq!(stored["cpus"], 2);
-    assert_eq!(stored["macs"], json!(["52:54:00:9f:00:01"]));
+    assert_eq!(stored["macs"], json!([MAC]));
     // A node with nothing stored is a 404.
     let other = "00000000-0000-4000-8000-000000000001";
     let response = app

@@ -7,9 +7,7 @@ const UP_2: &str = "Running upgrade 578f84f38d -> d588418040d, Add Rules";
 
 #[tokio::test]
 async fn upgrade_from_empty_creates_every_table_at_head() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (db, _dir, conf) = sqlite_config();
     let run = ours(&conf, &["upgrade"]).await;
     assert_eq!(run.steps(), vec![UP_1, UP_2]);
     run.ok();
@@ -21,9 +19,7 @@ async fn upgrade_from_empty_creates_every_table_at_head() {
 
 #[tokio::test]
 async fn upgrade_again_is_a_no_op() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (_db, _dir, conf) = sqlite_config();
     ours(&conf, &["upgrade", "--revision", "head"]).await.ok();
     let run = ours(&conf, &["upgrade"]).await;
     assert!(run.steps().is_empty(), "{}", run.stderr);
@@ -33,9 +29,7 @@ async fn upgrade_again_is_a_no_op() {
 
 #[tokio::test]
 async fn upgrade_in_two_steps() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (db, _dir, conf) = sqlite_config();
     let run = ours(&conf, &["upgrade", "--revision", "578f84f38d"]).await;
     assert_eq!(run.steps(), vec![UP_1]);
     run.ok();
@@ -61,9 +55,7 @@ async fn upgrade_in_two_steps() {
 async fn stamp_then_upgrade_a_database_made_without_bookkeeping() {
     // A 2.2-era database whose first revision's tables were made by other means: stamp it,
     // then only the second revision runs.
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (db, _dir, conf) = sqlite_config();
     ours(&conf, &["upgrade", "--revision", "578f84f38d"])
         .await
         .ok();
@@ -85,9 +77,7 @@ async fn stamp_then_upgrade_a_database_made_without_bookkeeping() {
 
 #[tokio::test]
 async fn stamp_head_and_base_write_only_the_bookkeeping() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (db, _dir, conf) = sqlite_config();
     ours(&conf, &["stamp", "--revision", "head"]).await.ok();
     assert_eq!(ours(&conf, &["current"]).await.ok(), "d588418040d (head)\n");
     assert_eq!(tables(&db.connect().await).await, ["alembic_version"]);
@@ -102,9 +92,7 @@ async fn stamp_head_and_base_write_only_the_bookkeeping() {
 
 #[tokio::test]
 async fn downgrade_to_578f84f38d_and_to_base() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (db, _dir, conf) = sqlite_config();
     ours(&conf, &["upgrade"]).await.ok();
 
     let run = ours(&conf, &["downgrade", "--revision", "578f84f38d"]).await;
@@ -154,9 +142,7 @@ async fn listings_need_no_database() {
 
 #[tokio::test]
 async fn unknown_revision_fails_with_failed_line() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (_db, _dir, conf) = sqlite_config();
     for args in [
         &["upgrade", "--revision", "nope"][..],
         &["downgrade", "--revision", "nope"],
@@ -178,9 +164,7 @@ async fn unknown_revision_fails_with_failed_line() {
 
 #[tokio::test]
 async fn wrong_direction_fails() {
-    let db = TestDb::sqlite();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = database_config(dir.path(), &db.url);
+    let (_db, _dir, conf) = sqlite_config();
     ours(&conf, &["upgrade", "--revision", "578f84f38d"])
         .await
         .ok();
@@ -293,4 +277,12 @@ async fn password_never_appears_in_failures() {
     assert_eq!(run.code, Some(1));
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
     assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+}
+
+/// A fresh SQLite database, the directory of its configuration file, and that file.
+fn sqlite_config() -> (TestDb, tempfile::TempDir, std::path::PathBuf) {
+    let db = TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = database_config(dir.path(), &db.url);
+    (db, dir, conf)
 }

@@ -9,20 +9,7 @@ use tokio::process::Command;
 /// Path of our dbsync binary, built by cargo for this test run.
 pub const DBSYNC: &str = env!("CARGO_BIN_EXE_ironic-inspector-dbsync");
 
-/// Returns the value of an optional service variable, or `None` after printing why the test
-/// is skipped. Under CI (env `CI` set) a missing variable is a failure.
-pub fn service_var(var: &str, what: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) if !value.trim().is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{var} is not set but CI is: {what} must be tested in CI (run scripts/test)")
-        }
-        _ => {
-            println!("skipped: {what}: {var} not set (run scripts/test)");
-            None
-        }
-    }
-}
+pub use crate::service_env::service_var;
 
 /// A database made for one test, dropped again by [`TestDb::drop_db`].
 pub struct TestDb {

@@ -23,3 +23,5 @@ mod private_server;
 mod rules_contract;
 mod server_faults;
 mod servers;
+#[path = "../support/service_env.rs"]
+mod service_env;

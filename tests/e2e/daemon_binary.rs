@@ -100,32 +100,13 @@ impl Daemon {
 
     /// Waits until `GET /` answers 200; panics if the process exits first.
     async fn wait_answering(&mut self) {
-        let daemon = self;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        let root = format!("{}/", daemon.address);
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                panic!(
-                    "the daemon exited with {status}: {}{}",
-                    daemon.log_text(),
-                    daemon.stderr_text()
-                );
-            }
-            let answer = client.get(&root).send().await;
-            if answer.is_ok_and(|r| r.status() == 200) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the daemon did not answer within {DEADLINE:?}: {}",
-                daemon.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (log, stderr) = (self.log.clone(), self.stderr.clone());
+        let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+        let address = self.address.clone();
+        wait_child_answering(&mut self.child, &address, || {
+            format!("{}{}", read(&log), read(&stderr))
+        })
+        .await;
     }
 
     /// The log so far.
@@ -282,4 +263,34 @@ fn assert_upgraded(output: std::process::Output) {
         "dbsync upgrade failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Waits (at most a minute) until `GET {address}/` answers 200. Fails the test, with what
+/// `explain` says then (the daemon's output), when `child` exits first or at the deadline.
+pub async fn wait_child_answering(
+    child: &mut tokio::process::Child,
+    address: &str,
+    explain: impl Fn() -> String,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let root = format!("{address}/");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the daemon exited with {status}: {}", explain());
+        }
+        let answer = client.get(&root).send().await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not answer within {DEADLINE:?}: {}",
+            explain()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -17,6 +17,11 @@ use crate::helpers::{spawn_app_customised, test_config, wait_for};
 use crate::ironic_api::{IronicApi, unique_macs};
 use crate::nodes::liberty_report;
 
+/// `count` MACs of the test's own, as the set the firewall is given.
+pub fn own_macs(count: usize) -> BTreeSet<String> {
+    unique_macs(count).into_iter().collect()
+}
+
 pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const CHAIN: &str = "ironic-inspector";
 pub const TEMP_CHAIN: &str = "ironic-inspector_temp";
@@ -122,7 +127,19 @@ pub struct TwoNodes {
     pub idle: Vec<String>,
 }
 
+/// Waits until the chain blocks `mine` and the first of `idle` only: the second port of
+/// the idle node was deleted in Ironic.
+pub async fn wait_idle_port_deleted(netns: &Netns, what: &str, mine: &[String], idle: &[String]) {
+    let blocked = [mine[0].clone(), mine[1].clone(), idle[0].clone()];
+    wait_chain(netns, what, &blocked, &idle[1..]).await;
+}
+
 impl TwoNodes {
+    /// The node, its MACs, the idle node and its MACs.
+    pub fn parts(self) -> (String, Vec<String>, String, Vec<String>) {
+        (self.node, self.mine, self.other, self.idle)
+    }
+
     pub async fn enroll(ironic: &IronicApi, bmc: &str) -> TwoNodes {
         let mine = unique_macs(2);
         let idle = unique_macs(2);
@@ -157,12 +174,7 @@ async fn the_chain_follows_introspection_and_ironic() {
         return;
     };
     let bmc = "192.0.2.61";
-    let TwoNodes {
-        node,
-        mine,
-        other,
-        idle,
-    } = TwoNodes::enroll(&ironic, bmc).await;
+    let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
 
     // Start: every known MAC is blocked, the rest of the world may DHCP.
     let app = spawn_app_customised(&config(&ironic, &netns, 1), |_| {}).await;
@@ -188,13 +200,7 @@ async fn the_chain_follows_introspection_and_ironic() {
 
     // A port deleted in Ironic leaves the chain on the next update.
     ironic.delete_port(&idle[1]).await;
-    wait_chain(
-        &netns,
-        "the deleted port's MAC gone",
-        &[mine[0].clone(), mine[1].clone(), idle[0].clone()],
-        &[idle[1].clone()],
-    )
-    .await;
+    wait_idle_port_deleted(&netns, "the deleted port's MAC gone", &mine, &idle).await;
 
     // Shutdown: no jump, no chain.
     app.stop().await;
@@ -260,11 +266,10 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
 #[tokio::test]
 async fn restore_and_per_rule_build_the_same_chain() {
     use ironic_inspector::firewall::Firewall;
-    let test = "restore_and_per_rule_build_the_same_chain";
-    let Some(netns) = Netns::create(test) else {
+    let Some(netns) = Netns::create("restore_and_per_rule_build_the_same_chain") else {
         return;
     };
-    let macs: BTreeSet<String> = unique_macs(5).into_iter().collect();
+    let macs = own_macs(5);
     let fewer: BTreeSet<String> = macs.iter().skip(2).cloned().collect();
     let mut chains = Vec::new();
     for per_rule in [true, false] {

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::daemon_binary::Daemon;
 use crate::firewall::{
     CHAIN, DEADLINE, INTERFACE, NO_RULES, Netns, TwoNodes, backend, blocked, dropped_by, mac_set,
-    wait_chain,
+    own_macs, wait_chain, wait_idle_port_deleted,
 };
 use crate::helpers::wait_for;
 use crate::ironic_api::{IronicApi, unique_macs};
@@ -179,11 +179,10 @@ fn chain_and_jumps(netns: &Netns) -> (Vec<String>, Option<Vec<String>>) {
 /// Each time the helper then works again and the next update builds exactly `a`.
 #[tokio::test]
 async fn a_helper_failing_at_any_command_never_opens_dhcp() {
-    let test = "a_helper_failing_at_any_command_never_opens_dhcp";
-    let Some(netns) = Netns::create(test) else {
+    let Some(netns) = Netns::create("a_helper_failing_at_any_command_never_opens_dhcp") else {
         return;
     };
-    let a: BTreeSet<String> = unique_macs(3).into_iter().collect();
+    let a = own_macs(3);
     let mut b: BTreeSet<String> = a.iter().skip(1).cloned().collect();
     b.extend(unique_macs(2));
     for per_rule in [false, true] {
@@ -323,12 +322,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
         helper.force_per_rule();
     }
     let bmc = if per_rule { "192.0.2.63" } else { "192.0.2.64" };
-    let TwoNodes {
-        node,
-        mine,
-        other,
-        idle,
-    } = TwoNodes::enroll(&ironic, bmc).await;
+    let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
 
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
@@ -404,13 +398,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
 
     // The helper works again: the next periodic refresh brings the chain up to date.
     helper.heal();
-    wait_chain(
-        &netns,
-        "the chain up to date again",
-        &[mine[0].clone(), mine[1].clone(), idle[0].clone()],
-        &[idle[1].clone()],
-    )
-    .await;
+    wait_idle_port_deleted(&netns, "the chain up to date again", &mine, &idle).await;
 
     // Introspection, then the ramdisk's report while the firewall fails: 503 naming the
     // firewall, the node still waiting for its report, DHCP as it was.

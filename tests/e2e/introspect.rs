@@ -9,22 +9,14 @@ use ironic_inspector::firewall::Firewall;
 use ironic_inspector::mac::Mac;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_customised, wait_for};
+use crate::helpers::{
+    TestApp, assert_error, assert_error_starts_with, error_message, spawn_app_with, wait_for,
+};
 use crate::ironic_api::{IronicApi, unique_macs};
+use crate::scene::{Scene, ironic_config};
 
 /// How long a real Ironic may take to act on a power or boot request.
 const IRONIC_DEADLINE: Duration = Duration::from_secs(60);
-
-fn daemon_config(ironic: &IronicApi, extra: &str) -> String {
-    format!(
-        "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n{extra}",
-        ironic.url()
-    )
-}
-
-async fn daemon(ironic: &IronicApi, extra: &str) -> TestApp {
-    spawn_app_customised(&daemon_config(ironic, extra), |_| {}).await
-}
 
 async fn start(app: &TestApp, uuid: &str, query: &str) -> reqwest::Response {
     app.client
@@ -39,6 +31,15 @@ async fn status(app: &TestApp, uuid: &str) -> Value {
     let response = app.get(&format!("/v1/introspection/{uuid}"), &[]).await;
     assert_eq!(response.status(), 200, "status of {uuid}");
     response.json().await.unwrap()
+}
+
+/// Asserts that the node's introspection is under way.
+async fn assert_running(app: &TestApp, uuid: &str) {
+    assert_eq!(
+        status(app, uuid).await,
+        json!({"finished": false, "error": null}),
+        "{uuid}"
+    );
 }
 
 async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
@@ -71,75 +72,61 @@ fn macs(n: usize) -> Vec<String> {
     unique_macs(n)
 }
 
-async fn managed_node(ironic: &IronicApi, driver_info: Value, macs: &[String]) -> String {
-    let refs: Vec<&str> = macs.iter().map(String::as_str).collect();
-    let uuid = ironic.enroll(driver_info, &refs).await;
-    ironic.manage(&uuid).await;
-    uuid
+/// A managed node with one port whose BMC is `bmc`.
+async fn bmc_node(s: &Scene, bmc: &str) -> String {
+    s.managed(json!({"ipmi_address": bmc}), &macs(1)).await
 }
 
 #[tokio::test]
 async fn introspection_reboots_the_node_into_pxe() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
     let node_macs = macs(2);
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.1"}), &node_macs).await;
+    let uuid = s
+        .managed(json!({"ipmi_address": "10.20.0.1"}), &node_macs)
+        .await;
 
-    let response = start(&app, &uuid, "").await;
+    let response = start(&s, &uuid, "").await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.text().await.unwrap(), "");
     // The status exists as soon as the 202 is out (Ironic reads it at once).
-    assert_eq!(
-        status(&app, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
+    assert_running(&s, &uuid).await;
 
-    wait_rebooted_into_pxe(&ironic, &uuid).await;
-    let attributes = wait_for(IRONIC_DEADLINE, "MACs as lookup attributes", || async {
-        let attrs = app.state.node_cache.attributes(&uuid).await.unwrap();
-        attrs.contains_key("mac").then_some(attrs)
-    })
-    .await;
+    wait_rebooted_into_pxe(&s.ironic, &uuid).await;
+    let attributes = s.wait_lookup_macs(&uuid, IRONIC_DEADLINE).await;
     assert_eq!(attributes["bmc_address"], vec!["10.20.0.1".to_string()]);
     let mut cached: Vec<String> = attributes["mac"].clone();
     cached.sort();
     assert_eq!(cached, node_macs);
-    assert_eq!(
-        status(&app, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    assert_running(&s, &uuid).await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn unknown_node_is_404() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
     let uuid = "6a0f3b44-3c55-4ad0-8e65-2d6b6d3c0f00";
     assert_error(
-        start(&app, uuid, "").await,
+        start(&s, uuid, "").await,
         404,
         &format!("Cannot find node {uuid}"),
     )
     .await;
-    app.stop().await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn wrong_provision_states_are_refused_unless_in_maintenance() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.2"}), &macs(1)).await;
-    ironic.provide(&uuid).await;
+    let uuid = bmc_node(&s, "10.20.0.2").await;
+    s.ironic.provide(&uuid).await;
     assert_error(
-        start(&app, &uuid, "").await,
+        start(&s, &uuid, "").await,
         400,
         &format!(
             "Invalid provision state \"available\" for introspection of node {uuid}, valid \
@@ -149,77 +136,66 @@ async fn wrong_provision_states_are_refused_unless_in_maintenance() {
     )
     .await;
     // Nothing was recorded for the refused node.
-    let response = app.get(&format!("/v1/introspection/{uuid}"), &[]).await;
+    let response = s.get(&format!("/v1/introspection/{uuid}"), &[]).await;
     assert_eq!(response.status(), 404);
 
     // A node in maintenance is accepted whatever its state, as in 2.2.
-    ironic.set_maintenance(&uuid, true).await;
-    assert_eq!(start(&app, &uuid, "").await.status(), 202);
-    wait_rebooted_into_pxe(&ironic, &uuid).await;
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    s.ironic.set_maintenance(&uuid, true).await;
+    assert_eq!(start(&s, &uuid, "").await.status(), 202);
+    wait_rebooted_into_pxe(&s.ironic, &uuid).await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn active_nodes_are_refused() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.3"}), &macs(1)).await;
-    ironic.provide(&uuid).await;
-    ironic.deploy(&uuid).await;
-    let response = start(&app, &uuid, "").await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let uuid = bmc_node(&s, "10.20.0.3").await;
+    s.ironic.provide(&uuid).await;
+    s.ironic.deploy(&uuid).await;
+    let response = start(&s, &uuid, "").await;
+    let message = error_message(response, 400).await;
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Invalid provision state \"active\" for introspection of node"),
-        "{body}"
+        message.starts_with("Invalid provision state \"active\" for introspection of node"),
+        "{message}"
     );
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn failed_power_validation_is_400_and_records_nothing() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.4"}), &macs(1)).await;
-    ironic.make_power_validation_fail(&uuid).await;
-    let response = start(&app, &uuid, "").await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!(
-            "Failed validation of power interface for node {uuid}, reason: "
-        )),
-        "{message}"
-    );
+    let uuid = bmc_node(&s, "10.20.0.4").await;
+    s.ironic.make_power_validation_fail(&uuid).await;
+    let response = start(&s, &uuid, "").await;
+    assert_error_starts_with(
+        response,
+        400,
+        &format!("Failed validation of power interface for node {uuid}, reason: "),
+    )
+    .await;
     assert_eq!(
-        app.get(&format!("/v1/introspection/{uuid}"), &[])
+        s.get(&format!("/v1/introspection/{uuid}"), &[])
             .await
             .status(),
         404
     );
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn new_ipmi_credentials_are_validated() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let enabled = "[processing]\nenable_setting_ipmi_credentials = true\n";
+    let Some(s) = Scene::start(module_path!(), enabled).await else {
         return;
     };
-    let disabled = daemon(&ironic, "").await;
+    let disabled = spawn_app_with(&ironic_config(&s.ironic, "")).await;
     // An enrolled node (not managed): the only state where credentials may be set.
-    let uuid = ironic
-        .enroll(json!({"ipmi_address": "10.20.0.5"}), &[macs(1)[0].as_str()])
+    let uuid = s
+        .enroll(json!({"ipmi_address": "10.20.0.5"}), &macs(1))
         .await;
     assert_error(
         start(&disabled, &uuid, "?new_ipmi_password=secret1").await,
@@ -229,13 +205,8 @@ async fn new_ipmi_credentials_are_validated() {
     .await;
     disabled.stop().await;
 
-    let app = daemon(
-        &ironic,
-        "[processing]\nenable_setting_ipmi_credentials = true\n",
-    )
-    .await;
     assert_error(
-        start(&app, &uuid, "?new_ipmi_password=secret1").await,
+        start(&s, &uuid, "?new_ipmi_password=secret1").await,
         400,
         &format!(
             "Setting IPMI credentials requested for node {uuid}, but neither new user name nor \
@@ -245,7 +216,7 @@ async fn new_ipmi_credentials_are_validated() {
     .await;
     assert_error(
         start(
-            &app,
+            &s,
             &uuid,
             "?new_ipmi_username=admin&new_ipmi_password=p%40ss%21",
         )
@@ -260,7 +231,7 @@ async fn new_ipmi_credentials_are_validated() {
     let long = "a".repeat(21);
     assert_error(
         start(
-            &app,
+            &s,
             &uuid,
             &format!("?new_ipmi_username=admin&new_ipmi_password={long}"),
         )
@@ -270,7 +241,7 @@ async fn new_ipmi_credentials_are_validated() {
     )
     .await;
     // A user name alone asks for nothing: ordinary introspection (enroll is a valid state).
-    let response = start(&app, &uuid, "?new_ipmi_username=admin").await;
+    let response = start(&s, &uuid, "?new_ipmi_username=admin").await;
     assert_eq!(
         response.status(),
         202,
@@ -279,43 +250,34 @@ async fn new_ipmi_credentials_are_validated() {
 
     // Accepted: recorded with the credentials, and the node is left alone (the ramdisk must be
     // booted by hand), so Ironic sees no power or boot device request.
-    let fresh = ironic
-        .enroll(json!({"ipmi_address": "10.20.0.6"}), &[macs(1)[0].as_str()])
+    let fresh = s
+        .enroll(json!({"ipmi_address": "10.20.0.6"}), &macs(1))
         .await;
-    let power_before = ironic.power_state(&fresh).await;
+    let power_before = s.ironic.power_state(&fresh).await;
     let response = start(
-        &app,
+        &s,
         &fresh,
         "?new_ipmi_username=root&new_ipmi_password=Secret42",
     )
     .await;
     assert_eq!(response.status(), 202);
-    let options = app.state.node_cache.options(&fresh).await.unwrap();
+    let options = s.state.node_cache.options(&fresh).await.unwrap();
     assert_eq!(options["new_ipmi_credentials"], json!(["root", "Secret42"]));
-    wait_for(IRONIC_DEADLINE, "MACs as lookup attributes", || async {
-        app.state
-            .node_cache
-            .attributes(&fresh)
-            .await
-            .unwrap()
-            .contains_key("mac")
-            .then_some(())
-    })
-    .await;
+    s.wait_lookup_macs(&fresh, IRONIC_DEADLINE).await;
     // The background part holds the node's lock from before it adds the MACs until it ends:
     // taking the lock now proves it is over, so whatever it would have asked of Ironic has
     // been asked.
     // A power request Ironic had accepted would show as its target state until done.
-    drop(app.state.node_cache.lock(&fresh).await);
-    let node = ironic.node(&fresh).await;
+    drop(s.state.node_cache.lock(&fresh).await);
+    let node = s.ironic.node(&fresh).await;
     assert_eq!(node["power_state"].as_str(), power_before.as_deref());
     assert!(node["target_power_state"].is_null(), "{node}");
 
     // A managed node cannot get new credentials.
-    ironic.manage(&fresh).await;
+    s.ironic.manage(&fresh).await;
     assert_error(
         start(
-            &app,
+            &s,
             &fresh,
             "?new_ipmi_username=root&new_ipmi_password=Secret42",
         )
@@ -327,20 +289,17 @@ async fn new_ipmi_credentials_are_validated() {
         ),
     )
     .await;
-    ironic.delete_node(&uuid).await;
-    ironic.delete_node(&fresh).await;
-    app.stop().await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn a_node_without_lookup_attributes_fails_in_the_background() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
-    let uuid = managed_node(&ironic, json!({}), &[]).await;
-    assert_eq!(start(&app, &uuid, "").await.status(), 202);
-    let body = wait_finished(&app, &uuid).await;
+    let uuid = s.managed(json!({}), &[]).await;
+    assert_eq!(start(&s, &uuid, "").await.status(), 202);
+    let body = wait_finished(&s, &uuid).await;
     assert_eq!(
         body["error"],
         format!(
@@ -348,56 +307,50 @@ async fn a_node_without_lookup_attributes_fails_in_the_background() {
              after introspection. Consider creating ironic ports or providing an IPMI address."
         )
     );
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    s.end().await;
 
     // With a node_not_found_hook configured, nothing to look up by is fine.
-    let app = daemon(&ironic, "[processing]\nnode_not_found_hook = example\n").await;
-    let uuid = managed_node(&ironic, json!({}), &[]).await;
-    assert_eq!(start(&app, &uuid, "").await.status(), 202);
-    wait_rebooted_into_pxe(&ironic, &uuid).await;
-    assert_eq!(status(&app, &uuid).await["finished"], false);
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    let hook = "[processing]\nnode_not_found_hook = example\n";
+    let Some(s) = Scene::start(module_path!(), hook).await else {
+        return;
+    };
+    let uuid = s.managed(json!({}), &[]).await;
+    assert_eq!(start(&s, &uuid, "").await.status(), 202);
+    wait_rebooted_into_pxe(&s.ironic, &uuid).await;
+    assert_eq!(status(&s, &uuid).await["finished"], false);
+    s.end().await;
 }
 
 #[tokio::test]
 async fn bmc_host_names_are_resolved() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "localhost"}), &macs(1)).await;
-    assert_eq!(start(&app, &uuid, "").await.status(), 202);
-    let attrs = app.state.node_cache.attributes(&uuid).await.unwrap();
+    let uuid = bmc_node(&s, "localhost").await;
+    assert_eq!(start(&s, &uuid, "").await.status(), 202);
+    let attrs = s.state.node_cache.attributes(&uuid).await.unwrap();
     assert_eq!(attrs["bmc_address"], vec!["127.0.0.1".to_string()]);
 
-    let bad = managed_node(
-        &ironic,
-        json!({"ipmi_address": "no-such-bmc.invalid"}),
-        &macs(1),
-    )
-    .await;
+    let bad = bmc_node(&s, "no-such-bmc.invalid").await;
     assert_error(
-        start(&app, &bad, "").await,
+        start(&s, &bad, "").await,
         400,
         &format!("Failed to resolve the hostname (no-such-bmc.invalid) for node {bad}"),
     )
     .await;
-    ironic.delete_node(&uuid).await;
-    ironic.delete_node(&bad).await;
-    app.stop().await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn starting_again_while_running_restarts_cleanly() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
     let node_macs = macs(3);
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.9"}), &node_macs).await;
-    let (first, second) = tokio::join!(start(&app, &uuid, ""), start(&app, &uuid, ""));
+    let uuid = s
+        .managed(json!({"ipmi_address": "10.20.0.9"}), &node_macs)
+        .await;
+    let (first, second) = tokio::join!(start(&s, &uuid, ""), start(&s, &uuid, ""));
     assert_eq!(first.status(), 202);
     assert_eq!(second.status(), 202);
     // Each start runs its own background part, one after the other (node lock).
@@ -407,57 +360,34 @@ async fn starting_again_while_running_restarts_cleanly() {
     })
     .await;
     let attrs = wait_for(IRONIC_DEADLINE, "both starts to settle", || async {
-        let attrs = app.state.node_cache.attributes(&uuid).await.unwrap();
+        let attrs = s.state.node_cache.attributes(&uuid).await.unwrap();
         (attrs.get("mac").map(Vec::len) == Some(3)).then_some(attrs)
     })
     .await;
     assert_eq!(attrs["bmc_address"].len(), 1);
-    assert_eq!(
-        status(&app, &uuid).await,
-        json!({"finished": false, "error": null})
-    );
-    ironic.delete_node(&uuid).await;
-    app.stop().await;
+    assert_running(&s, &uuid).await;
+    s.end().await;
 }
 
 #[tokio::test]
 async fn dozens_of_nodes_at_once() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some(s) = Scene::start(module_path!(), "").await else {
         return;
     };
-    let app = daemon(&ironic, "").await;
     let count = 24;
     let mut uuids = Vec::new();
     for i in 0..count {
-        let mac = macs(1);
-        let uuid = ironic
-            .enroll(
-                json!({"ipmi_address": format!("10.21.0.{i}")}),
-                &[mac[0].as_str()],
-            )
-            .await;
-        uuids.push(uuid);
+        let bmc = format!("10.21.0.{i}");
+        uuids.push(s.managed(json!({"ipmi_address": bmc}), &macs(1)).await);
     }
+    let responses = futures_join(&s, &uuids).await;
+    assert!(responses.iter().all(|code| *code == 202), "{responses:?}");
     for uuid in &uuids {
-        ironic.manage(uuid).await;
+        wait_rebooted_into_pxe(&s.ironic, uuid).await;
+        assert_running(&s, uuid).await;
     }
-    let responses = futures_join(&app, &uuids).await;
-    assert!(responses.iter().all(|s| *s == 202), "{responses:?}");
-    for uuid in &uuids {
-        wait_rebooted_into_pxe(&ironic, uuid).await;
-        assert_eq!(
-            status(&app, uuid).await,
-            json!({"finished": false, "error": null})
-        );
-    }
-    assert_eq!(
-        app.state.node_cache.active_macs().await.unwrap().len(),
-        count
-    );
-    for uuid in &uuids {
-        ironic.delete_node(uuid).await;
-    }
-    app.stop().await;
+    assert_eq!(s.state.node_cache.active_macs().await.unwrap().len(), count);
+    s.end().await;
 }
 
 async fn futures_join(app: &TestApp, uuids: &[String]) -> Vec<u16> {
@@ -495,21 +425,25 @@ impl Firewall for RecordingFirewall {
 
 #[tokio::test]
 async fn the_firewall_lets_the_node_under_introspection_through() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
-        return;
-    };
     let recorder = Arc::new(RecordingFirewall::default());
     let firewall = recorder.clone();
-    let app = spawn_app_customised(&daemon_config(&ironic, ""), move |state| {
+    let Some(s) = Scene::start_customised(module_path!(), "", move |state| {
         state.firewall = firewall;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let mine = macs(2);
     let others = macs(2);
-    let uuid = managed_node(&ironic, json!({"ipmi_address": "10.20.0.16"}), &mine).await;
-    let other = managed_node(&ironic, json!({"ipmi_address": "10.20.0.17"}), &others).await;
-    assert_eq!(start(&app, &uuid, "").await.status(), 202);
-    wait_rebooted_into_pxe(&ironic, &uuid).await;
+    let uuid = s
+        .managed(json!({"ipmi_address": "10.20.0.16"}), &mine)
+        .await;
+    // An idle node, whose MACs stay blocked.
+    s.managed(json!({"ipmi_address": "10.20.0.17"}), &others)
+        .await;
+    assert_eq!(start(&s, &uuid, "").await.status(), 202);
+    wait_rebooted_into_pxe(&s.ironic, &uuid).await;
     let updates = recorder.updates.lock().unwrap().clone();
     let last = updates.last().expect("the firewall was never updated");
     for mac in &others {
@@ -524,7 +458,5 @@ async fn the_firewall_lets_the_node_under_introspection_through() {
             "{mac} of the node under introspection must pass"
         );
     }
-    ironic.delete_node(&uuid).await;
-    ironic.delete_node(&other).await;
-    app.stop().await;
+    s.end().await;
 }

@@ -109,19 +109,8 @@ impl IronicApi {
     /// [`IronicApi::from_env`] for a test: `None` after printing a skip line when Ironic is
     /// not configured, a panic instead when `CI` is set.
     pub fn for_test(test: &str) -> Option<IronicApi> {
-        let api = IronicApi::from_env();
-        if api.is_none() {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "{test}: CI is set but INSPECTOR_TEST_IRONIC_URL is not: start Ironic with \
-                 `eval \"$(scripts/services/ironic.sh start .work/ironic 6385)\"`"
-            );
-            println!(
-                "{test}: skipped: Ironic not running (INSPECTOR_TEST_IRONIC_URL unset; see \
-                 scripts/services/ironic.sh)"
-            );
-        }
-        api
+        let url = crate::service_env::service_var("INSPECTOR_TEST_IRONIC_URL", test)?;
+        Some(IronicApi::new(&url))
     }
 
     pub fn new(url: &str) -> IronicApi {

@@ -46,9 +46,14 @@ pub async fn daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
     spawn_app_customised(&fault_config(proxy, FAST_IRONIC, extra), |_| {}).await
 }
 
-/// The same with [`PATIENT_IRONIC`].
-pub async fn patient_daemon(proxy: &FaultProxy, extra: &str) -> TestApp {
-    spawn_app_customised(&fault_config(proxy, PATIENT_IRONIC, extra), |_| {}).await
+/// The real Ironic, the fault proxy in front of it and a daemon behind the proxy with the
+/// Ironic client `settings` ([`FAST_IRONIC`], [`PATIENT_IRONIC`]); `None` after a skip
+/// line when Ironic is not running.
+async fn behind_proxy(settings: &str) -> Option<(IronicApi, FaultProxy, TestApp)> {
+    let ironic = IronicApi::for_test(module_path!())?;
+    let proxy = FaultProxy::start(ironic.url()).await;
+    let app = spawn_app_customised(&fault_config(&proxy, settings, ""), |_| {}).await;
+    Some((ironic, proxy, app))
 }
 
 /// `POST /v1/introspection/<uuid>` and how long the answer took.
@@ -102,11 +107,9 @@ fn node_path(uuid: &str) -> String {
 
 #[tokio::test]
 async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(FAST_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
     let uuid = managed_node(&ironic, "192.0.2.61").await;
     let get_node = Match::new("GET", &node_path(&uuid));
     let unavailable = format!("Cannot get node {uuid}: Ironic is unavailable, try again later");
@@ -145,11 +148,9 @@ async fn start_answers_503_in_bounded_time_while_ironic_hangs_or_resets() {
 
 #[tokio::test]
 async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(PATIENT_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = patient_daemon(&proxy, "").await;
     let uuid = managed_node(&ironic, "192.0.2.62").await;
     let get_node = Match::new("GET", &node_path(&uuid));
     let power = Match::new("PUT", &format!("{}/states/power", node_path(&uuid)));
@@ -188,11 +189,9 @@ async fn start_rides_out_slow_answers_and_409_503_bursts_and_names_ironic_on_500
 
 #[tokio::test]
 async fn a_reboot_that_hangs_or_fails_ends_introspection_with_ironic_named() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(FAST_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
     let hung = managed_node(&ironic, "192.0.2.63").await;
     let failed = managed_node(&ironic, "192.0.2.64").await;
     let power = |uuid: &str| Match::new("PUT", &format!("{}/states/power", node_path(uuid)));
@@ -234,11 +233,9 @@ async fn a_reboot_that_hangs_or_fails_ends_introspection_with_ironic_named() {
 
 #[tokio::test]
 async fn a_report_meeting_a_hang_a_reset_or_a_500_is_503_and_goes_through_later() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(FAST_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
     let bmc = "192.0.2.65";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);
@@ -292,11 +289,9 @@ async fn a_report_meeting_a_hang_a_reset_or_a_500_is_503_and_goes_through_later(
 
 #[tokio::test]
 async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(PATIENT_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = patient_daemon(&proxy, "").await;
     let bmc = "192.0.2.66";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);
@@ -334,11 +329,9 @@ async fn a_report_rides_out_slow_answers_and_409_503_bursts() {
 
 #[tokio::test]
 async fn a_power_off_that_hangs_ends_introspection_with_ironic_named() {
-    let Some(ironic) = IronicApi::for_test(module_path!()) else {
+    let Some((ironic, proxy, app)) = behind_proxy(FAST_IRONIC).await else {
         return;
     };
-    let proxy = FaultProxy::start(ironic.url()).await;
-    let app = daemon(&proxy, "").await;
     let bmc = "192.0.2.67";
     let uuid = waiting_node(&app, &ironic, bmc).await;
     let macs = unique_macs(2);

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::helpers::{TestApp, spawn_app_on, wait_for};
 use crate::ironic_api::{IronicApi, STATE_DEADLINE, unique_macs};
-use crate::nodes::fixture;
+use crate::nodes::{assert_inventory_properties, fixture};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -38,30 +38,25 @@ static FIXED_PORT: Mutex<()> = Mutex::const_new(());
 /// The Ironic 32.1 of scripts/services/ironic-inspect.sh, or `None` after a skip line (a
 /// panic under CI).
 fn ironic32(test: &str) -> Option<IronicApi> {
-    let url = std::env::var("INSPECTOR_TEST_IRONIC32_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    if url.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{test}: CI is set but INSPECTOR_TEST_IRONIC32_URL is not: start Ironic 32.1 with \
-             `eval \"$(scripts/services/ironic-inspect.sh start .work/ironic-32 16385 \
-             http://127.0.0.1:15050)\"`"
-        );
-        println!(
-            "{test}: skipped: Ironic 32.1 not running (INSPECTOR_TEST_IRONIC32_URL unset; see \
-             scripts/services/ironic-inspect.sh)"
-        );
-    }
-    url.map(|url| IronicApi::new(&url))
+    let url = crate::service_env::service_var("INSPECTOR_TEST_IRONIC32_URL", test)?;
+    Some(IronicApi::new(&url))
 }
 
-/// Our daemon on the address Ironic 32.1 calls, talking back to that Ironic.
-async fn daemon(ironic: &IronicApi) -> TestApp {
-    daemon_with(ironic, "").await
+/// Ironic 32.1, and our daemon (with `extra` configuration appended) on the address it calls,
+/// which the guard keeps to this test until dropped; `None` after a skip line (a panic under
+/// CI).
+async fn ironic32_daemon(
+    test: &str,
+    extra: &str,
+) -> Option<(IronicApi, MutexGuard<'static, ()>, TestApp)> {
+    let ironic = ironic32(test)?;
+    let port = FIXED_PORT.lock().await;
+    let app = daemon_with(&ironic, extra).await;
+    Some((ironic, port, app))
 }
 
-/// [`daemon`] with `extra` configuration appended.
+/// Our daemon on the address Ironic 32.1 calls, talking back to that Ironic, with `extra`
+/// configuration appended.
 async fn daemon_with(ironic: &IronicApi, extra: &str) -> TestApp {
     let url = std::env::var("INSPECTOR_TEST_IRONIC32_INSPECTOR_URL")
         .ok()
@@ -113,19 +108,25 @@ async fn inspecting_node(app: &TestApp, ironic: &IronicApi, macs: &[String], bmc
         (code == 200).then_some(body)
     })
     .await;
+    wait_inspect_wait(ironic, &uuid).await;
+    // The daemon booted the node into the "ramdisk" (fake power) before it is posted to.
+    ironic.wait_for_power_state(&uuid, "power on").await;
+    uuid
+}
+
+/// Waits until Ironic shows the node in `inspect wait` (failing at once if the inspection
+/// failed); the node.
+async fn wait_inspect_wait(ironic: &IronicApi, uuid: &str) -> Value {
     wait_for(DEADLINE, "Ironic to show inspect wait", || async {
-        let node = ironic.node(&uuid).await;
+        let node = ironic.node(uuid).await;
         assert!(
             node["provision_state"] != "inspect failed",
             "inspection failed in Ironic: {}",
             node["last_error"]
         );
-        (node["provision_state"] == "inspect wait").then_some(())
+        (node["provision_state"] == "inspect wait").then_some(node)
     })
-    .await;
-    // The daemon booted the node into the "ramdisk" (fake power) before it is posted to.
-    ironic.wait_for_power_state(&uuid, "power on").await;
-    uuid
+    .await
 }
 
 /// Waits until our daemon says the introspection finished; its status.
@@ -135,6 +136,34 @@ async fn wait_finished(app: &TestApp, uuid: &str) -> Value {
         (code == 200 && body["finished"] == true).then_some(body)
     })
     .await
+}
+
+/// Posts the agent report of the node with `macs` and `bmc`; waits until our introspection
+/// finished without error (processing ends, with the power-off, after the answer) and
+/// Ironic's inspection ended in `manageable` without error. The report, and the node as
+/// Ironic shows it then.
+async fn report_and_wait_inspected(
+    app: &TestApp,
+    ironic: &IronicApi,
+    uuid: &str,
+    macs: &[String],
+    bmc: &str,
+) -> (Value, Value) {
+    let payload = fixture("ipa-inventory.json", macs, bmc);
+    let response = app.post_continue(&payload).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert_eq!(
+        wait_finished(app, uuid).await,
+        json!({"finished": true, "error": null})
+    );
+    let node = wait_inspection_over(ironic, uuid).await;
+    assert_eq!(
+        node["provision_state"], "manageable",
+        "last_error: {}",
+        node["last_error"]
+    );
+    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
+    (payload, node)
 }
 
 /// Waits until Ironic's inspection is over: the node left `inspecting` and `inspect wait`
@@ -154,41 +183,17 @@ async fn wait_inspection_over(ironic: &IronicApi, uuid: &str) -> Value {
 
 #[tokio::test]
 async fn ironic32_inspects_through_our_daemon() {
-    let Some(ironic) = ironic32("ironic32_inspects_through_our_daemon") else {
+    let Some((ironic, _port, app)) =
+        ironic32_daemon("ironic32_inspects_through_our_daemon", "").await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon(&ironic).await;
     let macs = unique_macs(2);
     let bmc = "192.0.2.41";
     let uuid = inspecting_node(&app, &ironic, &macs, bmc).await;
 
-    let payload = fixture("ipa-inventory.json", &macs, bmc);
-    let response = app.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    // Processing ends (power off, finished) after the answer.
-    assert_eq!(
-        wait_finished(&app, &uuid).await,
-        json!({"finished": true, "error": null})
-    );
-
-    let node = wait_inspection_over(&ironic, &uuid).await;
-    assert_eq!(
-        node["provision_state"], "manageable",
-        "last_error: {}",
-        node["last_error"]
-    );
-    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
-    let inventory = &payload["inventory"];
-    let properties = &node["properties"];
-    assert_eq!(properties["cpus"], inventory["cpu"]["count"].to_string());
-    assert_eq!(properties["cpu_arch"], inventory["cpu"]["architecture"]);
-    assert_eq!(
-        properties["memory_mb"],
-        inventory["memory"]["physical_mb"].to_string()
-    );
-    let root_gib = payload["root_disk"]["size"].as_u64().unwrap() / (1 << 30);
-    assert_eq!(properties["local_gb"], (root_gib - 1).to_string());
+    let (payload, node) = report_and_wait_inspected(&app, &ironic, &uuid, &macs, bmc).await;
+    assert_inventory_properties(&node, &payload);
     assert_eq!(ironic.ports(&uuid).await, vec![macs[0].clone()]);
     // Our power-off was accepted before we said finished; Ironic acts on it afterwards.
     ironic.wait_for_power_state(&uuid, "power off").await;
@@ -202,7 +207,7 @@ async fn ironic32_inspects_through_our_daemon() {
             reqwest::StatusCode::OK,
         )
         .await;
-    assert_eq!(stored["inventory"], *inventory);
+    assert_eq!(stored["inventory"], payload["inventory"]);
 
     ironic.delete_node(&uuid).await;
     app.stop().await;
@@ -210,11 +215,11 @@ async fn ironic32_inspects_through_our_daemon() {
 
 #[tokio::test]
 async fn ironic32_inspection_fails_on_a_ramdisk_error() {
-    let Some(ironic) = ironic32("ironic32_inspection_fails_on_a_ramdisk_error") else {
+    let Some((ironic, _port, app)) =
+        ironic32_daemon("ironic32_inspection_fails_on_a_ramdisk_error", "").await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon(&ironic).await;
     let macs = unique_macs(2);
     let bmc = "192.0.2.42";
     let uuid = inspecting_node(&app, &ironic, &macs, bmc).await;
@@ -238,11 +243,11 @@ async fn ironic32_inspection_fails_on_a_ramdisk_error() {
 
 #[tokio::test]
 async fn ironic32_abort_cancels_our_introspection() {
-    let Some(ironic) = ironic32("ironic32_abort_cancels_our_introspection") else {
+    let Some((ironic, _port, app)) =
+        ironic32_daemon("ironic32_abort_cancels_our_introspection", "").await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon(&ironic).await;
     let macs = unique_macs(2);
     let uuid = inspecting_node(&app, &ironic, &macs, "192.0.2.43").await;
 
@@ -261,11 +266,14 @@ async fn ironic32_abort_cancels_our_introspection() {
 
 #[tokio::test]
 async fn ironic32_learns_of_our_timeout() {
-    let Some(ironic) = ironic32("ironic32_learns_of_our_timeout") else {
+    let Some((ironic, _port, app)) = ironic32_daemon(
+        "ironic32_learns_of_our_timeout",
+        "[DEFAULT]\ntimeout = 3\nclean_up_period = 1\n",
+    )
+    .await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon_with(&ironic, "[DEFAULT]\ntimeout = 3\nclean_up_period = 1\n").await;
     let macs = unique_macs(2);
     // The ramdisk never reports.
     let uuid = inspecting_node(&app, &ironic, &macs, "192.0.2.44").await;
@@ -285,11 +293,11 @@ async fn ironic32_learns_of_our_timeout() {
 
 #[tokio::test]
 async fn ironic32_inspects_twenty_nodes_at_once() {
-    let Some(ironic) = ironic32("ironic32_inspects_twenty_nodes_at_once") else {
+    let Some((ironic, _port, app)) =
+        ironic32_daemon("ironic32_inspects_twenty_nodes_at_once", "").await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon(&ironic).await;
     let mut nodes = Vec::new();
     for i in 0..20 {
         let macs = unique_macs(2);
@@ -378,11 +386,11 @@ fn conductor_power_actions(uuid: &str, state: &str) -> usize {
 /// off when it tears its ramdisk boot down), and the inspection still completes.
 #[tokio::test]
 async fn ironic32_managed_boot_leaves_power_to_ironic() {
-    let Some(ironic) = ironic32("ironic32_managed_boot_leaves_power_to_ironic") else {
+    let Some((ironic, _port, app)) =
+        ironic32_daemon("ironic32_managed_boot_leaves_power_to_ironic", "").await
+    else {
         return;
     };
-    let _port = FIXED_PORT.lock().await;
-    let app = daemon(&ironic).await;
     let macs = unique_macs(2);
     let bmc = "192.0.2.45";
     // Dummy deploy images that scripts/services/ironic-inspect.sh puts in DIR/images (next
@@ -419,16 +427,7 @@ async fn ironic32_managed_boot_leaves_power_to_ironic() {
         .await;
     ironic.manage(&uuid).await;
     ironic.set_provision_state(&uuid, "inspect").await;
-    let node = wait_for(DEADLINE, "Ironic to show inspect wait", || async {
-        let node = ironic.node(&uuid).await;
-        assert!(
-            node["provision_state"] != "inspect failed",
-            "inspection failed in Ironic: {}",
-            node["last_error"]
-        );
-        (node["provision_state"] == "inspect wait").then_some(node)
-    })
-    .await;
+    let node = wait_inspect_wait(&ironic, &uuid).await;
     // Ironic started our introspection before it left inspecting.
     let (code, body) = status(&app, &uuid).await;
     assert_eq!(code, 200, "{body}");
@@ -443,20 +442,7 @@ async fn ironic32_managed_boot_leaves_power_to_ironic() {
         "Ironic's conductor did not log powering the node on"
     );
 
-    let payload = fixture("ipa-inventory.json", &macs, bmc);
-    let response = app.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        wait_finished(&app, &uuid).await,
-        json!({"finished": true, "error": null})
-    );
-    let node = wait_inspection_over(&ironic, &uuid).await;
-    assert_eq!(
-        node["provision_state"], "manageable",
-        "last_error: {}",
-        node["last_error"]
-    );
-    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
+    let (payload, node) = report_and_wait_inspected(&app, &ironic, &uuid, &macs, bmc).await;
     let inventory = &payload["inventory"];
     assert_eq!(
         node["properties"]["cpus"],

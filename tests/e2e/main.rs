@@ -30,7 +30,10 @@ mod ports;
 mod private_server;
 mod process;
 mod rules;
+mod scene;
 mod secrets;
+#[path = "../support/service_env.rs"]
+mod service_env;
 mod sqlite_disk_full;
 
 use serde_json::json;

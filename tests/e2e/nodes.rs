@@ -27,6 +27,21 @@ pub fn fixture(name: &str, macs: &[String], bmc: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Asserts the properties the daemon set on `node` (as Ironic shows it) from an agent
+/// inventory report, `payload`: CPUs, architecture, memory, and the root disk less a GiB.
+pub fn assert_inventory_properties(node: &Value, payload: &Value) {
+    let inventory = &payload["inventory"];
+    let properties = &node["properties"];
+    assert_eq!(properties["cpus"], inventory["cpu"]["count"].to_string());
+    assert_eq!(properties["cpu_arch"], inventory["cpu"]["architecture"]);
+    assert_eq!(
+        properties["memory_mb"],
+        inventory["memory"]["physical_mb"].to_string()
+    );
+    let root_gib = payload["root_disk"]["size"].as_u64().unwrap() / (1 << 30);
+    assert_eq!(properties["local_gb"], (root_gib - 1).to_string());
+}
+
 /// The report of Liberty's ramdisk (the flat format) for a node with `macs` and `bmc`.
 pub fn liberty_report(macs: &[String], bmc: &str) -> Value {
     fixture("liberty-flat.json", macs, bmc)

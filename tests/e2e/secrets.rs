@@ -53,17 +53,7 @@ fn services(test: &str) -> Option<(IronicApi, String, String, String)> {
         "INSPECTOR_TEST_SWIFT_URL",
         "INSPECTOR_TEST_POSTGRES_URL",
     ] {
-        match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
-            Some(value) => found.push(value),
-            None => {
-                assert!(
-                    std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                    "{test}: CI is set but {var} is not (scripts/test starts the service)"
-                );
-                println!("{test}: skipped: {var} is not set (see scripts/services/)");
-                return None;
-            }
-        }
+        found.push(crate::service_env::service_var(var, test)?);
     }
     let postgres = found.pop().unwrap();
     let swift = found.pop().unwrap();

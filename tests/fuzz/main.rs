@@ -52,6 +52,8 @@ mod mutate;
 #[path = "../support/ports.rs"]
 mod ports;
 mod rng;
+#[path = "../support/service_env.rs"]
+mod service_env;
 mod stats;
 mod summary;
 mod tables;

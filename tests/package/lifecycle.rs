@@ -127,16 +127,20 @@ fn run_daemon(netns: &Netns, log: &Path) {
         .unwrap();
     let mut daemon = Running(child);
     let show_log = || std::fs::read_to_string(log).unwrap_or_default();
-    let versions = wait_for(DEADLINE, "the installed daemon to answer GET /", || {
-        if let Some(status) = daemon.0.try_wait().unwrap() {
-            panic!("the daemon exited ({status}):\n{}", show_log());
-        }
-        let out = netns
-            .command(&["curl", "-sf", "--max-time", "5", "http://127.0.0.1:5050/"])
-            .output()
-            .unwrap();
-        out.status.success().then_some(out.stdout)
-    });
+    let versions = wait_for(
+        DEADLINE,
+        || "the installed daemon to answer GET /".into(),
+        || {
+            if let Some(status) = daemon.0.try_wait().unwrap() {
+                panic!("the daemon exited ({status}):\n{}", show_log());
+            }
+            let out = netns
+                .command(&["curl", "-sf", "--max-time", "5", "http://127.0.0.1:5050/"])
+                .output()
+                .unwrap();
+            out.status.success().then_some(out.stdout)
+        },
+    );
     let versions: serde_json::Value = serde_json::from_slice(&versions).unwrap();
     assert_eq!(versions["versions"][0]["id"], "1.2", "{versions}");
     assert_eq!(versions["versions"][0]["status"], "CURRENT", "{versions}");
@@ -152,9 +156,11 @@ fn run_daemon(netns: &Netns, log: &Path) {
     assert!(chain(), "no firewall chain; daemon log:\n{}", show_log());
 
     run(Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]));
-    let status = wait_for(DEADLINE, "the daemon to exit after SIGTERM", || {
-        daemon.0.try_wait().unwrap()
-    });
+    let status = wait_for(
+        DEADLINE,
+        || "the daemon to exit after SIGTERM".into(),
+        || daemon.0.try_wait().unwrap(),
+    );
     assert!(status.success(), "{status}; daemon log:\n{}", show_log());
     assert!(!chain(), "the chain outlived the daemon");
     let log_text = show_log();

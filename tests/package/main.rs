@@ -15,3 +15,5 @@ mod lintian;
 mod manpages;
 #[path = "../support/namespace.rs"]
 mod namespace;
+#[path = "../support/wait.rs"]
+mod wait;

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// The helper binary cargo built for this test run.
 pub const HELPER: &str = env!("CARGO_BIN_EXE_ironic-inspector-rootwrap");
@@ -181,23 +180,4 @@ impl Netns {
     }
 }
 
-/// Polls `check` until it gives a value, failing the test after `deadline` with what
-/// `explain` says then.
-pub fn wait_for<T>(
-    deadline: Duration,
-    explain: impl Fn() -> String,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < end,
-            "not within {deadline:?}: {}",
-            explain()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use crate::wait::wait_blocking as wait_for;

@@ -14,3 +14,5 @@ mod namespace;
 mod netns;
 mod refusals;
 mod through_helper;
+#[path = "../support/wait.rs"]
+mod wait;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::daemon_binary::{DAEMON, dbsync_upgrade};
+use crate::daemon_binary::{DAEMON, dbsync_upgrade, wait_child_answering};
 use crate::helpers::{free_port, wait_for, write_file};
 
 /// How long the daemon may take to answer, to exit, or to say something.
@@ -90,21 +90,11 @@ impl Service {
 
     /// Waits until `GET /` answers; fails if the process exits first.
     pub async fn wait_answering(&mut self) {
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the daemon exited with {status}: {}", self.stderr_text());
-            }
-            if self.answers().await {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the daemon did not answer within {DEADLINE:?}: {}",
-                self.stderr_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let stderr = self.stderr.clone();
+        wait_child_answering(&mut self.child, &self.address, || {
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        })
+        .await;
     }
 
     /// Sends `signal` (`TERM`, `HUP`) with kill(1).
