@@ -112,7 +112,7 @@ impl IntrospectionData {
         self.0.get(key).and_then(Value::as_str)
     }
 
-    /// Whether a top-level field is present and truthy in Python's sense (see [`truthy`]).
+    /// Whether a top-level field is present and truthy in Python's sense (see [`py::truthy`]).
     pub fn is_truthy(&self, key: &str) -> bool {
         self.0.get(key).is_some_and(py::truthy)
     }

@@ -143,7 +143,7 @@ impl SetupError {
 pub struct Section {
     /// The section's name, without brackets: `ironic`.
     pub name: &'static str,
-    /// Completes "[section] option must be set ...": when the options are needed, e.g.
+    /// Completes "`[section] option` must be set ...": when the options are needed, e.g.
     /// `when [ironic] auth_strategy is keystone` or `to use Swift`.
     pub needed: &'static str,
 }

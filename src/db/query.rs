@@ -12,7 +12,7 @@ use sqlx::{Any, AnyConnection, Arguments, Encode, Executor, Transaction, Type};
 
 use super::{Backend, Db, DbError};
 
-/// The values for a statement's `?` placeholders, in order. [`args!`] builds one.
+/// The values for a statement's `?` placeholders, in order. `args!` builds one.
 pub struct Args<'q> {
     values: AnyArguments<'q>,
     /// The first value the driver could not encode; the statement then fails with it.
