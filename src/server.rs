@@ -17,8 +17,8 @@
 //!   backlog until a connection ends (each of the others ends by its own bound). A request in
 //!   progress is never cut for a newcomer.
 //!
-//! The head and idle deadlines are kept by [`Clocked`], a wrapper around the socket that fails
-//! a read still waiting past the deadline of the connection's current [`Phase`]; the service
+//! The head and idle deadlines are kept by `Clocked`, a wrapper around the socket that fails
+//! a read still waiting past the deadline of the connection's current `Phase`; the service
 //! moves the phase when a request starts and when its answer has been sent.
 //!
 //! When a connection ends while its client may still be sending (a body the API chose not to
@@ -542,7 +542,7 @@ async fn close<I: AsyncRead + AsyncWrite + Unpin>(mut io: I, linger: bool) {
 }
 
 /// The client's socket, failing a read that waits past the deadline of the connection's
-/// phase (see [`Phase`]).
+/// phase (see `Phase`).
 struct Clocked {
     stream: TcpStream,
     activity: Arc<Activity>,
