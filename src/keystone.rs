@@ -67,7 +67,7 @@ pub struct SessionOptions {
 impl fmt::Debug for SessionOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionOptions")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &redact_url(&self.endpoint).as_str())
             .field("username", &self.username)
             .field("password", &"[REDACTED]")
             .field("project_name", &self.project_name)
@@ -262,7 +262,7 @@ struct SessionInner {
 impl fmt::Debug for KeystoneSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeystoneSession")
-            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("endpoint", &redact_url(&self.inner.endpoint).as_str())
             .field("username", &self.inner.username)
             .field("password", &"[REDACTED]")
             .field("project_name", &self.inner.project_name)
@@ -322,7 +322,7 @@ impl KeystoneSession {
         })?;
         if options.insecure {
             tracing::warn!(
-                keystone.url = %options.endpoint,
+                keystone.url = %redact_url(&options.endpoint),
                 "insecure is set: Keystone's certificate is not verified"
             );
         }
@@ -447,12 +447,12 @@ impl KeystoneSession {
             .await?;
         let status = response.status();
         let unexpected = |detail: String| KeystoneError::Unexpected {
-            url: url.to_string(),
+            url: redact_url(url).to_string(),
             detail,
         };
         if status == StatusCode::UNAUTHORIZED {
             let err = KeystoneError::Rejected {
-                url: inner.endpoint.to_string(),
+                url: redact_url(&inner.endpoint).to_string(),
                 user: inner.username.clone(),
                 project: inner.project_name.clone(),
             };
@@ -532,7 +532,7 @@ impl KeystoneSession {
             let url = err
                 .url()
                 .map(|u| redact_url(u).to_string())
-                .unwrap_or_else(|| self.inner.endpoint.to_string());
+                .unwrap_or_else(|| redact_url(&self.inner.endpoint).to_string());
             let err = KeystoneError::Unreachable {
                 url,
                 reason: transport_reason(&err),
@@ -728,6 +728,35 @@ mod tests {
             session.tokens_url().as_str(),
             "http://127.0.0.1:9/v3/auth/tokens"
         );
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_keystone_url_are_never_shown() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = SessionOptions {
+            endpoint: v3_root(&format!("http://user:url-secret@127.0.0.1:{port}")).unwrap(),
+            username: "svc".to_string(),
+            password: SecretString::from("hunter2-password"),
+            project_name: "service".to_string(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            max_retries: 0,
+            cafile: None,
+            insecure: false,
+        };
+        let printed = format!("{options:?}");
+        assert!(!printed.contains("url-secret"), "{printed}");
+        let session = KeystoneSession::new(options).unwrap();
+        let printed = format!("{session:?}");
+        assert!(!printed.contains("url-secret"), "{printed}");
+        // Nothing listens on the port: the error names the URL, without its password.
+        let err = session.token().await.unwrap_err().to_string();
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(!err.contains("url-secret"), "{err}");
     }
 
     #[tokio::test]
