@@ -611,6 +611,30 @@ mod tests {
     use super::*;
     use crate::http_client::sensitive_header;
 
+    /// Options for a session with `svc` on `endpoint`, which no test expects to answer.
+    fn options(endpoint: &str) -> SessionOptions {
+        SessionOptions {
+            endpoint: v3_root(endpoint).unwrap(),
+            username: "svc".to_string(),
+            password: SecretString::from("hunter2-password"),
+            project_name: "service".to_string(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            max_retries: 0,
+            cafile: None,
+            insecure: false,
+        }
+    }
+
+    /// A port nothing listens on (it was free a moment ago).
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
     fn root(raw: &str) -> String {
         match v3_root(raw) {
             Ok(url) => url.to_string(),
@@ -708,17 +732,7 @@ mod tests {
 
     #[test]
     fn session_debug_has_no_password() {
-        let options = SessionOptions {
-            endpoint: v3_root("http://127.0.0.1:9").unwrap(),
-            username: "svc".to_string(),
-            password: SecretString::from("hunter2-password"),
-            project_name: "service".to_string(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_retries: 0,
-            cafile: None,
-            insecure: false,
-        };
+        let options = options("http://127.0.0.1:9");
         let printed = format!("{options:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         let session = KeystoneSession::new(options).unwrap();
@@ -732,22 +746,8 @@ mod tests {
 
     #[tokio::test]
     async fn credentials_in_the_keystone_url_are_never_shown() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let options = SessionOptions {
-            endpoint: v3_root(&format!("http://user:url-secret@127.0.0.1:{port}")).unwrap(),
-            username: "svc".to_string(),
-            password: SecretString::from("hunter2-password"),
-            project_name: "service".to_string(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(2),
-            max_retries: 0,
-            cafile: None,
-            insecure: false,
-        };
+        let port = closed_port();
+        let options = options(&format!("http://user:url-secret@127.0.0.1:{port}"));
         let printed = format!("{options:?}");
         assert!(!printed.contains("url-secret"), "{printed}");
         let session = KeystoneSession::new(options).unwrap();
@@ -761,21 +761,10 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_keystone_is_reported_with_its_url() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = closed_port();
         let session = KeystoneSession::new(SessionOptions {
-            endpoint: v3_root(&format!("http://127.0.0.1:{port}")).unwrap(),
-            username: "svc".to_string(),
-            password: SecretString::from("pw"),
-            project_name: "service".to_string(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(2),
             max_retries: 1,
-            cafile: None,
-            insecure: false,
+            ..options(&format!("http://127.0.0.1:{port}"))
         })
         .unwrap();
         let err = session.token().await.unwrap_err();

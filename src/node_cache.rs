@@ -527,6 +527,34 @@ mod tests {
         (NodeCache::new(db), dir)
     }
 
+    /// [`cache`] holding node U1, with `bmc` as its BMC address.
+    async fn cache_with_u1(bmc: Option<&str>) -> (NodeCache, tempfile::TempDir) {
+        let (cache, dir) = cache().await;
+        cache.add_node(U1, bmc).await.unwrap();
+        (cache, dir)
+    }
+
+    /// The message of the error that looking up `bmc` and `mac_list` gives, once `kind` has
+    /// accepted the error.
+    async fn lookup_error(
+        cache: &NodeCache,
+        bmc: Option<&str>,
+        mac_list: &[&str],
+        kind: fn(&Error) -> bool,
+    ) -> String {
+        let err = cache.find_node(bmc, &macs(mac_list)).await.unwrap_err();
+        assert!(kind(&err), "{err:?}");
+        err.to_string()
+    }
+
+    fn no_match(err: &Error) -> bool {
+        matches!(err, Error::NoMatchingNode(_))
+    }
+
+    fn not_found(err: &Error) -> bool {
+        matches!(err, Error::NotFound(_))
+    }
+
     fn macs(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -546,8 +574,7 @@ mod tests {
 
     #[tokio::test]
     async fn add_node_replaces_the_previous_record() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         cache
             .add_attribute(U1, "mac", &macs(&["11:22:33:44:55:66"]))
             .await
@@ -568,8 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn stored_data_survives_finishing_but_not_a_new_start() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         cache
             .set_option(U1, "new_ipmi_credentials", &json!(null))
             .await
@@ -591,8 +617,7 @@ mod tests {
 
     #[tokio::test]
     async fn adding_a_nodes_own_attributes_again_is_harmless() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         let both = parsed(&["11:22:33:44:55:66", "AA:BB:CC:DD:EE:FF"]);
         cache.add_macs(U1, &both).await.unwrap();
         cache.add_macs(U1, &both).await.unwrap();
@@ -609,8 +634,7 @@ mod tests {
 
     #[tokio::test]
     async fn macs_are_lowercased_on_write_and_lookup() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, None).await.unwrap();
+        let (cache, _dir) = cache_with_u1(None).await;
         cache
             .add_macs(U1, &parsed(&["AA:BB:CC:DD:EE:FF"]))
             .await
@@ -632,15 +656,9 @@ mod tests {
 
     #[tokio::test]
     async fn find_node_without_match_is_404_naming_the_attributes() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
-        let err = cache
-            .find_node(Some("9.9.9.9"), &macs(&["aa:aa:aa:aa:aa:aa"]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::NoMatchingNode(_)));
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         assert_eq!(
-            err.to_string(),
+            lookup_error(&cache, Some("9.9.9.9"), &["aa:aa:aa:aa:aa:aa"], no_match).await,
             "Could not find a node for attributes {'bmc_address': '9.9.9.9', 'mac': \
              ['aa:aa:aa:aa:aa:aa']}"
         );
@@ -653,36 +671,24 @@ mod tests {
 
     #[tokio::test]
     async fn find_node_binds_values_instead_of_pasting_them() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         // With string concatenation (upstream) this matched every row.
-        let err = cache
-            .find_node(Some("x\" OR \"1\"=\"1"), &macs(&["' OR '1'='1"]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::NoMatchingNode(_)), "{err:?}");
         assert_eq!(
-            err.to_string(),
+            lookup_error(&cache, Some("x\" OR \"1\"=\"1"), &["' OR '1'='1"], no_match).await,
             r#"Could not find a node for attributes {'bmc_address': 'x" OR "1"="1', 'mac': ["' OR '1'='1"]}"#
         );
     }
 
     #[tokio::test]
     async fn find_node_with_several_matches_is_404() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, Some("1.2.3.4")).await.unwrap();
+        let (cache, _dir) = cache_with_u1(Some("1.2.3.4")).await;
         cache.add_node(U2, None).await.unwrap();
         cache
             .add_attribute(U2, "mac", &macs(&["11:22:33:44:55:66"]))
             .await
             .unwrap();
-        let err = cache
-            .find_node(Some("1.2.3.4"), &macs(&["11:22:33:44:55:66"]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::NotFound(_)));
         assert_eq!(
-            err.to_string(),
+            lookup_error(&cache, Some("1.2.3.4"), &["11:22:33:44:55:66"], not_found).await,
             format!(
                 "Multiple matching nodes found for attributes {{'bmc_address': '1.2.3.4', \
                  'mac': ['11:22:33:44:55:66']}}: ['{U1}', '{U2}']"
@@ -695,13 +701,8 @@ mod tests {
         let (cache, _dir) = cache().await;
         // Only reachable through a database written without foreign keys (upstream SQLite).
         stray::attribute_without_node(cache.db(), "mac", "aa:aa:aa:aa:aa:aa", U2).await;
-        let err = cache
-            .find_node(None, &macs(&["AA:aa:aa:aa:aa:aa"]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::NotFound(_)));
         assert_eq!(
-            err.to_string(),
+            lookup_error(&cache, None, &["AA:aa:aa:aa:aa:aa"], not_found).await,
             format!(
                 "Could not find node {U2} in introspection cache, probably it's not on \
                  introspection now"
@@ -712,8 +713,7 @@ mod tests {
     #[tokio::test]
     async fn options_decode_json_and_null() {
         // The round trip of values is in the contract (tests/db/contract.rs).
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, None).await.unwrap();
+        let (cache, _dir) = cache_with_u1(None).await;
         cache.set_option(U1, "list", &json!([1])).await.unwrap();
         // A NULL column (written by someone else) reads as JSON null.
         stray::null_option(cache.db(), U1, "raw").await;
@@ -725,8 +725,7 @@ mod tests {
 
     #[tokio::test]
     async fn finished_retrying_records_at_once_when_it_can() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, None).await.unwrap();
+        let (cache, _dir) = cache_with_u1(None).await;
         cache
             .finished_retrying(U1, Some("boom"), Duration::from_secs(60))
             .await
@@ -739,8 +738,7 @@ mod tests {
 
     #[tokio::test]
     async fn finished_retrying_keeps_trying_until_its_deadline() {
-        let (cache, _dir) = cache().await;
-        cache.add_node(U1, None).await.unwrap();
+        let (cache, _dir) = cache_with_u1(None).await;
         // A closed pool answers "unavailable" for ever.
         cache.db().close().await;
         let deadline = Duration::from_millis(1500);

@@ -45,30 +45,31 @@ pub fn spawn(state: &AppState) {
             state.config.firewall.firewall_update_period,
             "firewall_update_period",
         );
-        let job_state = state.clone();
-        state.tasks.spawn(run_every(
-            state.shutdown.clone(),
-            "firewall update",
-            period,
-            move || {
-                let s = job_state.clone();
-                async move { firewall_step(&s).await }
-            },
-        ));
+        spawn_job(state, "firewall update", period, |s| async move {
+            firewall_step(&s).await
+        });
     }
     if state.config.default.timeout > 0 {
         let period = seconds(state.config.default.clean_up_period, "clean_up_period");
-        let job_state = state.clone();
-        state.tasks.spawn(run_every(
-            state.shutdown.clone(),
-            "clean-up",
-            period,
-            move || {
-                let s = job_state.clone();
-                async move { clean_up_step(&s).await.map(|_| ()) }
-            },
-        ));
+        spawn_job(state, "clean-up", period, |s| async move {
+            clean_up_step(&s).await.map(|_| ())
+        });
     }
+}
+
+/// Starts [`run_every`] on the daemon's task tracker, stopped by its shutdown token; each
+/// run of `step` gets its own handle on the state.
+fn spawn_job<F, Fut>(state: &AppState, job: &'static str, period: Duration, step: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let job_state = state.clone();
+    state
+        .tasks
+        .spawn(run_every(state.shutdown.clone(), job, period, move || {
+            step(job_state.clone())
+        }));
 }
 
 /// A period option as a duration; a value below one second becomes one second.
@@ -165,23 +166,32 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_job_runs_at_once_then_every_period_until_shutdown() {
+    /// Spawns [`run_every`] with a job that counts its runs and ends with `outcome()`;
+    /// returns the count, the token that stops the loop, and the loop's task.
+    fn spawn_counting(
+        period: Duration,
+        outcome: fn() -> Result<()>,
+    ) -> (
+        Arc<AtomicUsize>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
         let runs = Arc::new(AtomicUsize::new(0));
         let shutdown = CancellationToken::new();
         let counter = runs.clone();
-        let job = tokio::spawn(run_every(
-            shutdown.clone(),
-            "test",
-            Duration::from_secs(60),
-            move || {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                }
-            },
-        ));
+        let job = tokio::spawn(run_every(shutdown.clone(), "test", period, move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                outcome()
+            }
+        }));
+        (runs, shutdown, job)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_runs_at_once_then_every_period_until_shutdown() {
+        let (runs, shutdown, job) = spawn_counting(Duration::from_secs(60), || Ok(()));
         settle().await;
         assert_eq!(runs.load(Ordering::SeqCst), 1, "runs at once");
         tokio::time::advance(Duration::from_secs(59)).await;
@@ -201,23 +211,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_job_is_run_again() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let shutdown = CancellationToken::new();
-        let counter = runs.clone();
-        let job = tokio::spawn(run_every(
-            shutdown.clone(),
-            "test",
-            Duration::from_secs(1),
-            move || {
-                let counter = counter.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    Err(crate::error::Error::ServiceUnavailable(
-                        "Ironic is down".into(),
-                    ))
-                }
-            },
-        ));
+        let (runs, shutdown, job) = spawn_counting(Duration::from_secs(1), || {
+            Err(crate::error::Error::ServiceUnavailable(
+                "Ironic is down".into(),
+            ))
+        });
         settle().await;
         tokio::time::advance(Duration::from_secs(1)).await;
         settle().await;

@@ -188,12 +188,7 @@ fn abstract_address(_name: &[u8]) -> std::io::Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn receive(socket: &UnixDatagram) -> String {
-        let mut buf = [0u8; 512];
-        let n = socket.recv(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
+    use crate::testing::receive_datagram;
 
     #[test]
     fn nothing_is_sent_without_notify_socket() {
@@ -212,9 +207,9 @@ mod tests {
         let (n, problem) = Notifier::from_vars(Some(path.as_os_str()), None, None, 1);
         assert_eq!(problem, None);
         n.ready("serving");
-        assert_eq!(receive(&listener), "READY=1\nSTATUS=serving\n");
+        assert_eq!(receive_datagram(&listener), "READY=1\nSTATUS=serving\n");
         n.stopping("draining");
-        assert_eq!(receive(&listener), "STOPPING=1\nSTATUS=draining\n");
+        assert_eq!(receive_datagram(&listener), "STOPPING=1\nSTATUS=draining\n");
     }
 
     #[test]
@@ -225,7 +220,7 @@ mod tests {
         let value = format!("@{name}");
         let (n, _) = Notifier::from_vars(Some(OsStr::new(&value)), None, None, 1);
         n.status("hello");
-        assert_eq!(receive(&listener), "STATUS=hello\n");
+        assert_eq!(receive_datagram(&listener), "STATUS=hello\n");
     }
 
     #[test]

@@ -371,6 +371,7 @@ pub fn init(settings: &LogSettings) -> io::Result<LogHandle> {
 mod tests {
     use super::*;
     use crate::config::oslo::RawConfig;
+    use crate::testing::receive_datagram;
 
     fn config(text: &str) -> Config {
         let dir = tempfile::tempdir().unwrap();
@@ -421,12 +422,6 @@ mod tests {
         assert_eq!(s.syslog.unwrap().tag, None);
     }
 
-    fn receive(socket: &UnixDatagram) -> String {
-        let mut buf = [0u8; 4096];
-        let n = socket.recv(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
     #[test]
     fn syslog_gets_one_datagram_per_event_with_its_priority() {
         let dir = tempfile::tempdir().unwrap();
@@ -449,13 +444,13 @@ mod tests {
             tracing::error!("broken");
             tracing::debug!("not at info level");
         });
-        let info = receive(&server);
+        let info = receive_datagram(&server);
         assert!(
             info.starts_with("<30>ironic-inspector[7]: ironic_inspector::telemetry::tests: hello"),
             "{info}"
         );
         assert!(info.ends_with("node.uuid=\"abc\""), "{info}");
-        let error = receive(&server);
+        let error = receive_datagram(&server);
         assert!(error.starts_with("<27>ironic-inspector[7]: "), "{error}");
         server.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 64];

@@ -1,6 +1,7 @@
-//! Generators shared by the property tests, a configuration read from text for the unit
-//! tests of the clients built from it, and the migrated database the unit tests of the
-//! node cache run on (built only for `cargo test`).
+//! Generators shared by the property tests, and what the unit tests share (built only for
+//! `cargo test`): a configuration read from text for the clients built from it, a ramdisk
+//! payload for the hooks, the next datagram on a test socket, and the migrated database the
+//! node cache runs on.
 //!
 //! Two kinds: hostile text ([`text`]: Unicode, NUL and control characters, the separators
 //! our parsers split on, long runs) and structure-aware JSON ([`json_value`] for arbitrary
@@ -17,6 +18,22 @@ pub fn config(text: &str) -> crate::config::Config {
     raw.merge_str(text, std::path::Path::new("test.conf"))
         .unwrap();
     crate::config::Config::from_raw(&raw).unwrap().0
+}
+
+/// The ramdisk payload `value` (a JSON object) as the hooks receive it.
+pub fn data(value: Value) -> crate::data::IntrospectionData {
+    let Value::Object(map) = value else {
+        panic!("a ramdisk payload is a JSON object, not {value}")
+    };
+    crate::data::IntrospectionData::from_payload(map, true).unwrap()
+}
+
+/// The next datagram on `socket` (up to 4 KiB), as text: what a log or notification
+/// socket received.
+pub fn receive_datagram(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 /// Characters parsers treat specially, plus ones that break naive byte handling.

@@ -20,6 +20,14 @@ use crate::error::Result;
 
 use super::{AppState, Authorized, parse_uuid};
 
+/// The node's UUID from the path, in canonical form (see [`parse_uuid`]), recorded on the
+/// request's span.
+fn node_uuid(raw: &str) -> Result<String> {
+    let uuid = parse_uuid(raw)?;
+    tracing::Span::current().record("node.uuid", uuid.as_str());
+    Ok(uuid)
+}
+
 /// `GET /v1/introspection/{uuid}`: `{"finished": bool, "error": str|null}` from the cache
 /// alone; the node need not exist in Ironic any more.
 pub async fn get_status(
@@ -27,8 +35,7 @@ pub async fn get_status(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
 ) -> Result<Json<Value>> {
-    let uuid = parse_uuid(&uuid)?;
-    tracing::Span::current().record("node.uuid", uuid.as_str());
+    let uuid = node_uuid(&uuid)?;
     let node = state.node_cache.get_node(&uuid).await?;
     // Upstream reported an empty error string as null.
     let error = node.error.filter(|e| !e.is_empty());
@@ -46,8 +53,7 @@ pub async fn start(
     Path(uuid): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<StatusCode> {
-    let uuid = parse_uuid(&uuid)?;
-    tracing::Span::current().record("node.uuid", uuid.as_str());
+    let uuid = node_uuid(&uuid)?;
     // A user name alone changes nothing: only a non-empty password asks for new credentials.
     let new_credentials = query
         .get("new_ipmi_password")
@@ -93,8 +99,7 @@ pub async fn abort(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
 ) -> Result<StatusCode> {
-    let uuid = parse_uuid(&uuid)?;
-    tracing::Span::current().record("node.uuid", uuid.as_str());
+    let uuid = node_uuid(&uuid)?;
     introspect::abort(&state, &uuid, auth.token.as_deref()).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -105,8 +110,7 @@ pub async fn get_data(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
 ) -> Result<Response> {
-    let uuid = parse_uuid(&uuid)?;
-    tracing::Span::current().record("node.uuid", uuid.as_str());
+    let uuid = node_uuid(&uuid)?;
     let body = storage::load(&state, &uuid).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -145,6 +145,15 @@ mod tests {
 
     const ADMIN: Verdict = Verdict::Valid { admin: true };
 
+    /// A cache holding an admin verdict for token `t`, good for 10 s from the instant returned.
+    fn admin_for_ten_seconds() -> (TokenCache, TokenKey, Instant) {
+        let cache = TokenCache::new(4);
+        let now = Instant::now();
+        let key = cache.key("t");
+        cache.insert(key, ADMIN, Duration::from_secs(10), now);
+        (cache, key, now)
+    }
+
     #[test]
     fn key_is_stable_and_distinguishes_tokens() {
         let cache = TokenCache::new(8);
@@ -172,10 +181,7 @@ mod tests {
 
     #[test]
     fn entries_expire() {
-        let cache = TokenCache::new(4);
-        let now = Instant::now();
-        let key = cache.key("t");
-        cache.insert(key, ADMIN, Duration::from_secs(10), now);
+        let (cache, key, now) = admin_for_ten_seconds();
         assert_eq!(cache.get(key, now), Some(ADMIN));
         assert_eq!(cache.get(key, now + Duration::from_secs(9)), Some(ADMIN));
         assert_eq!(cache.get(key, now + Duration::from_secs(10)), None);
@@ -192,10 +198,7 @@ mod tests {
 
     #[test]
     fn newer_verdict_replaces_older() {
-        let cache = TokenCache::new(4);
-        let now = Instant::now();
-        let key = cache.key("t");
-        cache.insert(key, ADMIN, Duration::from_secs(10), now);
+        let (cache, key, now) = admin_for_ten_seconds();
         cache.insert(key, Verdict::Invalid, Duration::from_secs(10), now);
         assert_eq!(cache.get(key, now), Some(Verdict::Invalid));
     }

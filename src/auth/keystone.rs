@@ -295,19 +295,14 @@ mod tests {
     use secrecy::SecretString;
     use std::path::PathBuf;
 
+    /// The section's defaults, with an endpoint and the service credentials set.
     fn section() -> KeystoneAuthtoken {
         KeystoneAuthtoken {
-            auth_uri: None,
             identity_uri: Some("http://127.0.0.1:35357".to_string()),
             admin_user: Some("inspector".to_string()),
             admin_password: Some(SecretString::from("hunter2-password")),
             admin_tenant_name: "service".to_string(),
-            token_cache_time: 300,
-            http_connect_timeout: None,
-            http_request_max_retries: 3,
-            cafile: None,
-            insecure: false,
-            region_name: None,
+            ..crate::testing::config("").keystone_authtoken
         }
     }
 

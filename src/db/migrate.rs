@@ -97,6 +97,14 @@ impl Point {
             Point::At(i) => REVISIONS.get(i).map(|r| r.id),
         }
     }
+
+    /// Where the history stands just before revision `i` is applied.
+    fn before(i: usize) -> Point {
+        match i {
+            0 => Point::Base,
+            _ => Point::At(i - 1),
+        }
+    }
 }
 
 /// One migration step that ran (or would run), for logging.
@@ -196,15 +204,7 @@ pub async fn upgrade(
     target: &str,
     mut on_step: impl FnMut(&Step),
 ) -> Result<Vec<Step>, DbError> {
-    let target = resolve(target)?;
-    let from = current_point(db).await?;
-    if target < from {
-        return Err(DbError::Migration(format!(
-            "revision {} is older than the current revision {}; use downgrade",
-            target.id().unwrap_or("base"),
-            from.id().unwrap_or("base")
-        )));
-    }
+    let (from, target) = from_and_to(db, target, true).await?;
     let first = match from {
         Point::Base => 0,
         Point::At(i) => i + 1,
@@ -222,12 +222,7 @@ pub async fn upgrade(
             up: true,
         };
         on_step(&step);
-        let before = if i == 0 {
-            Point::Base
-        } else {
-            Point::At(i - 1)
-        };
-        run_step(db, rev.up.get(db.backend()), before, Point::At(i)).await?;
+        run_step(db, rev.up.get(db.backend()), Point::before(i), Point::At(i)).await?;
         steps.push(step);
     }
     Ok(steps)
@@ -240,25 +235,13 @@ pub async fn downgrade(
     target: &str,
     mut on_step: impl FnMut(&Step),
 ) -> Result<Vec<Step>, DbError> {
-    let target = resolve(target)?;
-    let from = current_point(db).await?;
-    if target > from {
-        return Err(DbError::Migration(format!(
-            "revision {} is newer than the current revision {}; use upgrade",
-            target.id().unwrap_or("base"),
-            from.id().unwrap_or("base")
-        )));
-    }
+    let (from, target) = from_and_to(db, target, false).await?;
     let mut steps = Vec::new();
     let mut at = from;
     while at > target {
         let Point::At(i) = at else { break };
         let Some(rev) = REVISIONS.get(i) else { break };
-        let after = if i == 0 {
-            Point::Base
-        } else {
-            Point::At(i - 1)
-        };
+        let after = Point::before(i);
         let step = Step {
             from: Some(rev.id),
             to: rev.down_revision,
@@ -271,6 +254,27 @@ pub async fn downgrade(
         at = after;
     }
     Ok(steps)
+}
+
+/// Where the database stands and where `target` is, for an upgrade (`up`) or a downgrade.
+/// A target on the other side of the current revision is an error that names the command
+/// to use instead.
+async fn from_and_to(db: &Db, target: &str, up: bool) -> Result<(Point, Point), DbError> {
+    let target = resolve(target)?;
+    let from = current_point(db).await?;
+    let (wrong_way, relation, instead) = if up {
+        (target < from, "older", "downgrade")
+    } else {
+        (target > from, "newer", "upgrade")
+    };
+    if wrong_way {
+        return Err(DbError::Migration(format!(
+            "revision {} is {relation} than the current revision {}; use {instead}",
+            target.id().unwrap_or("base"),
+            from.id().unwrap_or("base")
+        )));
+    }
+    Ok((from, target))
 }
 
 /// Records `target` as the current revision without running any DDL; `base` removes the

@@ -353,25 +353,20 @@ mod tests {
         assert_eq!(outcome, Ok(3));
 
         // It gives up after CONFLICT_ATTEMPTS runs, and never retries other errors.
-        runs.store(0, std::sync::atomic::Ordering::SeqCst);
-        let always = || async {
-            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err::<(), _>("deadlock")
-        };
-        let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", always).await;
-        assert_eq!(outcome, Err("deadlock"));
-        assert_eq!(
-            runs.load(std::sync::atomic::Ordering::SeqCst),
-            CONFLICT_ATTEMPTS
-        );
-        runs.store(0, std::sync::atomic::Ordering::SeqCst);
-        let other = || async {
-            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err::<(), _>("syntax error")
-        };
-        let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", other).await;
-        assert_eq!(outcome, Err("syntax error"));
-        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        for (error, attempts) in [("deadlock", CONFLICT_ATTEMPTS), ("syntax error", 1)] {
+            runs.store(0, std::sync::atomic::Ordering::SeqCst);
+            let always = || async {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err::<(), _>(error)
+            };
+            let outcome = retry_conflicts("test", |e: &&str| *e == "deadlock", always).await;
+            assert_eq!(outcome, Err(error));
+            assert_eq!(
+                runs.load(std::sync::atomic::Ordering::SeqCst),
+                attempts,
+                "{error}"
+            );
+        }
     }
 
     #[tokio::test]

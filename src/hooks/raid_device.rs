@@ -130,13 +130,7 @@ impl ProcessingHook for RaidDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(value: Value) -> IntrospectionData {
-        let Value::Object(map) = value else {
-            unreachable!()
-        };
-        IntrospectionData::from_payload(map, true).unwrap()
-    }
+    use crate::testing::data;
 
     fn map(value: Value) -> Map<String, Value> {
         let Value::Object(map) = value else {

@@ -153,22 +153,29 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
-
-    fn data(value: Value) -> IntrospectionData {
-        let Value::Object(map) = value else {
-            unreachable!()
-        };
-        IntrospectionData::from_payload(map, true).unwrap()
-    }
+    use crate::testing::data;
 
     fn files(dir: &Path) -> Vec<PathBuf> {
         match std::fs::read_dir(dir) {
             Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// The name and contents of the one log file in `dir`.
+    fn only_log(dir: &Path) -> (String, Vec<u8>) {
+        let written = files(dir);
+        assert_eq!(written.len(), 1);
+        let name = written[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        (name, std::fs::read(&written[0]).unwrap())
     }
 
     #[test]
@@ -248,16 +255,9 @@ mod tests {
         }));
         let err = hook.before_processing(&mut d).await.unwrap_err();
         assert_eq!(err.to_string(), "Ramdisk reported error: BOOM");
-        let written = files(&logs_dir);
-        assert_eq!(written.len(), 1);
-        let name = written[0]
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let (name, contents) = only_log(&logs_dir);
         assert!(name.starts_with("bmc_1.2.3.4_"), "{name}");
-        assert_eq!(std::fs::read(&written[0]).unwrap(), b"log contents");
+        assert_eq!(contents, b"log contents");
         assert!(d.get("logs").is_some(), "logs stay in the data");
     }
 
@@ -273,16 +273,9 @@ mod tests {
 
         let hook = RamdiskError::new(Some(dir.path().to_path_buf()), true);
         hook.before_processing(&mut data(payload)).await.unwrap();
-        let written = files(dir.path());
-        assert_eq!(written.len(), 1);
-        let name = written[0]
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let (name, contents) = only_log(dir.path());
         assert!(name.starts_with("bmc_unknown_"), "{name}");
-        assert_eq!(std::fs::read(&written[0]).unwrap(), b"log contents");
+        assert_eq!(contents, b"log contents");
     }
 
     #[tokio::test]

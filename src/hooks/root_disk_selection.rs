@@ -142,16 +142,13 @@ mod tests {
     const UUID: &str = "uuid-1";
 
     fn data() -> IntrospectionData {
-        let Value::Object(map) = json!({"inventory": {"disks": [
+        crate::testing::data(json!({"inventory": {"disks": [
             {"model": "Model 1", "size": 20 * GIB, "name": "/dev/sdb"},
             {"model": "Model 2", "size": 5 * GIB, "name": "/dev/sda"},
             {"model": "Model 3", "size": 10 * GIB, "name": "/dev/sdc"},
             {"model": "Model 4", "size": 4 * GIB, "name": "/dev/sdd"},
             {"model": "Too Small", "size": GIB, "name": "/dev/sde"},
-        ]}}) else {
-            unreachable!()
-        };
-        IntrospectionData::from_payload(map, true).unwrap()
+        ]}}))
     }
 
     fn hints(value: Value) -> Map<String, Value> {

@@ -105,13 +105,7 @@ mod tests {
 
     use super::*;
     use crate::data::GIB;
-
-    fn data(value: Value) -> IntrospectionData {
-        let Value::Object(map) = value else {
-            unreachable!()
-        };
-        IntrospectionData::from_payload(map, true).unwrap()
-    }
+    use crate::testing::data;
 
     fn full() -> IntrospectionData {
         data(json!({"local_gb": 20, "memory_mb": 1024, "cpus": 2, "cpu_arch": "x86_64"}))
@@ -182,15 +176,23 @@ mod tests {
         assert!(got.is_empty());
     }
 
+    /// The `local_gb` that [`full`] data with `root_disk` gets (overwriting), and the data
+    /// after the hook.
+    fn local_gb_with(root_disk: Value, spacing: bool) -> (Value, IntrospectionData) {
+        let mut d = full();
+        d.insert("root_disk", root_disk);
+        let got = Scheduler::new(true, spacing)
+            .properties(&mut d, &Map::new())
+            .unwrap();
+        (as_object(got)["local_gb"].clone(), d)
+    }
+
     #[test]
     fn root_disk_gives_local_gb_with_and_without_spacing() {
         for (spacing, expected) in [(true, "41"), (false, "42")] {
-            let mut d = full();
-            d.insert("root_disk", json!({"name": "/dev/sda", "size": 42 * GIB}));
-            let got = Scheduler::new(true, spacing)
-                .properties(&mut d, &Map::new())
-                .unwrap();
-            assert_eq!(as_object(got)["local_gb"], json!(expected));
+            let disk = json!({"name": "/dev/sda", "size": 42 * GIB});
+            let (got, d) = local_gb_with(disk, spacing);
+            assert_eq!(got, json!(expected));
             assert_eq!(
                 d.get("local_gb"),
                 Some(&json!(expected.parse::<u64>().unwrap()))
@@ -200,28 +202,15 @@ mod tests {
 
     #[test]
     fn functional_root_disk_of_1000_gib() {
-        let mut d = full();
-        d.insert("root_disk", json!({"size": 1000 * GIB}));
-        let got = Scheduler::new(true, true)
-            .properties(&mut d, &Map::new())
-            .unwrap();
-        assert_eq!(as_object(got)["local_gb"], json!("999"));
-        let mut d = full();
-        d.insert("root_disk", json!({"size": 1000 * GIB}));
-        let got = Scheduler::new(true, false)
-            .properties(&mut d, &Map::new())
-            .unwrap();
-        assert_eq!(as_object(got)["local_gb"], json!("1000"));
+        for (spacing, expected) in [(true, "999"), (false, "1000")] {
+            let (got, _) = local_gb_with(json!({"size": 1000 * GIB}), spacing);
+            assert_eq!(got, json!(expected), "spacing {spacing}");
+        }
     }
 
     #[test]
     fn empty_root_disk_is_ignored() {
-        let mut d = full();
-        d.insert("root_disk", json!({}));
-        let got = Scheduler::new(true, true)
-            .properties(&mut d, &Map::new())
-            .unwrap();
-        assert_eq!(as_object(got)["local_gb"], json!("20"));
+        assert_eq!(local_gb_with(json!({}), true).0, json!("20"));
     }
 }
 

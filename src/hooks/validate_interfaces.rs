@@ -214,13 +214,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn data(value: Value) -> IntrospectionData {
-        let Value::Object(map) = value else {
-            unreachable!()
-        };
-        IntrospectionData::from_payload(map, true).unwrap()
-    }
+    use crate::testing::data;
 
     fn interfaces() -> Value {
         json!({

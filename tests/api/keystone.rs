@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use ironic_inspector::Error;
 use ironic_inspector::auth::{Auth, KeystoneAuth, KeystoneOptions};
-use ironic_inspector::config::KeystoneAuthtoken;
+use ironic_inspector::config::oslo::RawConfig;
+use ironic_inspector::config::{Config, KeystoneAuthtoken};
 use secrecy::SecretString;
 
 use crate::helpers::{assert_error, free_port, spawn_app_with};
@@ -62,20 +63,18 @@ pub fn keystone_env(test: &str) -> Option<KeystoneEnv> {
     })
 }
 
-/// `[keystone_authtoken]` as an operator would write it for this Keystone.
+/// `[keystone_authtoken]` as an operator would write it for this Keystone: the endpoint and
+/// the service credentials set, every other option at its default.
 fn section(url: &str, service: &Credentials) -> KeystoneAuthtoken {
     KeystoneAuthtoken {
-        auth_uri: None,
         identity_uri: Some(url.to_string()),
         admin_user: Some(service.user.clone()),
         admin_password: Some(SecretString::from(service.password.clone())),
         admin_tenant_name: service.project.clone(),
-        token_cache_time: 300,
-        http_connect_timeout: None,
-        http_request_max_retries: 3,
-        cafile: None,
-        insecure: false,
-        region_name: None,
+        ..Config::from_raw(&RawConfig::default())
+            .unwrap()
+            .0
+            .keystone_authtoken
     }
 }
 

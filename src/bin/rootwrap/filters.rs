@@ -405,26 +405,16 @@ mod tests {
     fn filter_directories_are_read_in_name_order_and_must_be_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(
-            d.join("b.filters"),
-            "[Filters]\nb: CommandFilter, b, root\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("a.filters"),
-            "[Filters]\na: CommandFilter, a, root\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join(".c.filters"),
-            "[Filters]\nc: CommandFilter, c, root\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("d.filters~"),
-            "[Filters]\nd: CommandFilter, d, root\n",
-        )
-        .unwrap();
+        // Written out of order; a hidden file and a backup file are not read.
+        for (file, filter) in [
+            ("b.filters", "b"),
+            ("a.filters", "a"),
+            (".c.filters", "c"),
+            ("d.filters~", "d"),
+        ] {
+            let text = format!("[Filters]\n{filter}: CommandFilter, {filter}, root\n");
+            std::fs::write(d.join(file), text).unwrap();
+        }
         std::fs::write(d.join("README"), "not a filter file").unwrap();
         std::fs::create_dir(d.join("sub.filters")).unwrap();
         for path in [d.join("a.filters"), d.join("b.filters")] {
