@@ -308,6 +308,37 @@ async fn wait_failures(daemon: &Daemon, seen: usize, more: usize, what: &str) {
     .await;
 }
 
+/// How many times the daemon logged that the introspection of `node` started: the
+/// background part of a start is done (its MACs let through by its own firewall update, the
+/// node rebooted) and the node's lock is free.
+fn logged_starts(daemon: &Daemon, node: &str) -> usize {
+    daemon
+        .log_text()
+        .lines()
+        .filter(|line| line.contains("introspection started") && line.contains(node))
+        .count()
+}
+
+/// Waits until the introspection start of `node` made after `seen` starts were logged is
+/// done. Seeing the node's MACs let through is not enough: a periodic refresh that read the
+/// node cache just after the start recorded the MACs lets them through too, while the
+/// start's own update (which only a later run answers) may still be to come, and fail.
+/// Panics at once when the start failed.
+async fn wait_started(daemon: &Daemon, node: &str, seen: usize) {
+    wait_for(DEADLINE, "the introspection start to be done", || async {
+        if logged_starts(daemon, node) > seen {
+            return Some(());
+        }
+        let status = daemon.introspection_status(node).await;
+        assert_eq!(
+            status["finished"], false,
+            "the introspection start failed: {status}"
+        );
+        None
+    })
+    .await;
+}
+
 /// The daemon binary against the real Ironic, its root helper failing in each way while
 /// the periodic refresh runs every second, an introspection starts and a ramdisk reports.
 async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
@@ -401,9 +432,12 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     wait_idle_port_deleted(&netns, "the chain up to date again", &mine, &idle).await;
 
     // Introspection, then the ramdisk's report while the firewall fails: 503 naming the
-    // firewall, the node still waiting for its report, DHCP as it was.
+    // firewall, the node still waiting for its report, DHCP as it was. The firewall fails
+    // only once the start is done: failing earlier fails the start itself (as above).
+    let starts = logged_starts(&daemon, &node);
     let response = daemon.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
+    wait_started(&daemon, &node, starts).await;
     wait_chain(
         &netns,
         "the node's MACs let through",
@@ -417,10 +451,12 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     let table = netns.rules();
     let report = liberty_report(&mine, bmc);
     let response = daemon.post_continue(&report).await;
-    assert_eq!(response.status(), 503);
+    let status = response.status();
+    let body = response.text().await.unwrap();
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"error": {"message": UPDATE_FAILED}})
+        (status.as_u16(), serde_json::from_str::<Value>(&body).ok()),
+        (503, Some(json!({"error": {"message": UPDATE_FAILED}}))),
+        "the report posted while the helper fails: {body}"
     );
     assert_eq!(
         daemon.introspection_status(&node).await,
