@@ -26,6 +26,7 @@ use crate::db::{Db, DbError, retry_conflicts};
 use crate::error::{DbOutage, Error, Result};
 use crate::mac::Mac;
 use crate::py;
+use crate::retry::Backoff;
 
 pub use crate::db::nodes::IntrospectionRecord;
 
@@ -38,8 +39,9 @@ pub const DATA_OPTION: &str = "introspection_data";
 /// How long background work keeps trying to record the end of a node's introspection while
 /// the database cannot take it (see [`NodeCache::finished_retrying`]).
 pub const FINISH_RETRY_DEADLINE: Duration = Duration::from_secs(600);
-const FINISH_FIRST_PAUSE: Duration = Duration::from_secs(1);
-const FINISH_MAX_PAUSE: Duration = Duration::from_secs(10);
+/// Pauses between those attempts: 1 s, doubling up to 10 s, until the deadline.
+const FINISH_BACKOFF: Backoff =
+    Backoff::doubling(None, Duration::from_secs(1), Duration::from_secs(10));
 /// The error recorded on a node whose introspection ran out of time.
 pub const TIMEOUT_ERROR: &str = "Introspection timeout";
 
@@ -271,16 +273,16 @@ impl NodeCache {
         deadline: Duration,
     ) -> Result<f64> {
         let give_up = Instant::now() + deadline;
-        let mut pause = FINISH_FIRST_PAUSE;
+        let mut retries = FINISH_BACKOFF.start();
         loop {
             let err = match self.finished(uuid, error).await {
                 Err(err) if err.is_temporary() => err,
                 outcome => return outcome,
             };
             let left = give_up.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some(pause) = retries.next_pause().filter(|_| !left.is_zero()) else {
                 return Err(err);
-            }
+            };
             tracing::warn!(
                 node.uuid = %uuid,
                 error = %err,
@@ -288,7 +290,6 @@ impl NodeCache {
                 pause.min(left).as_secs_f32()
             );
             tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min(FINISH_MAX_PAUSE);
         }
     }
 
