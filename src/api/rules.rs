@@ -64,7 +64,6 @@ pub async fn create(
         },
     )
     .await?;
-    tracing::info!(rule.uuid = %rule.uuid, "rule created");
     Ok(Json(representation(&rule, false)))
 }
 
@@ -78,7 +77,6 @@ pub async fn list(_auth: Authorized, State(state): State<AppState>) -> Result<Js
 /// `DELETE /v1/rules`: deletes every rule; 204.
 pub async fn delete_all(_auth: Authorized, State(state): State<AppState>) -> Result<StatusCode> {
     rules::delete_all(&state.db).await?;
-    tracing::info!("all rules deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -100,6 +98,5 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     let key = rule_key(&uuid);
     rules::delete(&state.db, &key).await?;
-    tracing::info!(rule.uuid = %key, "rule deleted");
     Ok(StatusCode::NO_CONTENT)
 }
