@@ -55,8 +55,9 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
         if let Err(err) = hook.before_processing(&mut data).await {
             tracing::error!(hook.name = hook.name(), error = %err, "pre-processing hook failed; reporting after the lookup");
             failures.push(match err {
-                Error::Internal { .. } => format!(
-                    "Unexpected exception during preprocessing in hook {}",
+                // The detail stays in the log above: it may name internals.
+                Error::Internal { kind, .. } => format!(
+                    "Unexpected exception {kind} during preprocessing in hook {}",
                     hook.name()
                 ),
                 known => format!("Preprocessing hook {}: {known}", hook.name()),
@@ -84,7 +85,9 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
     }
 
     if !failures.is_empty() {
-        finish(state, &uuid, Some("Data pre-processing failed")).await;
+        // The node's error is the failures themselves (2.2.3 on), so the status and
+        // Ironic's `last_error` say why, not only that pre-processing failed.
+        finish(state, &uuid, Some(&failures.join("\n"))).await;
         return Err(Error::BadRequest(format!(
             "The following failures happened during running pre-processing hooks for node \
              {uuid}:\n{}",

@@ -11,7 +11,7 @@
 //! client error) for what upstream raised as `utils.Error`, whose message is shown to the
 //! client (`Preprocessing hook <name>: <msg>`, or the processing error); it answers
 //! [`Error::Internal`](crate::Error::Internal) for what upstream failed on with any other exception, which the
-//! pipeline reports as `Unexpected exception during preprocessing in hook <name>` /
+//! pipeline reports as `Unexpected exception <kind> during preprocessing in hook <name>` /
 //! `Unexpected exception during processing`.
 
 pub mod example;
