@@ -14,6 +14,7 @@ use crate::data::IntrospectionData;
 use crate::error::{Error, Result};
 use crate::ironic_node::IronicNode;
 use crate::state::AppState;
+use crate::swift::SwiftClient;
 
 /// Prefix of the Swift objects that hold processed data (`inspector_data-<uuid>`).
 pub const DATA_OBJECT_PREFIX: &str = "inspector_data";
@@ -21,6 +22,14 @@ pub const DATA_OBJECT_PREFIX: &str = "inspector_data";
 /// The Swift object name of a node's processed data.
 fn object_name(uuid: &str) -> String {
     crate::swift::object_name(DATA_OBJECT_PREFIX, uuid)
+}
+
+/// The Swift client `store_data = swift` needs (start-up creates it for that setting).
+fn swift(state: &AppState) -> Result<&SwiftClient> {
+    state
+        .swift
+        .as_ref()
+        .ok_or_else(|| Error::internal("SwiftMissing", "store_data = swift without a Swift client"))
 }
 
 /// Keeps the processed data of `node` where `[processing] store_data` says (and, with
@@ -39,12 +48,7 @@ pub async fn store(
             Ok(())
         }
         StoreData::Swift => {
-            let Some(swift) = &state.swift else {
-                return Err(Error::internal(
-                    "SwiftMissing",
-                    "store_data = swift without a Swift client",
-                ));
-            };
+            let swift = swift(state)?;
             let name = object_name(&node.uuid);
             let body = serde_json::to_vec(data.as_map())
                 .map_err(|e| Error::internal("DataEncoding", e))?;
@@ -86,13 +90,8 @@ pub async fn load(state: &AppState, uuid: &str) -> Result<Vec<u8>> {
                 .to_string(),
         )),
         StoreData::Swift => {
-            let Some(swift) = &state.swift else {
-                return Err(Error::internal(
-                    "SwiftMissing",
-                    "store_data = swift without a Swift client",
-                ));
-            };
             let name = object_name(uuid);
+            let swift = swift(state)?;
             Ok(swift.get_object(&name).await?)
         }
         StoreData::Database => match state.node_cache.stored_data(uuid).await? {
