@@ -65,7 +65,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
         }
     }
 
-    let Some(uuid) = find_node(state, &data, &mut failures).await? else {
+    let Some(uuid) = find_node(state, &mut data, &mut failures).await? else {
         return Err(Error::BadRequest(format!(
             "The following failures happened during running pre-processing hooks for unknown \
              node:\n{}",
@@ -149,7 +149,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
 /// again), not a failed lookup.
 async fn find_node(
     state: &AppState,
-    data: &IntrospectionData,
+    data: &mut IntrospectionData,
     failures: &mut Vec<String>,
 ) -> Result<Option<String>> {
     let macs = data.macs();

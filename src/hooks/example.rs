@@ -46,7 +46,7 @@ impl NodeNotFoundHook for ExampleNotFound {
         "example"
     }
 
-    async fn run(&self, data: &IntrospectionData) -> Result<Option<String>> {
+    async fn run(&self, data: &mut IntrospectionData) -> Result<Option<String>> {
         tracing::debug!(data = ?data, "Processing node not found");
         Ok(None)
     }
@@ -63,6 +63,6 @@ mod tests {
         let mut data = IntrospectionData::from_map_unchecked(Map::new());
         Example.before_processing(&mut data).await.unwrap();
         assert!(data.as_map().is_empty());
-        assert_eq!(ExampleNotFound.run(&data).await.unwrap(), None);
+        assert_eq!(ExampleNotFound.run(&mut data).await.unwrap(), None);
     }
 }

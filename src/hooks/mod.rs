@@ -77,8 +77,9 @@ pub trait NodeNotFoundHook: Send + Sync {
     /// Its configured name.
     fn name(&self) -> &'static str;
 
-    /// The UUID of the node to process the data for, or `None` when it has none.
-    async fn run(&self, data: &IntrospectionData) -> Result<Option<String>>;
+    /// The UUID of the node to process the data for, or `None` when it has none. It may
+    /// change the data (e.g. mark it as coming from a machine enrolled just now).
+    async fn run(&self, data: &mut IntrospectionData) -> Result<Option<String>>;
 }
 
 /// The enabled hooks, in run order.

@@ -654,7 +654,7 @@ async fn example_node_not_found_hook_finds_nothing() {
     let found = hooks
         .node_not_found
         .unwrap()
-        .run(&data(json!({"ipmi_address": "1.2.3.4"})))
+        .run(&mut data(json!({"ipmi_address": "1.2.3.4"})))
         .await
         .unwrap();
     assert_eq!(found, None);
