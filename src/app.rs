@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::{AuthStrategy, Config, StoreData};
 use crate::db::Db;
-use crate::firewall::Coalescer;
+use crate::firewall::Refresh;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
 use crate::server::{Limits, Tls};
@@ -63,7 +63,7 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         hooks: Arc::new(hooks),
         swift,
         firewall,
-        firewall_refresh: Arc::new(Coalescer::default()),
+        firewall_refresh: Arc::new(Refresh::default()),
         background_slots: Arc::new(Semaphore::new(slots)),
         last_paced_reboot: Arc::default(),
         config,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
+use crate::firewall::Filter;
 use crate::ironic::{IronicClient, IronicError, Node, Port, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::mac::Mac;
 use crate::node_cache::FINISH_RETRY_DEADLINE;
@@ -204,6 +205,10 @@ async fn background_introspect(
         state.node_cache.add_macs(uuid, &macs).await?;
         tracing::info!(macs = ?macs, "whitelisting the node's MACs on the firewall");
         refresh_firewall(state, ironic).await?;
+    } else if !state.firewall_refresh.is_open() {
+        // Nothing to let through by MAC, but DHCP may be closed for want of a node under
+        // introspection: this node needs it open.
+        refresh_firewall(state, ironic).await?;
     }
 
     let attributes = state.node_cache.attributes(uuid).await?;
@@ -271,39 +276,54 @@ async fn pace_reboot(state: &AppState) {
     *last = Some(Instant::now());
 }
 
-/// Recomputes and applies the DHCP filter: every MAC Ironic knows, less those of nodes under
-/// introspection, is blocked. Does nothing (and asks Ironic nothing) when the firewall is off.
+/// Recomputes and applies the DHCP filter ([`Filter`]): closed when no node is under
+/// introspection and no `node_not_found_hook` is set; otherwise every MAC Ironic knows, less
+/// those of nodes under introspection, is blocked. Does nothing (and asks Ironic nothing)
+/// when the firewall is off; a filter equal to the one in force is not applied again.
 ///
-/// The one entry point for every refresh (introspection start, processing, the periodic
-/// loop). Refreshes run one at a time, and callers arriving during one share the next
-/// (`state.firewall_refresh`): the whole refresh is coalesced, since a list read before a
-/// running refresh ends may already be stale.
+/// The one entry point for every refresh (introspection start, processing, abort, time-out,
+/// the periodic loop). Refreshes run one at a time, and callers arriving during one share
+/// the next (`state.firewall_refresh`): the whole refresh is coalesced, since a list read
+/// before a running refresh ends may already be stale.
 pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result<()> {
     if !state.firewall.is_enabled() {
         return Ok(());
     }
-    state
-        .firewall_refresh
+    let refresh = &state.firewall_refresh;
+    refresh
         .run(|| async {
-            let ports = ironic.list_ports().await?;
-            let active = state.node_cache.active_macs().await?;
-            let mut blocked: BTreeSet<Mac> = BTreeSet::new();
-            for port in &ports {
-                match port.mac() {
-                    Some(mac) if active.contains(&mac) => {}
-                    Some(mac) => {
-                        blocked.insert(mac);
-                    }
-                    None => tracing::warn!(
-                        mac = %port.address,
-                        "not a MAC address; left out of the firewall"
-                    ),
+            let open = state.hooks.node_not_found.is_some()
+                || state.node_cache.introspection_active().await?;
+            let filter = if open {
+                Filter::Open {
+                    blocked: idle_macs(state, ironic).await?,
                 }
-            }
-            tracing::debug!(blocked = blocked.len(), "blocking DHCP for idle known MACs");
-            state.firewall.update(&blocked).await
+            } else {
+                Filter::Closed
+            };
+            refresh.apply(state.firewall.as_ref(), filter).await
         })
         .await
+}
+
+/// The MACs of Ironic's ports whose nodes are not under introspection.
+async fn idle_macs(state: &AppState, ironic: &IronicClient) -> Result<BTreeSet<Mac>> {
+    let ports = ironic.list_ports().await?;
+    let active = state.node_cache.active_macs().await?;
+    let mut blocked = BTreeSet::new();
+    for port in &ports {
+        match port.mac() {
+            Some(mac) if active.contains(&mac) => {}
+            Some(mac) => {
+                blocked.insert(mac);
+            }
+            None => tracing::warn!(
+                mac = %port.address,
+                "not a MAC address; left out of the firewall"
+            ),
+        }
+    }
+    Ok(blocked)
 }
 
 /// Refuses nodes in a state introspection must not touch; nodes in maintenance are accepted

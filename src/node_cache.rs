@@ -216,6 +216,11 @@ impl NodeCache {
         Ok(values.iter().filter_map(|v| v.parse().ok()).collect())
     }
 
+    /// Whether at least one node is under introspection now.
+    pub async fn introspection_active(&self) -> Result<bool> {
+        Ok(nodes::any_unfinished(&self.db).await?)
+    }
+
     /// A node's lookup attributes: name to values (values sorted).
     pub async fn attributes(&self, uuid: &str) -> Result<BTreeMap<String, Vec<String>>> {
         Ok(nodes::attributes(&self.db, uuid).await?)

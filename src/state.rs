@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
-use crate::firewall::{Coalescer, Firewall};
+use crate::firewall::{Firewall, Refresh};
 use crate::hooks::Hooks;
 use crate::ironic::IronicClient;
 use crate::node_cache::NodeCache;
@@ -39,9 +39,9 @@ pub struct AppState {
     pub swift: Option<SwiftClient>,
     /// The DHCP filter.
     pub firewall: Arc<dyn Firewall>,
-    /// Serialises and coalesces whole firewall refreshes (Ironic's ports, active MACs,
-    /// apply): see [`crate::introspect::refresh_firewall`].
-    pub firewall_refresh: Arc<Coalescer>,
+    /// Serialises, coalesces and skips unchanged firewall refreshes (Ironic's ports,
+    /// active MACs, apply): see [`crate::introspect::refresh_firewall`].
+    pub firewall_refresh: Arc<Refresh>,
     /// Bounds background introspection work (`[DEFAULT] max_concurrency`).
     pub background_slots: Arc<Semaphore>,
     /// When the last reboot of a node with a paced driver was requested

@@ -140,6 +140,17 @@ pub async fn attribute_values(db: &Db, name: &str) -> Result<HashSet<String>, Db
         .collect()
 }
 
+/// Whether at least one node is under introspection (not finished).
+pub async fn any_unfinished(db: &Db) -> Result<bool, DbError> {
+    let row = db
+        .fetch_optional(
+            "SELECT uuid FROM nodes WHERE finished_at IS NULL LIMIT 1",
+            args![],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// A node's lookup attributes: name to values (values sorted).
 pub async fn attributes(db: &Db, uuid: &str) -> Result<BTreeMap<String, Vec<String>>, DbError> {
     let rows = db

@@ -90,6 +90,40 @@ enum Apply {
     PerRule,
 }
 
+/// What our chain holds after an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rules<'a> {
+    /// A `DROP` for each of these MACs, then `ACCEPT`.
+    Accept {
+        /// The MACs dropped.
+        blocked: &'a [Mac],
+    },
+    /// `REJECT` for everything (DHCP closed).
+    RejectAll,
+}
+
+impl Rules<'_> {
+    /// The rules, in order, as `iptables -A <chain>` arguments after the chain name.
+    fn lines(self) -> impl Iterator<Item = String> {
+        let (blocked, last): (&[Mac], &str) = match self {
+            Rules::Accept { blocked } => (blocked, "-j ACCEPT"),
+            Rules::RejectAll => (&[], "-j REJECT"),
+        };
+        blocked
+            .iter()
+            .map(|mac| format!("-m mac --mac-source {mac} -j DROP"))
+            .chain(std::iter::once(last.to_string()))
+    }
+
+    /// How many MACs are dropped, for the log.
+    fn blocked(self) -> usize {
+        match self {
+            Rules::Accept { blocked } => blocked.len(),
+            Rules::RejectAll => 0,
+        }
+    }
+}
+
 /// State only touched with the command lock held.
 #[derive(Debug)]
 struct Inner {
@@ -383,7 +417,7 @@ impl Iptables {
     async fn update_per_rule(
         &self,
         inner: &Inner,
-        blocked: &[Mac],
+        rules: Rules<'_>,
     ) -> std::result::Result<(), CommandFailure> {
         let temp = self.temp_chain.as_str();
         let (mut chain_jumps, temp_jumps) = self.count_jumps(inner).await?;
@@ -398,15 +432,11 @@ impl Iptables {
         self.iptables_ignoring(inner, &["-F", temp]).await;
         self.iptables_ignoring(inner, &["-X", temp]).await;
         self.iptables(inner, &["-N", temp]).await?;
-        for mac in blocked {
-            let mac = mac.to_string();
-            self.iptables(
-                inner,
-                &["-A", temp, "-m", "mac", "--mac-source", &mac, "-j", "DROP"],
-            )
-            .await?;
+        for rule in rules.lines() {
+            let mut args = vec!["-A", temp];
+            args.extend(rule.split(' '));
+            self.iptables(inner, &args).await?;
         }
-        self.iptables(inner, &["-A", temp, "-j", "ACCEPT"]).await?;
         self.iptables(inner, &self.jump("-I", temp)).await?;
         // The new rules are in force. A failure from here is logged and finished later.
         if let Err(failure) = self.finish_swap(inner, chain_jumps).await {
@@ -438,13 +468,50 @@ impl Iptables {
         Ok(())
     }
 
+    /// Puts `rules` in our chain, by the way `init` chose.
+    async fn apply(&self, rules: Rules<'_>) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        if inner.closed {
+            tracing::debug!("firewall already cleaned up; update skipped");
+            return Ok(());
+        }
+        let Some(apply) = inner.apply else {
+            return Err(Error::internal(
+                "FirewallError",
+                "the firewall is updated before it was initialised",
+            ));
+        };
+        let started = std::time::Instant::now();
+        let outcome = match apply {
+            Apply::Restore { wait } => self.update_restore(&mut inner, wait, rules).await,
+            Apply::PerRule => self.update_per_rule(&inner, rules).await,
+        };
+        if let Err(failure) = outcome {
+            inner.jumps = None;
+            tracing::error!(
+                command = %failure.command,
+                error = %failure.detail,
+                chain = %self.chain,
+                "firewall update failed; the rules in force are unchanged"
+            );
+            return Err(Error::ServiceUnavailable(UPDATE_FAILED.to_string()));
+        }
+        tracing::debug!(
+            blocked = rules.blocked(),
+            dhcp_closed = rules == Rules::RejectAll,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "firewall updated"
+        );
+        Ok(())
+    }
+
     /// One transaction: the chain emptied (or created) and refilled, its jump moved to the
     /// top of `INPUT`. A failed transaction changes nothing.
     async fn update_restore(
         &self,
         inner: &mut Inner,
         wait: bool,
-        blocked: &[Mac],
+        rules: Rules<'_>,
     ) -> std::result::Result<(), CommandFailure> {
         let mut args = vec!["--noflush"];
         if wait {
@@ -455,7 +522,7 @@ impl Iptables {
             Some(jumps) => jumps,
             None => self.count_jumps(inner).await?.0,
         };
-        let script = restore_script(&self.chain, &self.interface, blocked, jumps);
+        let script = restore_script(&self.chain, &self.interface, rules, jumps);
         match self
             .run("iptables-restore", &args, Some(script.as_bytes()))
             .await
@@ -472,7 +539,7 @@ impl Iptables {
             Err(failure) => return Err(failure),
         }
         let jumps = self.count_jumps(inner).await?.0;
-        let script = restore_script(&self.chain, &self.interface, blocked, jumps);
+        let script = restore_script(&self.chain, &self.interface, rules, jumps);
         self.run("iptables-restore", &args, Some(script.as_bytes()))
             .await?;
         inner.jumps = Some(1);
@@ -516,39 +583,12 @@ impl Firewall for Iptables {
     }
 
     async fn update(&self, blocked_macs: &BTreeSet<Mac>) -> Result<()> {
-        let mut inner = self.inner.lock().await;
-        if inner.closed {
-            tracing::debug!("firewall already cleaned up; update skipped");
-            return Ok(());
-        }
-        let Some(apply) = inner.apply else {
-            return Err(Error::internal(
-                "FirewallError",
-                "the firewall is updated before it was initialised",
-            ));
-        };
         let blocked: Vec<Mac> = blocked_macs.iter().copied().collect();
-        let started = std::time::Instant::now();
-        let outcome = match apply {
-            Apply::Restore { wait } => self.update_restore(&mut inner, wait, &blocked).await,
-            Apply::PerRule => self.update_per_rule(&inner, &blocked).await,
-        };
-        if let Err(failure) = outcome {
-            inner.jumps = None;
-            tracing::error!(
-                command = %failure.command,
-                error = %failure.detail,
-                chain = %self.chain,
-                "firewall update failed; the rules in force are unchanged"
-            );
-            return Err(Error::ServiceUnavailable(UPDATE_FAILED.to_string()));
-        }
-        tracing::debug!(
-            blocked = blocked.len(),
-            duration_ms = started.elapsed().as_millis() as u64,
-            "firewall updated"
-        );
-        Ok(())
+        self.apply(Rules::Accept { blocked: &blocked }).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.apply(Rules::RejectAll).await
     }
 
     async fn clean_up(&self) -> Result<()> {
@@ -565,16 +605,15 @@ impl Firewall for Iptables {
 /// The `iptables-restore --noflush` input for one update. `:chain` empties the chain if it
 /// exists (creates it otherwise); the `jumps` jumps `INPUT` holds are deleted and one is
 /// inserted at the top.
-pub fn restore_script(chain: &str, interface: &str, blocked: &[Mac], jumps: usize) -> String {
+pub fn restore_script(chain: &str, interface: &str, rules: Rules<'_>, jumps: usize) -> String {
     use std::fmt::Write;
-    let mut script = String::with_capacity(64 * (blocked.len() + 4));
+    let mut script = String::with_capacity(64 * (rules.blocked() + 4));
     let jump = format!("INPUT -i {interface} -p udp --dport 67 -j {chain}");
     script.push_str("*filter\n");
     let _ = writeln!(script, ":{chain} - [0:0]");
-    for mac in blocked {
-        let _ = writeln!(script, "-A {chain} -m mac --mac-source {mac} -j DROP");
+    for rule in rules.lines() {
+        let _ = writeln!(script, "-A {chain} {rule}");
     }
-    let _ = writeln!(script, "-A {chain} -j ACCEPT");
     for _ in 0..jumps {
         let _ = writeln!(script, "-D {jump}");
     }
@@ -594,7 +633,12 @@ mod tests {
             .map(|m| m.parse().unwrap())
             .collect();
         assert_eq!(
-            restore_script("ironic-inspector", "br-ctlplane", &macs, 1),
+            restore_script(
+                "ironic-inspector",
+                "br-ctlplane",
+                Rules::Accept { blocked: &macs },
+                1
+            ),
             "*filter\n\
              :ironic-inspector - [0:0]\n\
              -A ironic-inspector -m mac --mac-source 02:00:00:00:00:01 -j DROP\n\
@@ -609,7 +653,7 @@ mod tests {
     #[test]
     fn restore_script_without_jump_only_inserts_it() {
         assert_eq!(
-            restore_script("c", "eth1", &[], 0),
+            restore_script("c", "eth1", Rules::Accept { blocked: &[] }, 0),
             "*filter\n:c - [0:0]\n-A c -j ACCEPT\n-I INPUT -i eth1 -p udp --dport 67 -j c\nCOMMIT\n"
         );
     }
@@ -617,9 +661,19 @@ mod tests {
     #[test]
     fn restore_script_deletes_every_duplicate_jump() {
         assert_eq!(
-            restore_script("c", "eth1", &[], 2),
+            restore_script("c", "eth1", Rules::Accept { blocked: &[] }, 2),
             "*filter\n:c - [0:0]\n-A c -j ACCEPT\n\
              -D INPUT -i eth1 -p udp --dport 67 -j c\n\
+             -D INPUT -i eth1 -p udp --dport 67 -j c\n\
+             -I INPUT -i eth1 -p udp --dport 67 -j c\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn a_closed_chain_rejects_everything() {
+        assert_eq!(
+            restore_script("c", "eth1", Rules::RejectAll, 1),
+            "*filter\n:c - [0:0]\n-A c -j REJECT\n\
              -D INPUT -i eth1 -p udp --dport 67 -j c\n\
              -I INPUT -i eth1 -p udp --dport 67 -j c\nCOMMIT\n"
         );
@@ -686,7 +740,7 @@ mod tests {
             .map(|m| m.parse().unwrap())
             .collect();
         assert!(
-            restore_script("c", "eth1", &macs, 0)
+            restore_script("c", "eth1", Rules::Accept { blocked: &macs }, 0)
                 .contains("\n-A c -m mac --mac-source 02:ab:cd:ef:00:19 -j DROP\n")
         );
     }
@@ -778,7 +832,7 @@ mod properties {
                 return Ok(());
             }
             let blocked: Vec<Mac> = octets.into_iter().map(Mac::new).collect();
-            let script = restore_script(&chain, &interface, &blocked, jumps);
+            let script = restore_script(&chain, &interface, Rules::Accept { blocked: &blocked }, jumps);
             let lines: Vec<&str> = script.lines().collect();
             let expected_lines = blocked.len() + 5 + jumps;
             prop_assert_eq!(lines.len(), expected_lines, "{}", script);

@@ -1,10 +1,20 @@
 //! The PXE/DHCP firewall: which MACs may reach our DHCP server.
 //!
-//! Ports upstream `firewall.py`. The firewall is told which MACs to block and never asks
-//! Ironic or the database itself; the workflows compute that list (every MAC Ironic has a
-//! port for, less the MACs of nodes under introspection) in
-//! [`crate::introspect::refresh_firewall`], through a [`Coalescer`] so that refreshes run one
-//! at a time and requests that pile up during one refresh share the next.
+//! Ports upstream `firewall.py` as of 2.2.7. The firewall is told what to let through and
+//! never asks Ironic or the database itself; the workflows decide (in
+//! [`crate::introspect::refresh_firewall`]) between two [`Filter`]s:
+//! - [`Filter::Closed`]: no DHCP at all, when no node is under introspection and no
+//!   `node_not_found_hook` would take an unknown machine (2.2.7's "disable DHCP when
+//!   idle"): nothing on the provisioning network gets our ramdisk by accident;
+//! - [`Filter::Open`]: every MAC but the ones Ironic has a port for and that are not
+//!   under introspection.
+//!
+//! Refreshes go through one [`Refresh`]: they run one at a time, requests that pile up
+//! during one refresh share the next ([`Coalescer`]), and a filter equal to the one applied
+//! last is not applied again (2.2.7's blacklist cache), so a periodic refresh that finds
+//! nothing changed costs one Ironic port listing and no iptables process. A failed apply
+//! forgets what was in force, so the next refresh tries again whatever it computes; closing
+//! forgets the MAC list too, so the next opening rewrites the chain.
 //!
 //! Backends: [`Disabled`] (`[firewall] manage_firewall = false`) and [`iptables::Iptables`].
 
@@ -36,6 +46,9 @@ pub trait Firewall: Send + Sync + std::fmt::Debug {
     /// Blocks exactly `blocked_macs` and lets every other MAC through.
     async fn update(&self, blocked_macs: &BTreeSet<Mac>) -> Result<()>;
 
+    /// Rejects every DHCP request.
+    async fn close(&self) -> Result<()>;
+
     /// Shutdown: removes everything [`Firewall::init`] and [`Firewall::update`] installed.
     /// Later updates do nothing.
     async fn clean_up(&self) -> Result<()> {
@@ -55,6 +68,82 @@ impl Firewall for Disabled {
 
     async fn update(&self, _blocked_macs: &BTreeSet<Mac>) -> Result<()> {
         Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What the DHCP filter lets through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// Nothing: every DHCP request is rejected.
+    Closed,
+    /// Every MAC but these.
+    Open {
+        /// MACs of Ironic's ports whose nodes are not under introspection.
+        blocked: BTreeSet<Mac>,
+    },
+}
+
+/// Whole firewall refreshes: one at a time, coalesced, and skipped when they would apply
+/// the filter already in force (see the module doc).
+#[derive(Debug, Default)]
+pub struct Refresh {
+    coalescer: Coalescer,
+    /// The filter the last successful apply put in force; `None` at start and after a
+    /// failed apply (the backend may be anywhere between two filters).
+    applied: StdMutex<Option<Filter>>,
+}
+
+impl Refresh {
+    /// Runs one refresh `job` through the [`Coalescer`].
+    pub async fn run<F, Fut>(&self, job: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        self.coalescer.run(job).await
+    }
+
+    /// Puts `filter` in force through `backend`, unless it is the filter the last apply put
+    /// there. Call it from within [`Refresh::run`], so that applies never overlap.
+    pub async fn apply(&self, backend: &dyn Firewall, filter: Filter) -> Result<()> {
+        {
+            let mut applied = self.applied();
+            if applied.as_ref() == Some(&filter) {
+                tracing::debug!("firewall unchanged; not updating it");
+                return Ok(());
+            }
+            // Until this apply succeeds, what is in force is unknown: the next refresh
+            // applies whatever it computes.
+            *applied = None;
+        }
+        match &filter {
+            Filter::Closed => {
+                tracing::debug!(
+                    "no node under introspection and no node_not_found_hook: closing DHCP"
+                );
+                backend.close().await?;
+            }
+            Filter::Open { blocked } => {
+                tracing::debug!(blocked = blocked.len(), "blocking DHCP for idle known MACs");
+                backend.update(blocked).await?;
+            }
+        }
+        *self.applied() = Some(filter);
+        Ok(())
+    }
+
+    /// Whether the filter in force is known to be a [`Filter::Open`] one.
+    pub fn is_open(&self) -> bool {
+        matches!(*self.applied(), Some(Filter::Open { .. }))
+    }
+
+    fn applied(&self) -> std::sync::MutexGuard<'_, Option<Filter>> {
+        // A plain value, replaced whole: a panic elsewhere cannot leave it half-written.
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -181,6 +270,104 @@ mod tests {
             self.updates.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
+        async fn close(&self) -> Result<()> {
+            self.update(&BTreeSet::new()).await
+        }
+    }
+
+    /// A backend that records what it was asked, and fails while `failing` is set.
+    #[derive(Debug, Default)]
+    struct Recording {
+        calls: StdMutex<Vec<Filter>>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Recording {
+        fn record(&self, filter: Filter) -> Result<()> {
+            self.calls.lock().unwrap().push(filter);
+            if self.failing.load(Ordering::SeqCst) {
+                Err(Error::ServiceUnavailable("iptables failed".into()))
+            } else {
+                Ok(())
+            }
+        }
+        fn calls(&self) -> Vec<Filter> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Firewall for Recording {
+        fn is_enabled(&self) -> bool {
+            true
+        }
+        async fn update(&self, blocked: &BTreeSet<Mac>) -> Result<()> {
+            self.record(Filter::Open {
+                blocked: blocked.clone(),
+            })
+        }
+        async fn close(&self) -> Result<()> {
+            self.record(Filter::Closed)
+        }
+    }
+
+    fn open(macs: &[&str]) -> Filter {
+        Filter::Open {
+            blocked: macs.iter().map(|m| m.parse().unwrap()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_filter_is_not_applied_again() {
+        let backend = Recording::default();
+        let refresh = Refresh::default();
+        let a = open(&["02:00:00:00:00:01"]);
+        let b = open(&["02:00:00:00:00:01", "02:00:00:00:00:02"]);
+        assert!(!refresh.is_open());
+        for filter in [a.clone(), a.clone(), b.clone(), b.clone(), a.clone()] {
+            refresh.apply(&backend, filter).await.unwrap();
+        }
+        assert_eq!(backend.calls(), [a.clone(), b, a]);
+        assert!(refresh.is_open());
+    }
+
+    #[tokio::test]
+    async fn closing_forgets_the_macs_and_is_done_once() {
+        let backend = Recording::default();
+        let refresh = Refresh::default();
+        let a = open(&["02:00:00:00:00:01"]);
+        for filter in [
+            a.clone(),
+            Filter::Closed,
+            Filter::Closed,
+            a.clone(),
+            a.clone(),
+        ] {
+            refresh.apply(&backend, filter).await.unwrap();
+        }
+        // Reopening with the MAC list of before the closing rewrites the chain.
+        assert_eq!(backend.calls(), [a.clone(), Filter::Closed, a]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_is_tried_again_by_the_next_refresh() {
+        let backend = Recording::default();
+        let refresh = Refresh::default();
+        let a = open(&["02:00:00:00:00:01"]);
+        refresh.apply(&backend, a.clone()).await.unwrap();
+        backend.failing.store(true, Ordering::SeqCst);
+        let b = open(&[]);
+        assert!(refresh.apply(&backend, b.clone()).await.is_err());
+        assert!(
+            !refresh.is_open(),
+            "what is in force is unknown after a failure"
+        );
+        // Even the filter that was in force before the failure is applied again.
+        assert!(refresh.apply(&backend, a.clone()).await.is_err());
+        backend.failing.store(false, Ordering::SeqCst);
+        refresh.apply(&backend, a.clone()).await.unwrap();
+        refresh.apply(&backend, a.clone()).await.unwrap();
+        assert_eq!(backend.calls(), [a.clone(), b, a.clone(), a]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,8 +13,9 @@ use ironic_inspector::firewall::iptables::{Iptables, Settings};
 use ironic_inspector::mac::Mac;
 use serde_json::json;
 
+use crate::fault_proxy::{FaultProxy, Match};
 use crate::helpers::{spawn_app_customised, test_config, wait_for};
-use crate::ironic_api::{IronicApi, unique_macs};
+use crate::ironic_api::{IronicApi, PrivateIronic, unique_macs};
 use crate::nodes::liberty_report;
 
 /// `count` MACs of the test's own, as the set the firewall is given.
@@ -61,15 +62,45 @@ fn drop_rule(mac: &str) -> String {
     format!("-A {CHAIN} -m mac --mac-source {mac} -j DROP")
 }
 
-fn config(ironic: &IronicApi, netns: &Netns, period: u32) -> String {
+/// The daemon's config: Ironic at `ironic_url`, the firewall in `netns` refreshed every
+/// `period` seconds through `root_helper` (the namespace's own when `None`), and `extra`
+/// lines in `[processing]` (e.g. a not-found hook).
+fn config(
+    ironic_url: &str,
+    netns: &Netns,
+    period: u32,
+    root_helper: Option<&str>,
+    extra: &str,
+) -> String {
     format!(
-        "[ironic]\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
-         [processing]\nstore_data = database\n\
+        "[ironic]\nironic_url = {ironic_url}\nmax_retries = 5\nretry_interval = 1\n\
+         [processing]\nstore_data = database\n{extra}\n\
          [firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
          firewall_update_period = {period}\nroot_helper = {}\n",
-        ironic.url(),
-        netns.root_helper()
+        root_helper.map_or_else(|| netns.root_helper(), str::to_string)
     )
+}
+
+/// `iptables -S <chain>` of the closed chain: everything rejected.
+fn closed_chain() -> Vec<String> {
+    vec![
+        format!("-N {CHAIN}"),
+        format!("-A {CHAIN} -j REJECT --reject-with icmp-port-unreachable"),
+    ]
+}
+
+/// Waits until DHCP is closed: one jump from INPUT to the chain, which rejects everything,
+/// and no temporary chain.
+pub async fn wait_closed(netns: &Netns, what: &str) {
+    wait_for(DEADLINE, what, || async {
+        let all = netns.rules();
+        let jumps = all.iter().filter(|r| **r == jump()).count();
+        (jumps == 1
+            && netns.chain(CHAIN)? == closed_chain()
+            && !all.iter().any(|r| r.contains(TEMP_CHAIN)))
+        .then_some(())
+    })
+    .await;
 }
 
 /// The chain is well formed: one jump from INPUT, no temporary chain, ACCEPT last; returns
@@ -162,8 +193,9 @@ impl TwoNodes {
     }
 }
 
-/// Start, introspection start, processing, a port deleted in Ironic, shutdown: the chain
-/// follows each step.
+/// Start, introspection start, a port deleted in Ironic, processing, shutdown: the chain
+/// follows each step. With no node under introspection and no not-found hook, DHCP is
+/// closed altogether.
 #[tokio::test]
 async fn the_chain_follows_introspection_and_ironic() {
     let test = "the_chain_follows_introspection_and_ironic";
@@ -176,10 +208,9 @@ async fn the_chain_follows_introspection_and_ironic() {
     let bmc = "192.0.2.61";
     let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
 
-    // Start: every known MAC is blocked, the rest of the world may DHCP.
-    let app = spawn_app_customised(&config(&ironic, &netns, 1), |_| {}).await;
-    let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
-    wait_chain(&netns, "the chain after start", &all, &[]).await;
+    // Start: nothing is under introspection, so nothing may DHCP.
+    let app = spawn_app_customised(&config(ironic.url(), &netns, 1, None, ""), |_| {}).await;
+    wait_closed(&netns, "DHCP closed after start").await;
     let input = netns.run(&["iptables", "-S", "INPUT"]);
     assert_eq!(
         input.lines().nth(1),
@@ -187,20 +218,28 @@ async fn the_chain_follows_introspection_and_ironic() {
         "our jump heads INPUT: {input}"
     );
 
-    // Introspection starts: the node's MACs are let through, the idle node's are not.
+    // Introspection starts: DHCP opens; the node's MACs are let through, the idle node's
+    // are not.
     let response = app.start_introspection(&node).await;
     assert_eq!(response.status(), 202);
     wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
 
-    // Processing finishes it: blocked again (on the next periodic update).
+    // A port deleted in Ironic leaves the chain on the next update.
+    ironic.delete_port(&idle[1]).await;
+    wait_chain(
+        &netns,
+        "the deleted port's MAC gone",
+        &idle[..1],
+        &[mine[0].clone(), mine[1].clone(), idle[1].clone()],
+    )
+    .await;
+
+    // Processing finishes the last introspection: DHCP closes again (on the next periodic
+    // update).
     let response = app.post_continue(&liberty_report(&mine, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     app.wait_finished(&node, DEADLINE).await;
-    wait_chain(&netns, "the node's MACs blocked again", &all, &[]).await;
-
-    // A port deleted in Ironic leaves the chain on the next update.
-    ironic.delete_port(&idle[1]).await;
-    wait_idle_port_deleted(&netns, "the deleted port's MAC gone", &mine, &idle).await;
+    wait_closed(&netns, "DHCP closed again after the last introspection").await;
 
     // Shutdown: no jump, no chain.
     app.stop().await;
@@ -208,6 +247,135 @@ async fn the_chain_follows_introspection_and_ironic() {
     assert_eq!(rules, NO_RULES, "everything removed at shutdown");
     ironic.delete_node(&node).await;
     ironic.delete_node(&other).await;
+}
+
+/// A node found by its BMC address alone (no port in Ironic) needs DHCP too: its
+/// introspection start opens the closed chain at once, not at the next periodic refresh
+/// (an hour away here).
+#[tokio::test]
+async fn an_introspection_start_opens_dhcp_for_a_node_without_ports() {
+    let test = "an_introspection_start_opens_dhcp_for_a_node_without_ports";
+    let Some(ironic) = IronicApi::for_test(test) else {
+        return;
+    };
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let node = ironic
+        .enroll(json!({"ipmi_address": "192.0.2.65"}), &[])
+        .await;
+    ironic.manage(&node).await;
+    let app = spawn_app_customised(&config(ironic.url(), &netns, 3600, None, ""), |_| {}).await;
+    wait_closed(&netns, "DHCP closed after start").await;
+    let response = app.start_introspection(&node).await;
+    assert_eq!(response.status(), 202);
+    wait_for(DEADLINE, "DHCP open for the node", || async {
+        blocked(&netns).map(|_| ())
+    })
+    .await;
+    app.stop().await;
+    ironic.delete_node(&node).await;
+}
+
+/// With a node-not-found hook, an unknown machine may come at any time: DHCP is never
+/// closed. Unknown MACs pass; the MACs of known nodes not under introspection are dropped.
+#[tokio::test]
+async fn a_not_found_hook_keeps_dhcp_open_for_unknown_machines() {
+    let test = "a_not_found_hook_keeps_dhcp_open_for_unknown_machines";
+    let Some(ironic) = IronicApi::for_test(test) else {
+        return;
+    };
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let bmc = "192.0.2.62";
+    let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
+    let hook = "node_not_found_hook = example";
+    let app = spawn_app_customised(&config(ironic.url(), &netns, 1, None, hook), |_| {}).await;
+    let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
+    wait_chain(&netns, "open, known MACs blocked, after start", &all, &[]).await;
+
+    let response = app.start_introspection(&node).await;
+    assert_eq!(response.status(), 202);
+    wait_chain(&netns, "the node's MACs whitelisted", &idle, &mine).await;
+    let response = app.post_continue(&liberty_report(&mine, bmc)).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    app.wait_finished(&node, DEADLINE).await;
+    // Nothing is under introspection any more; the chain stays open.
+    wait_chain(&netns, "open, the node's MACs blocked again", &all, &[]).await;
+
+    app.stop().await;
+    assert_eq!(netns.rules(), NO_RULES, "everything removed at shutdown");
+    ironic.delete_node(&node).await;
+    ironic.delete_node(&other).await;
+}
+
+/// 2.2.7's cache: a periodic refresh that finds the same MAC list as the last update lists
+/// Ironic's ports and runs no iptables process. An Ironic of the test's own, so that no
+/// other test's port changes the list; a root helper that counts the commands it runs; a
+/// proxy in front of Ironic that counts the port listings.
+#[tokio::test]
+async fn an_unchanged_mac_list_runs_no_iptables_process() {
+    let test = "an_unchanged_mac_list_runs_no_iptables_process";
+    if crate::service_env::service_var("INSPECTOR_TEST_IRONIC_URL", test).is_none() {
+        return;
+    }
+    let Some(netns) = Netns::create(test) else {
+        return;
+    };
+    let ironic = PrivateIronic::start();
+    let idle = unique_macs(2);
+    let other = ironic.api.enroll(json!({}), &[idle[0].as_str()]).await;
+    let proxy = FaultProxy::start(ironic.api.url()).await;
+    let helper_dir = tempfile::tempdir().unwrap();
+    let calls = helper_dir.path().join("calls");
+    let helper = helper_dir.path().join("root-helper");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec ip netns exec {} \"$@\"\n",
+            calls.display(),
+            netns.name
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let commands = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let listings = Match::new("GET", "/v1/ports/detail");
+
+    let helper_path = helper.display().to_string();
+    let hook = "node_not_found_hook = example";
+    let app = spawn_app_customised(
+        &config(&proxy.url, &netns, 1, Some(&helper_path), hook),
+        |_| {},
+    )
+    .await;
+    wait_chain(&netns, "the idle MAC blocked after start", &idle[..1], &[]).await;
+    let (before, listed) = (commands(), proxy.count(&listings));
+    wait_for(DEADLINE, "three more periodic refreshes", || async {
+        (proxy.count(&listings) >= listed + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        commands(),
+        before,
+        "refreshes with an unchanged MAC list ran iptables: {:?}",
+        std::fs::read_to_string(&calls)
+    );
+
+    // A change is applied at the next refresh.
+    ironic.api.create_port(&other, &idle[1]).await;
+    wait_chain(&netns, "the new port's MAC blocked", &idle, &[]).await;
+    assert!(commands() > before);
+
+    app.stop().await;
+    assert_eq!(netns.rules(), NO_RULES, "everything removed at shutdown");
 }
 
 /// A daemon that died without cleaning up left its chain, a stale temporary chain and
@@ -249,7 +417,8 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
         ]);
     }
 
-    let app = spawn_app_customised(&config(&ironic, &netns, 3600), |_| {}).await;
+    let hook = "node_not_found_hook = example";
+    let app = spawn_app_customised(&config(ironic.url(), &netns, 3600, None, hook), |_| {}).await;
     wait_chain(&netns, "the rebuilt chain", &idle, &[stale.to_string()]).await;
     assert!(
         netns.rules().iter().all(|r| !r.contains(TEMP_CHAIN)),
@@ -262,7 +431,7 @@ async fn restart_cleans_a_stale_chain_and_rebuilds_it() {
 }
 
 /// The backend alone, driven with a plain list (no Ironic): per-rule (upstream's way) and
-/// restore give the same chain, and updates replace it whole.
+/// restore give the same chains, open and closed, and updates replace them whole.
 #[tokio::test]
 async fn restore_and_per_rule_build_the_same_chain() {
     use ironic_inspector::firewall::Firewall;
@@ -300,15 +469,23 @@ async fn restore_and_per_rule_build_the_same_chain() {
         ]);
         backend.update(&mac_set(&macs)).await.unwrap();
         assert_eq!(blocked(&netns).unwrap(), macs);
+        // Closed, then open again: the chain rejects everything, then blocks as before.
+        backend.close().await.unwrap();
+        assert_eq!(netns.chain(CHAIN).unwrap(), closed_chain());
+        chains.push(netns.rules());
+        backend.update(&mac_set(&macs)).await.unwrap();
+        assert_eq!(blocked(&netns).unwrap(), macs);
         backend.clean_up().await.unwrap();
         assert_eq!(netns.rules(), NO_RULES);
         // Updates after clean-up do nothing.
         backend.update(&mac_set(&macs)).await.unwrap();
         assert!(netns.chain(CHAIN).is_none());
     }
-    assert_eq!(chains[0], chains[1]);
+    // Per rule: open, closed; restore: open, closed.
+    assert_eq!(chains[0], chains[2]);
+    assert_eq!(chains[1], chains[3]);
     for mac in &fewer {
-        assert!(chains[1].contains(&drop_rule(mac)));
+        assert!(chains[2].contains(&drop_rule(mac)));
     }
 }
 

@@ -362,7 +362,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
             "[DEFAULT]\nauth_strategy = noauth\ntimeout = 0\n\
              [database]\nconnection = sqlite:///{}/inspector.sqlite\n\
              [ironic]\nauth_strategy = noauth\nironic_url = {}\nmax_retries = 5\nretry_interval = 1\n\
-             [processing]\nstore_data = database\n\
+             [processing]\nstore_data = database\nnode_not_found_hook = example\n\
              [firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
              firewall_update_period = 1\nroot_helper = {}\n",
             dir.path().display(),
@@ -389,7 +389,11 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     {
         let seen = logged_failures(&daemon);
         helper.fail(fault);
-        // From the first failure on, no update can change anything: that is the baseline.
+        // A refresh that finds the MAC list unchanged runs no command: a new port makes
+        // the next one update. From its failure on, no update can change anything (that
+        // is the baseline), and every refresh tries again, since a failed update forgets
+        // what was in force.
+        ironic.create_port(&other, &unique_macs(1)[0]).await;
         wait_failures(&daemon, seen, 1, &format!("a failed update with {fault:?}")).await;
         let table = netns.rules();
         let seen = logged_failures(&daemon);
@@ -447,6 +451,7 @@ async fn daemon_survives_a_failing_helper(test: &str, per_rule: bool) {
     .await;
     let seen = logged_failures(&daemon);
     helper.fail(Fault::Exit1);
+    ironic.create_port(&other, &unique_macs(1)[0]).await;
     wait_failures(&daemon, seen, 1, "a failed update").await;
     let table = netns.rules();
     let report = liberty_report(&mine, bmc);

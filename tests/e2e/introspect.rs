@@ -421,6 +421,9 @@ impl Firewall for RecordingFirewall {
         self.updates.lock().unwrap().push(blocked.clone());
         Ok(())
     }
+    async fn close(&self) -> ironic_inspector::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]

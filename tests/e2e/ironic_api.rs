@@ -96,6 +96,47 @@ pub struct IronicApi {
     client: Client,
 }
 
+/// An Ironic of one test's own (scripts/services/ironic.sh in a temporary directory, on a
+/// free port), for a test that must know every port Ironic has; stopped when dropped.
+pub struct PrivateIronic {
+    dir: tempfile::TempDir,
+    pub api: IronicApi,
+}
+
+impl PrivateIronic {
+    /// Starts it (a few seconds: the venv is the shared one).
+    pub fn start() -> PrivateIronic {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::ports::free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services/ironic.sh");
+        let output = std::process::Command::new(script)
+            .arg("start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        assert!(
+            output.status.success(),
+            "{script} start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PrivateIronic {
+            dir,
+            api: IronicApi::new(&format!("http://127.0.0.1:{port}")),
+        }
+    }
+}
+
+impl Drop for PrivateIronic {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services/ironic.sh");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
 impl IronicApi {
     /// The Ironic started by scripts/services/ironic.sh, or `None` when the variable is
     /// unset or empty.

@@ -219,7 +219,9 @@ async fn the_firewall_refresh_keeps_its_rules_while_ironic_is_down_and_recovers(
     let app = daemon(
         &proxy,
         &format!(
-            "[firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
+            // DHCP open with nothing under introspection (see `fault_config`'s [processing]).
+            "node_not_found_hook = example\n\
+             [firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
              firewall_update_period = 1\nroot_helper = {}\n",
             netns.root_helper()
         ),
