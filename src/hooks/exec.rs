@@ -134,15 +134,14 @@ impl ExecHook {
     }
 
     /// Runs the program for `stage` with `input` on its standard input, and checks its
-    /// answer.
-    async fn call(&self, stage: Stage, input: &Value) -> Result<Answer> {
-        let input = serde_json::to_vec(input)
-            .map_err(|e| Error::BadRequest(format!("cannot encode the hook's input: {e}")))?;
+    /// answer; a failure is the message for the operator.
+    async fn call(&self, stage: Stage, input: &Value) -> std::result::Result<Answer, String> {
+        let input =
+            serde_json::to_vec(input).map_err(|e| format!("cannot encode the input: {e}"))?;
         let started = std::time::Instant::now();
         let output = run(&self.path, stage, &input, self.timeout).await;
-        let output = output.map_err(|problem| {
+        let output = output.inspect_err(|problem| {
             tracing::warn!(hook.name = %self.name, stage = stage.as_str(), error = %problem, "external hook failed");
-            Error::BadRequest(problem)
         })?;
         tracing::debug!(
             hook.name = %self.name,
@@ -150,10 +149,14 @@ impl ExecHook {
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "external hook done"
         );
-        parse_answer(stage, &output).map_err(|problem| {
+        parse_answer(stage, &output).inspect_err(|problem| {
             tracing::warn!(hook.name = %self.name, stage = stage.as_str(), error = %problem, "external hook answered badly");
-            Error::BadRequest(problem)
         })
+    }
+
+    /// A failure after the lookup, where the pipeline does not name the hook: named here.
+    fn failed(&self, problem: impl std::fmt::Display) -> Error {
+        Error::BadRequest(format!("Hook {}: {problem}", self.name))
     }
 }
 
@@ -164,9 +167,11 @@ impl ProcessingHook for ExecHook {
     }
 
     async fn before_processing(&self, data: &mut IntrospectionData) -> Result<()> {
+        // The pipeline reports this stage's failures as `Preprocessing hook <name>: ...`.
         let answer = self
             .call(Stage::BeforeProcessing, &json!({"data": data.as_map()}))
-            .await?;
+            .await
+            .map_err(Error::BadRequest)?;
         if let Some(new) = answer.data {
             *data = IntrospectionData::from_map_unchecked(new);
         }
@@ -191,14 +196,17 @@ impl ProcessingHook for ExecHook {
             })
             .collect();
         let input = json!({"data": data.as_map(), "node": node.node().raw, "ports": ports});
-        let answer = self.call(Stage::BeforeUpdate, &input).await?;
+        let answer = self
+            .call(Stage::BeforeUpdate, &input)
+            .await
+            .map_err(|problem| self.failed(problem))?;
         // Checked before anything changes, so a wrong MAC leaves the node as it was.
         if let Some((mac, _)) = answer
             .port_patches
             .iter()
             .find(|(mac, _)| !node.ports().contains_key(mac))
         {
-            return Err(Error::BadRequest(format!(
+            return Err(self.failed(format_args!(
                 "answered port_patches for {mac}, which is not a port of node {}",
                 node.uuid
             )));
@@ -206,9 +214,17 @@ impl ProcessingHook for ExecHook {
         if let Some(new) = answer.data {
             *data = IntrospectionData::from_map_unchecked(new);
         }
-        node.patch(&answer.node_patches).await?;
+        // Ironic refusing a patch is the hook's failure; Ironic being away stays what it is
+        // (the ramdisk is asked to post again).
+        let refused = |err: Error| match err {
+            Error::BadRequest(message) => {
+                self.failed(format_args!("Ironic refused its patch: {message}"))
+            }
+            other => other,
+        };
+        node.patch(&answer.node_patches).await.map_err(refused)?;
         for (mac, ops) in &answer.port_patches {
-            node.patch_port(mac, ops).await?;
+            node.patch_port(mac, ops).await.map_err(refused)?;
         }
         Ok(())
     }
@@ -221,9 +237,11 @@ impl NodeNotFoundHook for ExecHook {
     }
 
     async fn run(&self, data: &mut IntrospectionData) -> Result<Option<String>> {
+        // The pipeline reports this as `Node not found hook failed: ...`.
         let answer = self
             .call(Stage::NodeNotFound, &json!({"data": data.as_map()}))
-            .await?;
+            .await
+            .map_err(Error::BadRequest)?;
         if let Some(new) = answer.data {
             *data = IntrospectionData::from_map_unchecked(new);
         }
