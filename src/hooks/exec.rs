@@ -20,6 +20,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -249,15 +250,28 @@ impl NodeNotFoundHook for ExecHook {
     }
 }
 
-/// Kills a process group when dropped: the program and whatever it started.
-struct Group(Option<rustix::process::Pid>);
+/// The program's process group, killed when dropped: the program and whatever it started.
+struct Group {
+    pgid: Option<rustix::process::Pid>,
+    /// Set once the group was killed after its leader was collected: its id may then be
+    /// taken by a new process, so it is not signalled again.
+    done: AtomicBool,
+}
 
 impl Group {
     fn kill(&self) {
-        if let Some(pgid) = self.0 {
+        if let Some(pgid) = self.pgid
+            && !self.done.load(Ordering::Acquire)
+        {
             // ESRCH (the group is gone already) is the usual answer and means nothing.
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
+    }
+
+    /// The last kill, right after the leader was collected.
+    fn kill_once_more(&self) {
+        self.kill();
+        self.done.store(true, Ordering::Release);
     }
 }
 
@@ -291,12 +305,13 @@ async fn run(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
     // The child leads its own group (process_group(0)): its pid is the group's id.
-    let group = Group(
-        child
+    let group = Group {
+        pgid: child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
             .and_then(rustix::process::Pid::from_raw),
-    );
+        done: AtomicBool::new(false),
+    };
     let (Some(mut stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -324,7 +339,7 @@ async fn run(
     let wait = async {
         let status = child.wait().await;
         // Background processes it left would keep the pipes open.
-        group.kill();
+        group.kill_once_more();
         status
     };
     let all = async { tokio::join!(write, read_out, read_err, wait) };
