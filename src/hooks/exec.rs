@@ -140,18 +140,18 @@ impl ExecHook {
         let input =
             serde_json::to_vec(input).map_err(|e| format!("cannot encode the input: {e}"))?;
         let started = std::time::Instant::now();
-        let output = run(&self.path, stage, &input, self.timeout).await;
+        let output = run(&self.name, &self.path, stage, &input, self.timeout).await;
         let output = output.inspect_err(|problem| {
-            tracing::warn!(hook.name = %self.name, stage = stage.as_str(), error = %problem, "external hook failed");
+            tracing::warn!(hook.name = %self.name, hook.stage = stage.as_str(), error = %problem, "external hook failed");
         })?;
         tracing::debug!(
             hook.name = %self.name,
-            stage = stage.as_str(),
+            hook.stage = stage.as_str(),
             duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "external hook done"
         );
         parse_answer(stage, &output).inspect_err(|problem| {
-            tracing::warn!(hook.name = %self.name, stage = stage.as_str(), error = %problem, "external hook answered badly");
+            tracing::warn!(hook.name = %self.name, hook.stage = stage.as_str(), error = %problem, "external hook answered badly");
         })
     }
 
@@ -284,6 +284,7 @@ impl Drop for Group {
 /// Runs the program; its standard output when it exits with status 0, else the failure
 /// message for the operator.
 async fn run(
+    name: &str,
     path: &Path,
     stage: Stage,
     input: &[u8],
@@ -354,9 +355,9 @@ async fn run(
     if !earlier.is_empty() || (status.success() && !last.is_empty()) {
         let logged = if status.success() { &err[..] } else { earlier };
         tracing::warn!(
-            program = %path.display(),
-            stage = stage.as_str(),
-            stderr = %String::from_utf8_lossy(logged).trim_end(),
+            hook.name = %name,
+            hook.stage = stage.as_str(),
+            hook.stderr = %String::from_utf8_lossy(logged).trim_end(),
             "external hook wrote to standard error"
         );
     }
