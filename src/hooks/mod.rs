@@ -171,14 +171,6 @@ pub fn load(
             continue;
         }
         seen.push(name);
-        if exec::is_exec(name) {
-            processing.push(Arc::new(exec::ExecHook::new(
-                PROCESSING_HOOKS_OPTION,
-                name,
-                config.processing.hook_timeout,
-            )?));
-            continue;
-        }
         processing.push(processing_hook(name, config, swift.as_ref())?);
     }
     let node_not_found = match config.processing.node_not_found_hook.as_deref() {
@@ -228,6 +220,11 @@ fn processing_hook(
         }
         "extra_hardware" => Arc::new(extra_hardware::ExtraHardware::new(swift.cloned())),
         "example" => Arc::new(example::Example),
+        external if exec::is_exec(external) => Arc::new(exec::ExecHook::new(
+            PROCESSING_HOOKS_OPTION,
+            external,
+            p.hook_timeout,
+        )?),
         other => {
             return Err(LoadError::Unknown {
                 name: other.to_string(),
