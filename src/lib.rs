@@ -21,7 +21,7 @@
 //! - [`auth`]: who may call the API (noauth, Keystone tokens).
 //! - [`firewall`]: the DHCP filter: the iptables backend, and coalesced refreshes.
 //! - [`hooks`]: the processing hooks (`[processing] processing_hooks`) and the
-//!   node-not-found hook.
+//!   node-not-found hook, built in or external programs (`exec:/path`).
 //! - [`rules`]: introspection rules: validation, parsed conditions and actions, applying.
 //! - [`ironic_node`]: the Ironic half of a node in processing: its document, ports and patches.
 //! - [`node_cache`]: nodes under introspection: states, lookup, options and per-node locks.

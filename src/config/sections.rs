@@ -236,6 +236,7 @@ fn processing_section(r: &mut Resolver<'_>) -> Result<ProcessingSection, ConfigE
             .map(PathBuf::from),
         always_store_ramdisk_logs: r.boolean("processing", "always_store_ramdisk_logs")?,
         node_not_found_hook: r.optional("processing", "node_not_found_hook"),
+        hook_timeout: seconds(r.positive("processing", "hook_timeout")?),
         store_data,
         store_data_location: r.optional("processing", "store_data_location"),
         disk_partitioning_spacing: r.boolean("processing", "disk_partitioning_spacing")?,

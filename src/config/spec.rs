@@ -250,6 +250,7 @@ pub const OPTIONS: &[Opt] = &[
     opt("processing", "ramdisk_logs_dir", Str, None, "Directory where logs sent by the ramdisk are written.").dep(discoverd!("ramdisk_logs_dir")),
     opt("processing", "always_store_ramdisk_logs", Bool, Some("false"), "Write ramdisk logs even when the ramdisk reports no error.").dep(discoverd!("always_store_ramdisk_logs")),
     opt("processing", "node_not_found_hook", Str, None, "Hook run when no node matches the ramdisk's data."),
+    opt("processing", "hook_timeout", Int, Some("30"), "Seconds an external hook (exec:/path, see PLUGINS.md) may run before it is killed and fails (ours)."),
     opt("processing", "store_data", Choice(STORE_DATA), Some("none"), "Where processed introspection data is kept: none, swift, or database (ours: our own database, no Swift needed)."),
     opt("processing", "store_data_location", Str, None, "Key of the node's extra that receives the name of the stored object."),
     opt("processing", "disk_partitioning_spacing", Bool, Some("true"), "Leave 1 GiB of the root disk for partitioning when computing local_gb."),

@@ -257,6 +257,8 @@ pub struct ProcessingSection {
     pub always_store_ramdisk_logs: bool,
     /// Hook run when no node matches the ramdisk's data.
     pub node_not_found_hook: Option<String>,
+    /// How long an external (`exec:`) hook may run before it is killed and fails.
+    pub hook_timeout: Duration,
     /// Where processed data is stored.
     pub store_data: StoreData,
     /// `extra` key of the node that receives the stored object's name.

@@ -5,7 +5,10 @@
 //! the `ironic_inspector.hooks.*` entry points of `setup.cfg`. Instead of entry points,
 //! [`load`] maps each configured name to an implementation in one `match`; an unknown name
 //! stops the daemon at start-up, as upstream's `init()` did for processing hooks (upstream
-//! noticed an unknown node-not-found hook only at the first unknown node).
+//! noticed an unknown node-not-found hook only at the first unknown node). Since a compiled
+//! daemon cannot load Python plugins, an entry `exec:/absolute/path` runs an external
+//! program instead ([`exec`], described for operators in `PLUGINS.md`); its path is checked
+//! at start-up too.
 //!
 //! Error convention for the pipeline: a hook answers [`Error::BadRequest`](crate::Error::BadRequest) (or another
 //! client error) for what upstream raised as `utils.Error`, whose message is shown to the
@@ -15,6 +18,7 @@
 //! `Unexpected exception during processing`.
 
 pub mod example;
+pub mod exec;
 pub mod extra_hardware;
 pub mod raid_device;
 pub mod ramdisk_error;
@@ -51,7 +55,7 @@ pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 1] = ["example"];
 #[async_trait]
 pub trait ProcessingHook: Send + Sync {
     /// The name it was enabled under, used in failure messages.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// Runs before the node lookup, on the data as the ramdisk sent it (after
     /// normalisation); may change it. A failure is reported after the lookup, together
@@ -75,7 +79,7 @@ pub trait ProcessingHook: Send + Sync {
 #[async_trait]
 pub trait NodeNotFoundHook: Send + Sync {
     /// Its configured name.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
 
     /// The UUID of the node to process the data for, or `None` when it has none. It may
     /// change the data (e.g. mark it as coming from a machine enrolled just now).
@@ -93,7 +97,7 @@ pub struct Hooks {
 
 impl Hooks {
     /// The processing hooks' names, in order.
-    pub fn names(&self) -> Vec<&'static str> {
+    pub fn names(&self) -> Vec<&str> {
         self.processing.iter().map(|hook| hook.name()).collect()
     }
 }
@@ -110,12 +114,38 @@ impl fmt::Debug for Hooks {
     }
 }
 
-/// A configured hook name with no implementation. Fatal at start-up.
+/// The option `[processing] processing_hooks`, as named in start-up errors.
+pub const PROCESSING_HOOKS_OPTION: &str = "[processing] processing_hooks";
+/// The option `[processing] node_not_found_hook`, as named in start-up errors.
+pub const NODE_NOT_FOUND_HOOK_OPTION: &str = "[processing] node_not_found_hook";
+
+/// A configured hook that cannot be used. Fatal at start-up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("Hook {name} failed to load or was not found")]
-pub struct UnknownHook {
-    /// The name as configured.
-    pub name: String,
+pub enum LoadError {
+    /// A name with no built-in implementation.
+    #[error(
+        "Hook {name} failed to load or was not found: {option} takes the built-in hooks {} \
+         or an external program as exec:/absolute/path (see PLUGINS.md)",
+        known.join(", ")
+    )]
+    Unknown {
+        /// The name as configured.
+        name: String,
+        /// The option it was configured in.
+        option: &'static str,
+        /// The built-in names that option takes.
+        known: &'static [&'static str],
+    },
+    /// An `exec:` entry whose program cannot be run.
+    #[error("{option} = {entry}: {problem} (see PLUGINS.md)")]
+    Exec {
+        /// The option it was configured in.
+        option: &'static str,
+        /// The entry as configured.
+        entry: String,
+        /// What is wrong with the path.
+        problem: String,
+    },
 }
 
 /// Builds the hooks `[processing]` enables. `swift` is the client `extra_hardware` stores
@@ -126,7 +156,7 @@ pub struct UnknownHook {
 pub fn load(
     config: &Arc<Config>,
     swift: Option<crate::swift::SwiftClient>,
-) -> Result<Hooks, UnknownHook> {
+) -> Result<Hooks, LoadError> {
     let mut processing: Vec<Arc<dyn ProcessingHook>> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for name in config
@@ -145,6 +175,11 @@ pub fn load(
     }
     let node_not_found = match config.processing.node_not_found_hook.as_deref() {
         None | Some("") => None,
+        Some(name) if exec::is_exec(name.trim()) => Some(Arc::new(exec::ExecHook::new(
+            NODE_NOT_FOUND_HOOK_OPTION,
+            name.trim(),
+            config.processing.hook_timeout,
+        )?) as Arc<dyn NodeNotFoundHook>),
         Some(name) => Some(node_not_found_hook(name)?),
     };
     let hooks = Hooks {
@@ -160,7 +195,7 @@ fn processing_hook(
     name: &str,
     config: &Config,
     swift: Option<&crate::swift::SwiftClient>,
-) -> Result<Arc<dyn ProcessingHook>, UnknownHook> {
+) -> Result<Arc<dyn ProcessingHook>, LoadError> {
     let p = &config.processing;
     let hook: Arc<dyn ProcessingHook> = match name {
         "ramdisk_error" => Arc::new(ramdisk_error::RamdiskError::new(
@@ -185,9 +220,16 @@ fn processing_hook(
         }
         "extra_hardware" => Arc::new(extra_hardware::ExtraHardware::new(swift.cloned())),
         "example" => Arc::new(example::Example),
+        external if exec::is_exec(external) => Arc::new(exec::ExecHook::new(
+            PROCESSING_HOOKS_OPTION,
+            external,
+            p.hook_timeout,
+        )?),
         other => {
-            return Err(UnknownHook {
+            return Err(LoadError::Unknown {
                 name: other.to_string(),
+                option: PROCESSING_HOOKS_OPTION,
+                known: &PROCESSING_HOOK_NAMES,
             });
         }
     };
@@ -195,11 +237,13 @@ fn processing_hook(
 }
 
 /// The node-not-found hook called `name`.
-fn node_not_found_hook(name: &str) -> Result<Arc<dyn NodeNotFoundHook>, UnknownHook> {
+fn node_not_found_hook(name: &str) -> Result<Arc<dyn NodeNotFoundHook>, LoadError> {
     match name {
         "example" => Ok(Arc::new(example::ExampleNotFound)),
-        other => Err(UnknownHook {
+        other => Err(LoadError::Unknown {
             name: other.to_string(),
+            option: NODE_NOT_FOUND_HOOK_OPTION,
+            known: &NODE_NOT_FOUND_HOOK_NAMES,
         }),
     }
 }

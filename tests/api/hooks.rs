@@ -632,15 +632,29 @@ fn unknown_hooks_fail_to_load() {
         None,
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "Hook foo failed to load or was not found");
-    let err = hooks::load(
-        &hooks_config("[processing]\nnode_not_found_hook = enroll\n"),
-        None,
-    )
-    .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Hook enroll failed to load or was not found"
+        "Hook foo failed to load or was not found: [processing] processing_hooks takes the \
+         built-in hooks scheduler, validate_interfaces, ramdisk_error, root_disk_selection, \
+         example, extra_hardware, raid_device, root_device_hint or an external program as \
+         exec:/absolute/path (see PLUGINS.md)"
+    );
+    let err = hooks::load(
+        &hooks_config("[processing]\nnode_not_found_hook = no_such_hook\n"),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(
+            "Hook no_such_hook failed to load or was not found: [processing] \
+             node_not_found_hook takes the built-in hooks "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("or an external program as exec:/absolute/path (see PLUGINS.md)"),
+        "{err}"
     );
 }
 

@@ -7,6 +7,7 @@ mod daemon;
 mod daemon_binary;
 mod discovery;
 mod errors;
+mod exec_hooks;
 mod fake_ironic;
 mod helpers;
 mod hooks;

@@ -57,6 +57,8 @@ const FILES: &[(&str, &str)] = &[
         "-rw-r--r--",
     ),
     ("/usr/share/doc/ironic-inspector/README.md", "-rw-r--r--"),
+    // README and the start-up error for an unknown hook point at it.
+    ("/usr/share/doc/ironic-inspector/PLUGINS.md", "-rw-r--r--"),
     // README links to these two.
     (
         "/usr/share/doc/ironic-inspector/docs/ARCHITECTURE.md",
