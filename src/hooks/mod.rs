@@ -14,6 +14,7 @@
 //! pipeline reports as `Unexpected exception <kind> during preprocessing in hook <name>` /
 //! `Unexpected exception during processing`.
 
+pub mod discovery;
 pub mod example;
 pub mod extra_hardware;
 pub mod raid_device;
@@ -45,7 +46,7 @@ pub const PROCESSING_HOOK_NAMES: [&str; 8] = [
 ];
 
 /// Names accepted in `[processing] node_not_found_hook`.
-pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 1] = ["example"];
+pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 2] = ["example", "enroll"];
 
 /// A processing hook. Both steps default to doing nothing.
 #[async_trait]
@@ -127,6 +128,16 @@ pub fn load(
     config: &Arc<Config>,
     swift: Option<crate::swift::SwiftClient>,
 ) -> Result<Hooks, UnknownHook> {
+    load_with_ironic(config, swift, None)
+}
+
+/// [`load`], with the daemon's Ironic client for the hooks that call Ironic (the `enroll`
+/// node-not-found hook, which fails to load without one).
+pub fn load_with_ironic(
+    config: &Arc<Config>,
+    swift: Option<crate::swift::SwiftClient>,
+    ironic: Option<&crate::ironic::IronicClient>,
+) -> Result<Hooks, UnknownHook> {
     let mut processing: Vec<Arc<dyn ProcessingHook>> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for name in config
@@ -145,7 +156,7 @@ pub fn load(
     }
     let node_not_found = match config.processing.node_not_found_hook.as_deref() {
         None | Some("") => None,
-        Some(name) => Some(node_not_found_hook(name)?),
+        Some(name) => Some(node_not_found_hook(name, config, ironic)?),
     };
     let hooks = Hooks {
         processing,
@@ -195,10 +206,20 @@ fn processing_hook(
 }
 
 /// The node-not-found hook called `name`.
-fn node_not_found_hook(name: &str) -> Result<Arc<dyn NodeNotFoundHook>, UnknownHook> {
-    match name {
-        "example" => Ok(Arc::new(example::ExampleNotFound)),
-        other => Err(UnknownHook {
+fn node_not_found_hook(
+    name: &str,
+    config: &Config,
+    ironic: Option<&crate::ironic::IronicClient>,
+) -> Result<Arc<dyn NodeNotFoundHook>, UnknownHook> {
+    match (name, ironic) {
+        ("example", _) => Ok(Arc::new(example::ExampleNotFound)),
+        ("enroll", Some(ironic)) => Ok(Arc::new(discovery::Enroll::new(
+            ironic.clone(),
+            config.discovery.enroll_node_driver.clone(),
+            config.discovery.enroll_node_fields.clone(),
+            config.default.ipmi_address_fields.clone(),
+        ))),
+        (other, _) => Err(UnknownHook {
             name: other.to_string(),
         }),
     }
