@@ -234,7 +234,9 @@ async fn not_found(
         if err.is_temporary() {
             return Err(err);
         }
-        failures.push(format!("Node not found hook: cannot start node {uuid}: {err}"));
+        failures.push(format!(
+            "Node not found hook: cannot start node {uuid}: {err}"
+        ));
         return Ok(None);
     }
     tracing::info!(node.uuid = %uuid, hook.name = hook.name(), "introspection record started for the node the node-not-found hook named");

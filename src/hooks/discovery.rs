@@ -274,7 +274,11 @@ mod tests {
         let shown: Vec<String> = report_macs(&report).iter().map(Mac::to_string).collect();
         assert_eq!(
             shown,
-            ["52:54:00:00:00:01", "52:54:00:00:00:03", "52:54:00:aa:00:02"]
+            [
+                "52:54:00:00:00:01",
+                "52:54:00:00:00:03",
+                "52:54:00:aa:00:02"
+            ]
         );
         // Without validate_interfaces' all_interfaces, the ramdisk's interfaces are read.
         let report = data(json!({"interfaces": {"eth9": {"mac": "52:54:00:00:00:09"}}}));

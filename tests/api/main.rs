@@ -6,6 +6,7 @@ mod daemon;
 #[path = "../e2e/daemon_binary.rs"]
 mod daemon_binary;
 mod discovery;
+mod enroll;
 mod errors;
 mod fake_ironic;
 mod helpers;

@@ -55,7 +55,9 @@ async fn nodes_with_bmc(ironic: &IronicApi, bmc: &str) -> Vec<String> {
         if let Some(m) = &marker {
             path.push_str(&format!("&marker={m}"));
         }
-        let page = ironic.expect(Method::GET, &path, None, StatusCode::OK).await;
+        let page = ironic
+            .expect(Method::GET, &path, None, StatusCode::OK)
+            .await;
         let nodes = page["nodes"].as_array().unwrap().clone();
         for node in &nodes {
             if node["driver_info"]["ipmi_address"] == bmc {
@@ -65,7 +67,9 @@ async fn nodes_with_bmc(ironic: &IronicApi, bmc: &str) -> Vec<String> {
         if page.get("next").is_none() || nodes.is_empty() {
             return found;
         }
-        marker = nodes.last().map(|n| n["uuid"].as_str().unwrap().to_string());
+        marker = nodes
+            .last()
+            .map(|n| n["uuid"].as_str().unwrap().to_string());
     }
 }
 
@@ -228,7 +232,12 @@ async fn a_machine_ironic_knows_by_bmc_address_or_mac_is_processed_as_that_node(
     assert_eq!(nodes_with_bmc(&s.ironic, &bmc).await, vec![known.clone()]);
     assert_eq!(node["provision_state"], "manageable");
     // Not enrolled by the hook: the discovery rule left it alone.
-    assert!(stored_data(&s, &known).await.get("auto_discovered").is_none());
+    assert!(
+        stored_data(&s, &known)
+            .await
+            .get("auto_discovered")
+            .is_none()
+    );
     assert!(node["driver_info"].get("ipmi_username").is_none(), "{node}");
 
     // Known by a MAC: a node whose only port is the machine's second (not PXE) NIC, and

@@ -6,10 +6,10 @@
 
 mod daemon_binary;
 mod database_faults;
-mod discovery;
 #[allow(dead_code)] // shared with the db tests, which use all of it
 #[path = "../db/helpers.rs"]
 mod db_helpers;
+mod discovery;
 mod fault_proxy;
 mod firewall;
 mod firewall_faults;
