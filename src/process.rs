@@ -226,17 +226,24 @@ async fn not_found(
         Err(err) => return Err(err),
     }
     let valid_macs: Vec<Mac> = macs.iter().filter_map(|m| m.parse().ok()).collect();
-    let started = async {
-        state.node_cache.add_node(&uuid, bmc.as_deref()).await?;
-        state.node_cache.add_macs(&uuid, &valid_macs).await
-    };
-    if let Err(err) = started.await {
+    if let Err(err) = state.node_cache.add_node(&uuid, bmc.as_deref()).await {
+        // Nothing was written.
         if err.is_temporary() {
             return Err(err);
         }
         failures.push(format!(
             "Node not found hook: cannot start node {uuid}: {err}"
         ));
+        return Ok(None);
+    }
+    if let Err(err) = state.node_cache.add_macs(&uuid, &valid_macs).await {
+        // The record stands, found by its BMC address when the ramdisk posts again.
+        if err.is_temporary() {
+            return Err(err);
+        }
+        let message = format!("Node not found hook: cannot start node {uuid}: {err}");
+        finish(state, &uuid, Some(&message)).await;
+        failures.push(message);
         return Ok(None);
     }
     tracing::info!(node.uuid = %uuid, hook.name = hook.name(), "introspection record started for the node the node-not-found hook named");
