@@ -214,6 +214,41 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_bmc_address_is_the_first_set_field_unless_bridged() {
+        let node = |driver_info: Value| {
+            Node::try_from(json!({"uuid": "u", "driver": "ipmi", "driver_info": driver_info}))
+                .unwrap()
+        };
+        let fields = ["ilo_address".to_string(), "drac_host".to_string()];
+        let address = |info: Value| node(info).bmc_address_field(&fields);
+        assert_eq!(address(json!({})), None);
+        assert_eq!(
+            address(json!({"ipmi_address": "192.0.2.1", "ilo_address": "192.0.2.2"})),
+            Some("192.0.2.1".to_string())
+        );
+        // Empty values are skipped, as upstream's truth test did; the order is the list's.
+        assert_eq!(
+            address(
+                json!({"ipmi_address": "", "drac_host": "bmc.example", "ilo_address": "192.0.2.2"})
+            ),
+            Some("192.0.2.2".to_string())
+        );
+        assert_eq!(
+            address(json!({"drac_host": "bmc.example"})),
+            Some("bmc.example".to_string())
+        );
+        assert_eq!(address(json!({"ipmi_address": 17})), Some("17".to_string()));
+        assert_eq!(
+            address(json!({"ipmi_address": "192.0.2.1", "ipmi_bridging": "single"})),
+            None
+        );
+        assert_eq!(
+            address(json!({"ipmi_address": "192.0.2.1", "ipmi_bridging": "no"})),
+            Some("192.0.2.1".to_string())
+        );
+    }
+
+    #[test]
     fn node_reads_what_ironic_sends_and_keeps_the_document() {
         let doc = json!({
             "uuid": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123",
