@@ -21,10 +21,17 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// A daemon that enrolls unknown machines as fake-hardware nodes and keeps the data in its
 /// database.
 async fn scene(test: &str) -> Option<Scene> {
+    scene_with(test, "enroll_node_driver = fake-hardware\n").await
+}
+
+/// The same daemon with `discovery` as its `[discovery]` section.
+async fn scene_with(test: &str, discovery: &str) -> Option<Scene> {
     Scene::start(
         test,
-        "[processing]\nnode_not_found_hook = enroll\nstore_data = database\n\
-         [discovery]\nenroll_node_driver = fake-hardware\n",
+        &format!(
+            "[processing]\nnode_not_found_hook = enroll\nstore_data = database\n\
+             [discovery]\n{discovery}"
+        ),
     )
     .await
 }
@@ -299,5 +306,54 @@ async fn a_known_machine_in_a_refused_state_gets_a_clear_400_and_no_new_node() {
     assert_eq!(nodes_with_bmc(&s.ironic, &bmc).await, vec![known.clone()]);
     assert_eq!(s.ironic.port_by_mac(&macs[0]).await, None);
     assert_eq!(s.ironic.provision_state(&known).await, "active");
+    s.end().await;
+}
+
+#[tokio::test]
+async fn extra_fields_reach_the_new_node() {
+    // resource_class needs API 1.21 and power_interface 1.31: the creation is sent at 1.31.
+    let Some(s) = scene_with(
+        module_path!(),
+        "enroll_node_driver = fake-hardware\n\
+         enroll_node_fields = resource_class:discovered,power_interface:fake\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let bmc = unique_bmc();
+    let (_, report) = machine(&bmc);
+
+    let uuid = post_ok(&s, &report).await;
+    let node = wait_processed(&s, &uuid).await;
+    assert_eq!(node["resource_class"], "discovered");
+    assert_eq!(node["power_interface"], "fake");
+    assert_eq!(node["provision_state"], "enroll");
+
+    s.ironic.delete_node(&uuid).await;
+    s.end().await;
+}
+
+#[tokio::test]
+async fn a_driver_ironic_does_not_enable_is_a_clear_400_and_no_node() {
+    // The default driver, ipmi, is not enabled in the test Ironic.
+    let Some(s) = scene_with(module_path!(), "").await else {
+        return;
+    };
+    let bmc = unique_bmc();
+    let (macs, report) = machine(&bmc);
+
+    let response = s.post_continue(&report).await;
+    let message = error_message(response, 400).await;
+    assert!(
+        message.starts_with(
+            "The following failures happened during running pre-processing hooks for unknown \
+             node:\nNode not found hook failed: Ironic refused creating the node: "
+        ),
+        "{message}"
+    );
+    assert!(message.contains("ipmi"), "{message}");
+    assert!(nodes_with_bmc(&s.ironic, &bmc).await.is_empty());
+    assert_eq!(s.ironic.port_by_mac(&macs[0]).await, None);
     s.end().await;
 }
