@@ -48,7 +48,7 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
     } else {
         None
     };
-    let hooks = crate::hooks::load(&config, swift.clone())?;
+    let hooks = crate::hooks::load_with_ironic(&config, swift.clone(), Some(&ironic))?;
     tracing::info!(hooks = ?hooks.names(), "processing hooks enabled");
     let firewall = crate::firewall::from_config(&config)?;
     let slots = usize::try_from(config.default.max_concurrency)
@@ -66,6 +66,7 @@ pub async fn build_state(config: Arc<Config>) -> anyhow::Result<AppState> {
         firewall_refresh: Arc::new(Refresh::default()),
         background_slots: Arc::new(Semaphore::new(slots)),
         last_paced_reboot: Arc::default(),
+        discovery: Arc::default(),
         config,
         tasks: TaskTracker::new(),
         shutdown: CancellationToken::new(),

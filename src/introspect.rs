@@ -8,7 +8,6 @@
 //! upstream's.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -20,7 +19,6 @@ use crate::firewall::Filter;
 use crate::ironic::{IronicClient, IronicError, Node, Port, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::mac::Mac;
 use crate::node_cache::FINISH_RETRY_DEADLINE;
-use crate::py;
 use crate::state::AppState;
 
 /// Provision states a node may be in for introspection and processing: 2.2's list, plus
@@ -422,43 +420,15 @@ pub fn validate_ipmi_credentials(
 /// `ipmi_address_fields`, resolved (IPv4, as 2.2's `gethostbyname`) when it is a host name.
 /// None when IPMI bridging is on (the address then says nothing about this node).
 pub async fn ipmi_address(node: &Node, extra_fields: &[String]) -> Result<Option<String>> {
-    let bridging = node
-        .driver_info
-        .get("ipmi_bridging")
-        .map(value_text)
-        .unwrap_or_else(|| "no".to_string());
-    if bridging != "no" {
+    let Some(value) = node.bmc_address_field(extra_fields) else {
         return Ok(None);
-    }
-    let fields = std::iter::once("ipmi_address").chain(extra_fields.iter().map(String::as_str));
-    for field in fields {
-        let Some(value) = node.driver_info.get(field).filter(|v| py::truthy(v)) else {
-            continue;
-        };
-        let value = value_text(value);
-        if let Ok(ip) = value.parse::<IpAddr>() {
-            return Ok(Some(ip.to_string()));
-        }
-        let resolved = tokio::net::lookup_host((value.as_str(), 0))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.find(|a| a.is_ipv4()))
-            .map(|a| a.ip().to_string());
-        return match resolved {
-            Some(ip) => Ok(Some(ip)),
-            None => Err(Error::BadRequest(format!(
-                "Failed to resolve the hostname ({value}) for node {}",
-                node.uuid
-            ))),
-        };
-    }
-    Ok(None)
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+    };
+    match crate::ironic_node::resolve_bmc_address(&value).await {
+        Some(ip) => Ok(Some(ip)),
+        None => Err(Error::BadRequest(format!(
+            "Failed to resolve the hostname ({value}) for node {}",
+            node.uuid
+        ))),
     }
 }
 

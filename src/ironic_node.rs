@@ -341,6 +341,19 @@ fn masked(ops: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// A BMC address as an IP: itself when it is one, else the host name's first IPv4
+/// address (as 2.2's `gethostbyname`); `None` when it does not resolve.
+pub async fn resolve_bmc_address(value: &str) -> Option<String> {
+    if let Ok(ip) = value.parse::<std::net::IpAddr>() {
+        return Some(ip.to_string());
+    }
+    tokio::net::lookup_host((value, 0))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| a.is_ipv4()))
+        .map(|a| a.ip().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

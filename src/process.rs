@@ -8,6 +8,16 @@
 //! finishing of new IPMI credentials) and the node marked finished. Work on one node is
 //! serialised by its lock, so a repeated post cannot create ports twice.
 //!
+//! # A machine no node matches
+//! When `[processing] node_not_found_hook` is set, a report that matches no node under
+//! introspection goes to that hook (the `enroll` hook creates the node in Ironic, or names
+//! the Ironic node the machine already is). Those reports take one lock in turn
+//! (`AppState::discovery`): each looks the node up again, runs the hook, and starts an
+//! introspection record for the node named, with the report's BMC address and MACs as
+//! lookup attributes, unless the node has one under way. A second report of the same
+//! machine, even one posted at the same moment, so finds the first one's record and is
+//! processed (or refused as finished) as that node: one machine makes one node.
+//!
 //! # A daemon stopped mid-way
 //! Every step before the answer can be done again: a report whose processing was cut short
 //! (the daemon killed, Ironic gone) leaves the node waiting, and the ramdisk, which got no
@@ -30,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::introspect::{self, MANAGE_BOOT_OPTION, NEW_IPMI_CREDENTIALS_OPTION};
 use crate::ironic::{IronicError, PowerTarget};
 use crate::ironic_node::IronicNode;
+use crate::mac::Mac;
 use crate::node_cache::{FINISH_RETRY_DEADLINE, NodeLock};
 use crate::state::AppState;
 use crate::storage;
@@ -161,27 +172,90 @@ async fn find_node(
                 failures.push(format!("Look up error: {message}"));
                 return Ok(None);
             };
-            match hook.run(data).await {
-                Ok(Some(uuid)) => Some(uuid),
-                Ok(None) => {
-                    failures.push("Node not found hook returned nothing".to_string());
-                    None
-                }
-                Err(err) => {
-                    failures.push(format!("Node not found hook failed: {err}"));
-                    None
-                }
-            }
+            not_found(state, hook.as_ref(), data, failures).await?
         }
         Err(err) => {
-            // What went wrong inside (SQL text, say) is logged, not told to the ramdisk.
-            tracing::error!(error = %err, "looking the node up failed");
-            let shown = err.client_message(state.config.default.debug);
-            failures.push(format!("Look up error: {shown}"));
+            failures.push(lookup_error(state, &err));
             None
         }
     };
     Ok(found)
+}
+
+/// The not-found path: asks the node-not-found hook, and starts an introspection record
+/// for the node it names unless one is under way, with the report's BMC address and MACs
+/// as lookup attributes. All of it under `state.discovery`, after looking the node up
+/// again: a second report of the same machine that waited here finds the record the first
+/// one started, instead of running the hook again (which would enroll the machine twice).
+async fn not_found(
+    state: &AppState,
+    hook: &dyn crate::hooks::NodeNotFoundHook,
+    data: &mut IntrospectionData,
+    failures: &mut Vec<String>,
+) -> Result<Option<String>> {
+    let _discovery = state.discovery.lock().await;
+    let macs = data.macs();
+    let bmc = data.ipmi_address().map(str::to_string);
+    match state.node_cache.find_node(bmc.as_deref(), &macs).await {
+        Ok(node) => return Ok(Some(node.uuid)),
+        Err(Error::NoMatchingNode(_)) => {}
+        Err(err) if err.is_temporary() => return Err(err),
+        Err(err) => {
+            failures.push(lookup_error(state, &err));
+            return Ok(None);
+        }
+    }
+    let uuid = match hook.run(data).await {
+        Ok(Some(uuid)) => uuid,
+        Ok(None) => {
+            failures.push("Node not found hook returned nothing".to_string());
+            return Ok(None);
+        }
+        // Ironic or the database being away: the ramdisk posts again.
+        Err(err) if err.is_temporary() => return Err(err),
+        Err(err) => {
+            failures.push(format!("Node not found hook failed: {err}"));
+            return Ok(None);
+        }
+    };
+    // Taken so that a finisher still powering off the node's last run ends first.
+    let _lock = state.node_cache.lock(&uuid).await;
+    match state.node_cache.get_node(&uuid).await {
+        Ok(record) if record.finished_at.is_none() => return Ok(Some(uuid)),
+        Ok(_) | Err(Error::NotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let valid_macs: Vec<Mac> = macs.iter().filter_map(|m| m.parse().ok()).collect();
+    if let Err(err) = state.node_cache.add_node(&uuid, bmc.as_deref()).await {
+        // Nothing was written.
+        if err.is_temporary() {
+            return Err(err);
+        }
+        failures.push(format!(
+            "Node not found hook: cannot start node {uuid}: {err}"
+        ));
+        return Ok(None);
+    }
+    if let Err(err) = state.node_cache.add_macs(&uuid, &valid_macs).await {
+        // The record stands, found by its BMC address when the ramdisk posts again.
+        if err.is_temporary() {
+            return Err(err);
+        }
+        let message = format!("Node not found hook: cannot start node {uuid}: {err}");
+        finish(state, &uuid, Some(&message)).await;
+        failures.push(message);
+        return Ok(None);
+    }
+    tracing::info!(node.uuid = %uuid, hook.name = hook.name(), "introspection record started for the node the node-not-found hook named");
+    Ok(Some(uuid))
+}
+
+/// A failed lookup as the ramdisk is told it. What went wrong inside (SQL text, say) is
+/// logged, not told.
+fn lookup_error(state: &AppState, err: &Error) -> String {
+    tracing::error!(error = %err, "looking the node up failed");
+    let shown = err.client_message(state.config.default.debug);
+    format!("Look up error: {shown}")
 }
 
 /// What the background finisher must do once the answer is out.

@@ -47,6 +47,10 @@ pub struct AppState {
     /// When the last reboot of a node with a paced driver was requested
     /// (`introspection_delay_drivers`); the lock also serialises those reboots.
     pub last_paced_reboot: Arc<Mutex<Option<Instant>>>,
+    /// Serialises the not-found path of processing (the lookup again, the node-not-found
+    /// hook, the start of the node's record), so one machine reporting twice at once makes
+    /// one node: see [`crate::process`].
+    pub discovery: Arc<Mutex<()>>,
     /// Background work started by requests; waited for at shutdown.
     pub tasks: TaskTracker,
     /// Cancelled when the daemon stops.

@@ -35,9 +35,9 @@ use std::path::PathBuf;
 
 pub use discovery::{config_dir_files, config_files, default_config_files};
 pub use types::{
-    AddPorts, AuthStrategy, Config, ConfigError, DatabaseSection, DefaultSection, FirewallSection,
-    IronicSection, KeepPorts, KeystoneAuthtoken, OsloMiddleware, ProcessingSection, StoreData,
-    SwiftSection, SyslogFacility,
+    AddPorts, AuthStrategy, Config, ConfigError, DatabaseSection, DefaultSection, DiscoverySection,
+    FirewallSection, IronicSection, KeepPorts, KeystoneAuthtoken, OsloMiddleware,
+    ProcessingSection, StoreData, SwiftSection, SyslogFacility,
 };
 
 impl Config {

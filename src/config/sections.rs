@@ -11,9 +11,9 @@ use secrecy::SecretString;
 use super::oslo;
 use super::resolve::Resolver;
 use super::types::{
-    AddPorts, AuthStrategy, Config, ConfigError, DatabaseSection, DefaultSection, FirewallSection,
-    IronicSection, KeepPorts, KeystoneAuthtoken, OsloMiddleware, ProcessingSection,
-    SYSLOG_FACILITIES, StoreData, SwiftSection, SyslogFacility,
+    AddPorts, AuthStrategy, Config, ConfigError, DatabaseSection, DefaultSection, DiscoverySection,
+    FirewallSection, IronicSection, KeepPorts, KeystoneAuthtoken, OsloMiddleware,
+    ProcessingSection, SYSLOG_FACILITIES, StoreData, SwiftSection, SyslogFacility,
 };
 
 impl Config {
@@ -71,6 +71,7 @@ impl Config {
                     "bytes",
                 )?,
             },
+            discovery: discovery_section(&mut r)?,
         };
         if let Some(err) = r.unresolvable.take() {
             return Err(err);
@@ -243,6 +244,47 @@ fn processing_section(r: &mut Resolver<'_>) -> Result<ProcessingSection, ConfigE
     })
 }
 
+/// Node fields `[discovery] enroll_node_fields` may not set: the hook sets them itself, or
+/// Ironic does.
+const RESERVED_NODE_FIELDS: &[&str] = &["driver", "driver_info", "uuid", "provision_state"];
+
+fn discovery_section(r: &mut Resolver<'_>) -> Result<DiscoverySection, ConfigError> {
+    let driver = r.string("discovery", "enroll_node_driver");
+    if driver.trim().is_empty() {
+        return Err(Resolver::invalid(
+            "discovery",
+            "enroll_node_driver",
+            &driver,
+            "must name an Ironic driver",
+        ));
+    }
+    // oslo's DictOpt: `key:value` pairs, comma-separated; the value may hold colons.
+    let mut fields = std::collections::BTreeMap::new();
+    for pair in r.list("discovery", "enroll_node_fields") {
+        let invalid = |reason: &str| {
+            Resolver::invalid("discovery", "enroll_node_fields", &pair, reason.to_string())
+        };
+        let Some((key, value)) = pair.split_once(':') else {
+            return Err(invalid("expected key:value pairs"));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(invalid("a field name is empty"));
+        }
+        if RESERVED_NODE_FIELDS.contains(&key) {
+            return Err(invalid(
+                "driver, driver_info, uuid and provision_state are set by the enroll hook \
+                 (the driver by enroll_node_driver)",
+            ));
+        }
+        fields.insert(key.to_string(), value.trim().to_string());
+    }
+    Ok(DiscoverySection {
+        enroll_node_driver: driver.trim().to_string(),
+        enroll_node_fields: fields,
+    })
+}
+
 fn database_section(r: &mut Resolver<'_>) -> Result<DatabaseSection, ConfigError> {
     // `[discoverd] database` only changes the default, so an explicit connection still wins.
     let discoverd = r.optional("discoverd", "database");
@@ -411,6 +453,51 @@ mod tests {
         assert_eq!(c.keystone_authtoken.admin_tenant_name, "admin");
         assert_eq!(c.keystone_authtoken.token_cache_time, 300);
         assert_eq!(c.oslo_middleware.max_request_body_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn discovery_section_reads_the_driver_and_field_pairs() {
+        let (c, _) = load("").unwrap();
+        assert_eq!(c.discovery.enroll_node_driver, "ipmi");
+        assert!(c.discovery.enroll_node_fields.is_empty());
+        let (c, _) = load(
+            "[discovery]\nenroll_node_driver = fake-hardware\n\
+             enroll_node_fields = resource_class: baremetal , description:a:b\n",
+        )
+        .unwrap();
+        assert_eq!(c.discovery.enroll_node_driver, "fake-hardware");
+        let fields: Vec<(&str, &str)> = c
+            .discovery
+            .enroll_node_fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [("description", "a:b"), ("resource_class", "baremetal")]
+        );
+        for (bad, reason) in [
+            (
+                "enroll_node_fields = resource_class",
+                "expected key:value pairs",
+            ),
+            ("enroll_node_fields = :x", "a field name is empty"),
+            (
+                "enroll_node_fields = driver_info:x",
+                "are set by the enroll hook",
+            ),
+            (
+                "enroll_node_fields = driver:ipmi",
+                "are set by the enroll hook",
+            ),
+            ("enroll_node_driver = ", "must name an Ironic driver"),
+        ] {
+            let err = load(&format!("[discovery]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(reason), "{bad}: {err}");
+            assert!(err.contains("[discovery]"), "{bad}: {err}");
+        }
     }
 
     #[test]

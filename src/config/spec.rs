@@ -265,6 +265,9 @@ pub const OPTIONS: &[Opt] = &[
     opt("swift", "os_auth_url", Str, Some(""), "Keystone URL for these credentials."),
     opt("swift", "os_service_type", Str, Some("object-store"), "Service type of Swift in the catalog."),
     opt("swift", "os_endpoint_type", Str, Some("internalURL"), "Endpoint type of Swift in the catalog."),
+    // [discovery]: the enroll node-not-found hook (the section of upstream's later releases).
+    opt("discovery", "enroll_node_driver", Str, Some("ipmi"), "Driver (hardware type) of the nodes the enroll hook creates for machines Ironic does not know."),
+    opt("discovery", "enroll_node_fields", List, Some(""), "More fields for the nodes the enroll hook creates, as key:value pairs (e.g. resource_class:baremetal,power_interface:ipmitool); values are strings."),
     // [oslo_middleware]: ours, named as other OpenStack services name it.
     opt("oslo_middleware", "max_request_body_size", Int, Some("16777216"), "Largest request body accepted, in bytes (ours; a ramdisk's data with logs must fit)."),
 ];

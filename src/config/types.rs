@@ -72,6 +72,8 @@ pub struct Config {
     pub keystone_authtoken: KeystoneAuthtoken,
     /// `[oslo_middleware]`.
     pub oslo_middleware: OsloMiddleware,
+    /// `[discovery]`: the `enroll` node-not-found hook.
+    pub discovery: DiscoverySection,
 }
 
 /// `[DEFAULT]`: the service itself and logging.
@@ -265,6 +267,17 @@ pub struct ProcessingSection {
     pub store_data_location: Option<String>,
     /// Leave 1 GiB for partitioning when `local_gb` comes from the root disk.
     pub disk_partitioning_spacing: bool,
+}
+
+/// `[discovery]`: how the `enroll` node-not-found hook creates nodes (the section of
+/// upstream's later releases).
+#[derive(Clone, Debug)]
+pub struct DiscoverySection {
+    /// Driver (hardware type) of the nodes it creates.
+    pub enroll_node_driver: String,
+    /// More top-level fields for the nodes it creates (`resource_class`, `*_interface`,
+    /// ...), as strings; never `driver`, `driver_info`, `uuid` or `provision_state`.
+    pub enroll_node_fields: std::collections::BTreeMap<String, String>,
 }
 
 /// `[swift]`.

@@ -17,6 +17,7 @@
 //! pipeline reports as `Unexpected exception <kind> during preprocessing in hook <name>` /
 //! `Unexpected exception during processing`.
 
+pub mod discovery;
 pub mod example;
 pub mod exec;
 pub mod extra_hardware;
@@ -49,7 +50,7 @@ pub const PROCESSING_HOOK_NAMES: [&str; 8] = [
 ];
 
 /// Names accepted in `[processing] node_not_found_hook`.
-pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 1] = ["example"];
+pub const NODE_NOT_FOUND_HOOK_NAMES: [&str; 2] = ["example", "enroll"];
 
 /// A processing hook. Both steps default to doing nothing.
 #[async_trait]
@@ -157,6 +158,16 @@ pub fn load(
     config: &Arc<Config>,
     swift: Option<crate::swift::SwiftClient>,
 ) -> Result<Hooks, LoadError> {
+    load_with_ironic(config, swift, None)
+}
+
+/// [`load`], with the daemon's Ironic client for the hooks that call Ironic (the `enroll`
+/// node-not-found hook, which fails to load without one).
+pub fn load_with_ironic(
+    config: &Arc<Config>,
+    swift: Option<crate::swift::SwiftClient>,
+    ironic: Option<&crate::ironic::IronicClient>,
+) -> Result<Hooks, LoadError> {
     let mut processing: Vec<Arc<dyn ProcessingHook>> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for name in config
@@ -180,7 +191,7 @@ pub fn load(
             name.trim(),
             config.processing.hook_timeout,
         )?) as Arc<dyn NodeNotFoundHook>),
-        Some(name) => Some(node_not_found_hook(name)?),
+        Some(name) => Some(node_not_found_hook(name, config, ironic)?),
     };
     let hooks = Hooks {
         processing,
@@ -237,10 +248,20 @@ fn processing_hook(
 }
 
 /// The node-not-found hook called `name`.
-fn node_not_found_hook(name: &str) -> Result<Arc<dyn NodeNotFoundHook>, LoadError> {
-    match name {
-        "example" => Ok(Arc::new(example::ExampleNotFound)),
-        other => Err(LoadError::Unknown {
+fn node_not_found_hook(
+    name: &str,
+    config: &Config,
+    ironic: Option<&crate::ironic::IronicClient>,
+) -> Result<Arc<dyn NodeNotFoundHook>, LoadError> {
+    match (name, ironic) {
+        ("example", _) => Ok(Arc::new(example::ExampleNotFound)),
+        ("enroll", Some(ironic)) => Ok(Arc::new(discovery::Enroll::new(
+            ironic.clone(),
+            config.discovery.enroll_node_driver.clone(),
+            config.discovery.enroll_node_fields.clone(),
+            config.default.ipmi_address_fields.clone(),
+        ))),
+        (other, _) => Err(LoadError::Unknown {
             name: other.to_string(),
             option: NODE_NOT_FOUND_HOOK_OPTION,
             known: &NODE_NOT_FOUND_HOOK_NAMES,

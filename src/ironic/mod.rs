@@ -25,6 +25,14 @@
 //!   `fields=`); we take only `marker` and `limit` from the link instead (see below),
 //! - nodes enrolled at 1.11 or later start in `enroll`, which 1.6 shows as it is.
 //!
+//! One call departs from it: creating a node (the `enroll` node-not-found hook). At 1.6
+//! Ironic creates a node in `available`, a state introspection refuses (and one Ironic would
+//! hand to Nova as it is); from 1.11 on it creates it in `enroll`, where introspection and
+//! the power-off at its end work. So the creation is sent at 1.11, or at the version that
+//! introduced the newest field the operator asked to set ([`create_version`]:
+//! `resource_class` needs 1.21, the interface fields 1.31...); the answer is read only
+//! for the UUID, and every later call on the node is at 1.6 again.
+//!
 //! # Pagination
 //! A list is every page: the first request has no `limit` (Ironic's page size applies;
 //! `limit=0`, upstream's "everything", is refused today), and while the answer has a `next`
@@ -58,7 +66,7 @@ use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 
 use crate::config::{AuthStrategy, Config};
@@ -169,6 +177,9 @@ struct Call<'a> {
     body: Option<Value>,
     /// What the call is about, for logs: `node <uuid>`, `port <uuid>`, `ports`.
     target: String,
+    /// The `X-OpenStack-Ironic-API-Version` sent: [`API_VERSION`] but for the node creation
+    /// (see the module doc).
+    version: &'a str,
 }
 
 impl<'a> Call<'a> {
@@ -179,6 +190,7 @@ impl<'a> Call<'a> {
             query: Vec::new(),
             body: None,
             target,
+            version: API_VERSION,
         }
     }
 
@@ -310,6 +322,38 @@ impl IronicClient {
         let call = Call::new(Method::GET, vec!["nodes"], "nodes".to_string());
         let nodes: Vec<NodeRef> = self.list(call, "nodes").await?;
         Ok(nodes.into_iter().map(|n| n.uuid).collect())
+    }
+
+    /// `POST /v1/nodes`: creates a node from `fields` (`driver`, `driver_info`, and whatever
+    /// else the operator configured), at [`create_version`] of those fields. Nothing of
+    /// `fields` is logged (`driver_info` may hold credentials).
+    pub async fn create_node(&self, fields: &Map<String, Value>) -> Result<Node, IronicError> {
+        let version = create_version(fields.keys().map(String::as_str));
+        let mut call = Call::new(Method::POST, vec!["nodes"], "new node".to_string())
+            .body(Value::Object(fields.clone()));
+        call.version = version;
+        self.fetch(call).await
+    }
+
+    /// The port whose MAC is `address`, if Ironic has one (`GET
+    /// /v1/ports/detail?address=...`; Ironic keeps a MAC on one port at most).
+    pub async fn port_by_address(&self, address: &str) -> Result<Option<Port>, IronicError> {
+        let mut call = Call::new(
+            Method::GET,
+            vec!["ports", "detail"],
+            format!("port {address}"),
+        );
+        call.query = vec![("address".to_string(), address.to_string())];
+        let ports: Vec<Port> = self.list(call, "ports").await?;
+        Ok(ports.into_iter().next())
+    }
+
+    /// Every node with its `driver_info`, every page (`GET /v1/nodes/detail`), to find a
+    /// node by its BMC address. Ironic masks the passwords in `driver_info`; callers still
+    /// never log it whole.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, IronicError> {
+        let call = Call::new(Method::GET, vec!["nodes", "detail"], "nodes".to_string());
+        self.list(call, "nodes").await
     }
 
     /// `PATCH /v1/nodes/<uuid>` with an RFC 6902 list (`add`, `replace`, `remove` on
@@ -583,7 +627,7 @@ impl IronicClient {
             .inner
             .http
             .request(call.method.clone(), url)
-            .header(API_VERSION_HEADER, API_VERSION)
+            .header(API_VERSION_HEADER, call.version)
             .header(ACCEPT, "application/json")
             .header(AUTH_TOKEN_HEADER, token.clone());
         if let Some(body) = &call.body {
@@ -650,6 +694,58 @@ fn session_options(config: &Config) -> Result<SessionOptions, SetupError> {
         cafile: ks.cafile.clone(),
         insecure: ks.insecure,
     })
+}
+
+/// The lowest API version at which Ironic creates a node in `enroll`.
+pub const CREATE_VERSION: &str = "1.11";
+
+/// Node fields newer than [`CREATE_VERSION`], with the API version that introduced them.
+const NEWER_NODE_FIELDS: &[(&str, &str)] = &[
+    ("network_interface", "1.20"),
+    ("resource_class", "1.21"),
+    ("boot_interface", "1.31"),
+    ("console_interface", "1.31"),
+    ("deploy_interface", "1.31"),
+    ("inspect_interface", "1.31"),
+    ("management_interface", "1.31"),
+    ("power_interface", "1.31"),
+    ("raid_interface", "1.31"),
+    ("vendor_interface", "1.31"),
+    ("storage_interface", "1.33"),
+    ("rescue_interface", "1.38"),
+    ("bios_interface", "1.40"),
+    ("conductor_group", "1.46"),
+    ("automated_clean", "1.47"),
+    ("owner", "1.50"),
+    ("description", "1.51"),
+    ("retired", "1.61"),
+    ("retired_reason", "1.61"),
+    ("lessee", "1.65"),
+    ("network_data", "1.66"),
+    ("shard", "1.82"),
+    ("parent_node", "1.83"),
+    ("firmware_interface", "1.86"),
+];
+
+/// The API version a node creation with these fields is sent at: [`CREATE_VERSION`], or
+/// the version that introduced the newest of them. A field we do not know adds nothing
+/// (Ironic names it in its refusal if it is wrong).
+pub fn create_version<'f>(fields: impl IntoIterator<Item = &'f str>) -> &'static str {
+    let minor = |version: &str| {
+        version
+            .split_once('.')
+            .and_then(|(_, minor)| minor.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let mut chosen = CREATE_VERSION;
+    for field in fields {
+        if let Some((_, version)) = NEWER_NODE_FIELDS.iter().find(|(name, _)| *name == field)
+            && minor(version) > minor(chosen)
+        {
+            chosen = version;
+        }
+    }
+    chosen
 }
 
 /// The message of a 5xx answer other than 503 (not retried, as upstream's client did not):
@@ -807,6 +903,22 @@ mod tests {
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_node_is_created_at_the_version_of_its_newest_field() {
+        assert_eq!(create_version(["driver", "driver_info"]), "1.11");
+        assert_eq!(create_version(["driver", "name", "unknown_field"]), "1.11");
+        assert_eq!(create_version(["resource_class", "driver"]), "1.21");
+        // Compared as numbers, not text: 1.31 is newer than 1.4x would be as text.
+        assert_eq!(
+            create_version(["power_interface", "resource_class", "owner"]),
+            "1.50"
+        );
+        assert_eq!(
+            create_version(["firmware_interface", "network_interface"]),
+            "1.86"
+        );
     }
 
     fn base(text: &str) -> String {

@@ -6,6 +6,7 @@ mod daemon;
 #[path = "../e2e/daemon_binary.rs"]
 mod daemon_binary;
 mod discovery;
+mod enroll;
 mod errors;
 mod exec_hooks;
 mod fake_ironic;

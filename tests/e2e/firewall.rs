@@ -290,7 +290,8 @@ async fn a_not_found_hook_keeps_dhcp_open_for_unknown_machines() {
     };
     let bmc = "192.0.2.62";
     let (node, mine, other, idle) = TwoNodes::enroll(&ironic, bmc).await.parts();
-    let hook = "node_not_found_hook = example";
+    // Discovery, the not-found hook operators set for exactly this.
+    let hook = "node_not_found_hook = enroll\n[discovery]\nenroll_node_driver = fake-hardware";
     let app = spawn_app_customised(&config(ironic.url(), &netns, 1, None, hook), |_| {}).await;
     let all: Vec<String> = mine.iter().chain(&idle).cloned().collect();
     wait_chain(&netns, "open, known MACs blocked, after start", &all, &[]).await;

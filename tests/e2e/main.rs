@@ -9,6 +9,7 @@ mod database_faults;
 #[allow(dead_code)] // shared with the db tests, which use all of it
 #[path = "../db/helpers.rs"]
 mod db_helpers;
+mod discovery;
 mod exec_hooks;
 mod fault_proxy;
 mod firewall;
