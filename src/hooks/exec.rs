@@ -783,11 +783,11 @@ mod tests {
             ),
         );
         let mut data = IntrospectionData::from_map_unchecked(Map::new());
-        let err = hook(&path, Duration::from_secs(3))
+        let err = hook(&path, Duration::from_secs(5))
             .before_processing(&mut data)
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "timed out after 3 s; killed");
+        assert_eq!(err.to_string(), "timed out after 5 s; killed");
         let pids = std::fs::read_to_string(&pids).unwrap();
         for pid in pids.split_whitespace() {
             // Gone, or a zombie waiting for its parent to collect it.

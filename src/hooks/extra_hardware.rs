@@ -160,6 +160,27 @@ mod tests {
         );
     }
 
+    /// 2.2.6's fix: a value `int()` cannot take (null, a list, an object, a word) is kept
+    /// as it was instead of failing the hook.
+    #[test]
+    fn values_that_are_not_integers_are_kept() {
+        let data = items(json!([
+            ["disk", "sdb", "vendor", null],
+            ["disk", "sdb", "model", "Ultrastar 7K4000"],
+            ["nic", "eth0", "flags", ["up", "broadcast"]],
+            ["nic", "eth0", "speed", {"mbps": 1000}],
+            ["disk", "sdb", "size", "2000"],
+        ]));
+        assert!(is_edeploy_data(&data));
+        assert_eq!(
+            Value::Object(convert_edeploy_data(&data)),
+            json!({
+                "disk": {"sdb": {"vendor": null, "model": "Ultrastar 7K4000", "size": 2000}},
+                "nic": {"eth0": {"flags": ["up", "broadcast"], "speed": {"mbps": 1000}}},
+            })
+        );
+    }
+
     #[test]
     fn non_edeploy_data() {
         let data = items(json!([["memory", "total", "size", "1"], {"interface": "eth1"}]));

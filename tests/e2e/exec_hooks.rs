@@ -213,7 +213,7 @@ async fn a_hung_hook_is_killed_with_its_children_at_the_timeout() {
     let Some(s) = scene(
         module_path!(),
         &format!(
-            "hook_timeout = 2\nprocessing_hooks = $default_processing_hooks,exec:{}\n",
+            "hook_timeout = 5\nprocessing_hooks = $default_processing_hooks,exec:{}\n",
             hook.display()
         ),
     )
@@ -226,7 +226,7 @@ async fn a_hung_hook_is_killed_with_its_children_at_the_timeout() {
     assert_eq!(
         error,
         format!(
-            "Preprocessing hook exec:{}: timed out after 2 s; killed",
+            "Preprocessing hook exec:{}: timed out after 5 s; killed",
             hook.display()
         )
     );
