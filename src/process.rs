@@ -96,7 +96,7 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
     }
 
     if !failures.is_empty() {
-        // The node's error is the failures themselves (2.2.3 on), so the status and
+        // The node's error is the failures themselves (2.2.4 on), so the status and
         // Ironic's `last_error` say why, not only that pre-processing failed.
         finish(state, &uuid, Some(&failures.join("\n"))).await;
         return Err(Error::BadRequest(format!(

@@ -1,18 +1,19 @@
 //! The PXE/DHCP firewall: which MACs may reach our DHCP server.
 //!
-//! Ports upstream `firewall.py` as of 2.2.7. The firewall is told what to let through and
-//! never asks Ironic or the database itself; the workflows decide (in
-//! [`crate::introspect::refresh_firewall`]) between two [`Filter`]s:
+//! Ports upstream `firewall.py` as of 2.2.7 (its last change was in 2.2.6). The firewall is
+//! told what to let through and never asks Ironic or the database itself; the workflows
+//! decide (in [`crate::introspect::refresh_firewall`]) between two [`Filter`]s:
 //! - [`Filter::Closed`]: no DHCP at all, when no node is under introspection and no
-//!   `node_not_found_hook` would take an unknown machine (2.2.7's "disable DHCP when
+//!   `node_not_found_hook` would take an unknown machine (2.2.5's "disable DHCP when
 //!   idle"): nothing on the provisioning network gets our ramdisk by accident;
 //! - [`Filter::Open`]: every MAC but the ones Ironic has a port for and that are not
 //!   under introspection.
 //!
 //! Refreshes go through one [`Refresh`]: they run one at a time, requests that pile up
 //! during one refresh share the next ([`Coalescer`]), and a filter equal to the one applied
-//! last is not applied again (2.2.7's blacklist cache), so a periodic refresh that finds
-//! nothing changed costs one Ironic port listing and no iptables process. A failed apply
+//! last is not applied again (2.2.5's blacklist cache, dropped on closing since 2.2.6), so
+//! a periodic refresh that finds nothing changed costs one Ironic port listing and no
+//! iptables process. A failed apply
 //! forgets what was in force, so the next refresh tries again whatever it computes; closing
 //! forgets the MAC list too, so the next opening rewrites the chain.
 //!

@@ -354,6 +354,18 @@ async fn swift_missing_from_the_catalog_is_an_error() {
         "Swift failed to get object o in container c. Error was: there is no \
          no-such-service-type endpoint with interface internal in the Keystone catalog"
     );
+    // Both catalog options are read from the config (2.2.2 froze their defaults, 2.2.4
+    // fixed it): the endpoint type asked is the configured one.
+    let swift = swift_client(
+        &env.url,
+        &env.service,
+        "os_service_type = no-such-service-type\nos_endpoint_type = adminURL\ncontainer = c\n",
+    );
+    assert_eq!(
+        other_message(swift.get_object("o").await),
+        "Swift failed to get object o in container c. Error was: there is no \
+         no-such-service-type endpoint with interface admin in the Keystone catalog"
+    );
 }
 
 // --- the fake server, for answers a real Swift does not give on demand ---

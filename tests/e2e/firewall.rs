@@ -311,7 +311,7 @@ async fn a_not_found_hook_keeps_dhcp_open_for_unknown_machines() {
     ironic.delete_node(&other).await;
 }
 
-/// 2.2.7's cache: a periodic refresh that finds the same MAC list as the last update lists
+/// 2.2.5's cache: a periodic refresh that finds the same MAC list as the last update lists
 /// Ironic's ports and runs no iptables process. An Ironic of the test's own, so that no
 /// other test's port changes the list; a root helper that counts the commands it runs; a
 /// proxy in front of Ironic that counts the port listings.

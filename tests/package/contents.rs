@@ -76,6 +76,19 @@ const FILES: &[(&str, &str)] = &[
         "/usr/share/doc/ironic-inspector/examples/sudo-rootwrap.conf",
         "-rw-r--r--",
     ),
+    // PLUGINS.md's examples, not executable under /usr/share/doc: copied, then chmod 755.
+    (
+        "/usr/share/doc/ironic-inspector/examples/hooks/set-property.sh",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/doc/ironic-inspector/examples/hooks/rewrite_data.py",
+        "-rw-r--r--",
+    ),
+    (
+        "/usr/share/doc/ironic-inspector/examples/hooks/find_node.py",
+        "-rw-r--r--",
+    ),
 ];
 
 #[test]
