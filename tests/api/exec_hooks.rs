@@ -8,7 +8,6 @@ use std::sync::Arc;
 use ironic_inspector::Error;
 use ironic_inspector::data::IntrospectionData;
 use ironic_inspector::hooks::{self, ProcessingHook};
-use ironic_inspector::ironic::IronicClient;
 use ironic_inspector::ironic_node::IronicNode;
 use serde_json::{Value, json};
 
@@ -27,16 +26,9 @@ async fn loaded() -> (FakeIronic, IronicNode) {
     fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
     let ports = json!({"ports": [port_json("port-1", NODE, MAC)]});
     fake.on("GET", PORTS_PATH, [Reply::Json(200, ports)]);
-    let config = test_config(
-        &std::env::temp_dir(),
-        &format!(
-            "[ironic]\nauth_strategy = noauth\nironic_url = {}\nmax_retries = 0\n\
-             retry_interval = 0\n",
-            fake.url
-        ),
-    );
-    let ironic = IronicClient::from_config(&config).unwrap();
-    let node = IronicNode::load(ironic, NODE).await.unwrap();
+    let node = IronicNode::load(crate::hooks::ironic_for(&fake), NODE)
+        .await
+        .unwrap();
     (fake, node)
 }
 

@@ -25,7 +25,8 @@ fn mac(text: &str) -> Mac {
     text.parse().unwrap()
 }
 
-fn ironic_for(fake: &FakeIronic) -> IronicClient {
+/// An Ironic client of `fake`: noauth, no retries.
+pub fn ironic_for(fake: &FakeIronic) -> IronicClient {
     init_logging();
     let config = test_config(
         &std::env::temp_dir(),

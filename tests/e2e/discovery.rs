@@ -98,15 +98,6 @@ async fn wait_processed(s: &Scene, uuid: &str) -> Value {
     s.ironic.wait_for_power_state(uuid, "power off").await
 }
 
-/// The data the daemon stored for the node.
-async fn stored_data(s: &Scene, uuid: &str) -> Value {
-    s.get(&format!("/v1/introspection/{uuid}/data"), &[])
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_unknown_machine_becomes_a_node_with_its_properties_and_pxe_port() {
     let Some(s) = scene(module_path!()).await else {
@@ -124,7 +115,7 @@ async fn an_unknown_machine_becomes_a_node_with_its_properties_and_pxe_port() {
     assert_inventory_properties(&node, &report);
     assert_eq!(s.ironic.ports(&uuid).await, vec![macs[0].clone()]);
     assert_eq!(nodes_with_bmc(&s.ironic, &bmc).await, vec![uuid.clone()]);
-    assert_eq!(stored_data(&s, &uuid).await["auto_discovered"], true);
+    assert_eq!(s.stored_data(&uuid).await["auto_discovered"], true);
 
     s.ironic.delete_node(&uuid).await;
     s.end().await;
@@ -239,12 +230,7 @@ async fn a_machine_ironic_knows_by_bmc_address_or_mac_is_processed_as_that_node(
     assert_eq!(nodes_with_bmc(&s.ironic, &bmc).await, vec![known.clone()]);
     assert_eq!(node["provision_state"], "manageable");
     // Not enrolled by the hook: the discovery rule left it alone.
-    assert!(
-        stored_data(&s, &known)
-            .await
-            .get("auto_discovered")
-            .is_none()
-    );
+    assert!(s.stored_data(&known).await.get("auto_discovered").is_none());
     assert!(node["driver_info"].get("ipmi_username").is_none(), "{node}");
 
     // Known by a MAC: a node whose only port is the machine's second (not PXE) NIC, and

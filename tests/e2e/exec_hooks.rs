@@ -39,6 +39,14 @@ async fn scene(test: &str, processing: &str) -> Option<Scene> {
     .await
 }
 
+/// `processing_hooks` with `hook` run after the built-in ones.
+fn after_built_ins(hook: &Path) -> String {
+    format!(
+        "processing_hooks = $default_processing_hooks,exec:{}\n",
+        hook.display()
+    )
+}
+
 /// A node on introspection with no ports, found by its BMC address `bmc`, and the Liberty
 /// report for it (its PXE NIC is the first MAC).
 async fn reporting_node(s: &Scene, bmc: &str) -> (String, Vec<String>, Value) {
@@ -76,15 +84,7 @@ async fn failed_preprocessing(s: &Scene, uuid: &str, payload: &Value) -> String 
 #[tokio::test]
 async fn shell_hook_sets_a_node_property() {
     let hook = example("set-property.sh");
-    let Some(s) = scene(
-        module_path!(),
-        &format!(
-            "processing_hooks = $default_processing_hooks,exec:{}\n",
-            hook.display()
-        ),
-    )
-    .await
-    else {
+    let Some(s) = scene(module_path!(), &after_built_ins(&hook)).await else {
         return;
     };
     let (uuid, macs, payload) = reporting_node(&s, "192.0.2.91").await;
@@ -94,12 +94,7 @@ async fn shell_hook_sets_a_node_property() {
             .is_none()
     );
 
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
+    s.report_processed(&uuid, &payload).await;
     let node = s.ironic.node(&uuid).await;
     assert_eq!(node["properties"]["site"], "dc1", "{node}");
     // The built-in hooks ran as well.
@@ -133,19 +128,9 @@ async fn python_hook_rewrites_the_data_that_rules_then_see() {
     let (uuid, _, payload) = reporting_node(&s, "192.0.2.92").await;
     assert!(payload.get("rack").is_none());
 
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
+    s.report_processed(&uuid, &payload).await;
     assert_eq!(s.ironic.node(&uuid).await["extra"]["rack"], "rack-1");
-    let stored: Value = s
-        .get(&format!("/v1/introspection/{uuid}/data"), &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored = s.stored_data(&uuid).await;
     assert_eq!(stored["rack"], "rack-1");
     assert_eq!(stored["cpus"], 4);
     s.end().await;
@@ -161,15 +146,7 @@ async fn a_failing_hook_is_the_nodes_error_with_its_last_stderr_line() {
          print('looking for a RAID controller', file=sys.stderr)\n\
          print('no RAID controller found', file=sys.stderr)\nsys.exit(2)\n",
     );
-    let Some(s) = scene(
-        module_path!(),
-        &format!(
-            "processing_hooks = $default_processing_hooks,exec:{}\n",
-            hook.display()
-        ),
-    )
-    .await
-    else {
+    let Some(s) = scene(module_path!(), &after_built_ins(&hook)).await else {
         return;
     };
     let (uuid, _, payload) = reporting_node(&s, "192.0.2.93").await;
@@ -212,10 +189,7 @@ async fn a_hung_hook_is_killed_with_its_children_at_the_timeout() {
     );
     let Some(s) = scene(
         module_path!(),
-        &format!(
-            "hook_timeout = 5\nprocessing_hooks = $default_processing_hooks,exec:{}\n",
-            hook.display()
-        ),
+        &format!("hook_timeout = 5\n{}", after_built_ins(&hook)),
     )
     .await
     else {
@@ -249,15 +223,7 @@ async fn a_hook_answering_garbage_fails_clearly() {
         "garbage.sh",
         "#!/bin/sh\ncat >/dev/null\necho 'this is { not JSON'\n",
     );
-    let Some(s) = scene(
-        module_path!(),
-        &format!(
-            "processing_hooks = $default_processing_hooks,exec:{}\n",
-            hook.display()
-        ),
-    )
-    .await
-    else {
+    let Some(s) = scene(module_path!(), &after_built_ins(&hook)).await else {
         return;
     };
     let (uuid, _, payload) = reporting_node(&s, "192.0.2.95").await;
@@ -310,16 +276,7 @@ async fn python_not_found_hook_names_the_node_for_the_report() {
         "nodes.json",
         &json!({"192.0.2.97": uuid}).to_string(),
     );
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"uuid": uuid})
-    );
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
+    s.report_processed(&uuid, &payload).await;
     let node = s.ironic.node(&uuid).await;
     assert_eq!(node["properties"]["cpus"], "4", "{node}");
     assert_eq!(s.ironic.ports(&uuid).await, vec![macs[0].clone()]);

@@ -30,15 +30,6 @@ async fn reporting_node(s: &Scene, report: &str, bmc: &str) -> (String, Vec<Stri
     (uuid, macs, payload)
 }
 
-/// The data the daemon stored for the node.
-async fn stored_data(s: &Scene, uuid: &str) -> Value {
-    s.get(&format!("/v1/introspection/{uuid}/data"), &[])
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn liberty_flat_payload_end_to_end() {
     let Some(s) = scene(module_path!(), "").await else {
@@ -48,17 +39,7 @@ async fn liberty_flat_payload_end_to_end() {
     let bmc = "192.0.2.31";
     let (uuid, macs, payload) = reporting_node(&s, "liberty-flat.json", bmc).await;
 
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({"uuid": uuid})
-    );
-
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
+    s.report_processed(&uuid, &payload).await;
     let node = s.ironic.node(&uuid).await;
     let properties = &node["properties"];
     assert_eq!(properties["cpus"], payload["cpus"].to_string());
@@ -74,7 +55,7 @@ async fn liberty_flat_payload_end_to_end() {
     // afterwards.
     s.ironic.wait_for_power_state(&uuid, "power off").await;
 
-    let stored = stored_data(&s, &uuid).await;
+    let stored = s.stored_data(&uuid).await;
     assert_eq!(stored["cpus"], payload["cpus"]);
     assert_eq!(stored["macs"], json!([macs[0]]));
     assert!(stored["all_interfaces"].is_object());
@@ -89,12 +70,7 @@ async fn agent_inventory_payload_end_to_end() {
     let bmc = "192.0.2.32";
     let (uuid, macs, payload) = reporting_node(&s, "ipa-inventory.json", bmc).await;
 
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
+    s.report_processed(&uuid, &payload).await;
 
     assert_inventory_properties(&s.ironic.node(&uuid).await, &payload);
     assert_eq!(s.ironic.ports(&uuid).await, vec![macs[0].clone()]);
@@ -102,7 +78,7 @@ async fn agent_inventory_payload_end_to_end() {
     // afterwards.
     s.ironic.wait_for_power_state(&uuid, "power off").await;
     assert_eq!(
-        stored_data(&s, &uuid).await["inventory"],
+        s.stored_data(&uuid).await["inventory"],
         payload["inventory"]
     );
     s.end().await;
@@ -280,13 +256,8 @@ async fn agent_without_a_bmc_is_found_by_its_pxe_mac() {
     let uuid = s.on_introspection(json!({}), &macs[..1]).await;
     let payload = fixture("ipa-inventory-no-bmc.json", &macs, "192.0.2.38");
     assert_eq!(payload["inventory"]["bmc_address"], "0.0.0.0");
-    let response = s.post_continue(&payload).await;
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert_eq!(
-        s.wait_finished(&uuid, DEADLINE).await,
-        json!({"finished": true, "error": null})
-    );
-    let stored = stored_data(&s, &uuid).await;
+    s.report_processed(&uuid, &payload).await;
+    let stored = s.stored_data(&uuid).await;
     assert!(
         stored.get("ipmi_address").is_none_or(Value::is_null),
         "{stored}"

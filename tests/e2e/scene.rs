@@ -5,11 +5,16 @@ use std::ops::Deref;
 use std::sync::Mutex;
 
 use ironic_inspector::api::AppState;
-use serde_json::Value;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_customised};
 use crate::ironic_api::IronicApi;
 use crate::nodes::start_and_wait_rebooted;
+
+/// How long a report's processing may take here, at most.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The daemon's settings for the real Ironic (retried, as a busy CI box needs), then `extra`.
 pub fn ironic_config(ironic: &IronicApi, extra: &str) -> String {
@@ -79,6 +84,30 @@ impl Scene {
         let uuid = self.managed(driver_info, macs).await;
         start_and_wait_rebooted(&self.app, &self.ironic, &uuid).await;
         uuid
+    }
+
+    /// Posts `payload`, the report of node `uuid`: the answer is 200 `{"uuid": uuid}`, and
+    /// the introspection then finishes without error.
+    pub async fn report_processed(&self, uuid: &str, payload: &Value) {
+        let response = self.post_continue(payload).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"uuid": uuid})
+        );
+        assert_eq!(
+            self.wait_finished(uuid, DEADLINE).await,
+            json!({"finished": true, "error": null})
+        );
+    }
+
+    /// The data the daemon stored for node `uuid`.
+    pub async fn stored_data(&self, uuid: &str) -> Value {
+        self.get(&format!("/v1/introspection/{uuid}/data"), &[])
+            .await
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Deletes the test's nodes from Ironic and stops the daemon.
