@@ -40,7 +40,9 @@ pub struct DaemonDir {
 }
 
 impl DaemonDir {
-    /// The directory, with `[firewall] root_helper = root_helper`.
+    /// The directory, with `[firewall] root_helper = root_helper`. A not-found hook keeps
+    /// DHCP open with nothing under introspection, so the first refresh blocks the fake
+    /// Ironic's port (rather than closing the chain).
     pub fn new(root_helper: &str) -> DaemonDir {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
@@ -52,6 +54,7 @@ impl DaemonDir {
                  listen_port = 5050\nlog_file = {log}\n\
                  [database]\nconnection = sqlite:///{db}\n\
                  [ironic]\nauth_strategy = noauth\nironic_url = http://127.0.0.1:{IRONIC_PORT}/\n\
+                 [processing]\nnode_not_found_hook = example\n\
                  [firewall]\nmanage_firewall = true\ndnsmasq_interface = {INTERFACE}\n\
                  firewall_chain = {CHAIN}\nfirewall_update_period = 1\nroot_helper = {root_helper}\n",
                 log = path.join("inspector.log").display(),
