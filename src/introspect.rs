@@ -279,10 +279,11 @@ async fn pace_reboot(state: &AppState) {
 /// those of nodes under introspection, is blocked. Does nothing (and asks Ironic nothing)
 /// when the firewall is off; a filter equal to the one in force is not applied again.
 ///
-/// The one entry point for every refresh (introspection start, processing, abort, time-out,
-/// the periodic loop). Refreshes run one at a time, and callers arriving during one share
-/// the next (`state.firewall_refresh`): the whole refresh is coalesced, since a list read
-/// before a running refresh ends may already be stale.
+/// The one entry point for every refresh (introspection start, abort, time-out, a node
+/// finished by its report through [`refresh_firewall_in_background`], the periodic loop).
+/// Refreshes run one at a time, and callers arriving during one share the next
+/// (`state.firewall_refresh`): the whole refresh is coalesced, since a list read before a
+/// running refresh ends may already be stale.
 pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result<()> {
     if !state.firewall.is_enabled() {
         return Ok(());
@@ -302,6 +303,27 @@ pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result
             refresh.apply(state.firewall.as_ref(), filter).await
         })
         .await
+}
+
+/// Asks for a [`refresh_firewall`] without waiting for it: on the daemon's task tracker,
+/// sharing a run with every other request that arrives meanwhile, and given up when the
+/// daemon stops. A failure is logged; the periodic refresh tries again. For the places
+/// where nothing waits on the filter (a node finished: its MACs may be blocked again).
+pub fn refresh_firewall_in_background(state: &AppState) {
+    if !state.firewall.is_enabled() {
+        return;
+    }
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        tokio::select! {
+            outcome = refresh_firewall(&task_state, &task_state.ironic) => {
+                if let Err(err) = outcome {
+                    tracing::warn!(error = %err, "cannot refresh the firewall after a node finished; the periodic refresh will try again");
+                }
+            }
+            () = task_state.shutdown.cancelled() => {}
+        }
+    });
 }
 
 /// The MACs of Ironic's ports whose nodes are not under introspection.

@@ -49,13 +49,6 @@ impl IronicNode {
         }
     }
 
-    /// Reads the node and its ports again (upstream's `invalidate_cache()` followed by the
-    /// next access).
-    pub async fn reload(&mut self) -> Result<(), IronicError> {
-        self.node = self.ironic.get_node(&self.uuid).await?;
-        self.reload_ports().await
-    }
-
     /// The cached node document.
     pub fn node(&self) -> &Node {
         &self.node

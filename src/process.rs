@@ -3,10 +3,24 @@
 //! Ports upstream `process.py`. In order: every hook's `before_processing` (failures are
 //! collected, not fatal yet), lookup of the node by BMC address and MACs, the failures
 //! reported against the node found, a fresh read of the node from Ironic, the provision-state
-//! check, ports for the MACs, every hook's `before_update`, storage of the data, the firewall,
-//! the introspection rules; then the answer, and in the background the power-off (or the
-//! finishing of new IPMI credentials) and the node marked finished. Work on one node is
-//! serialised by its lock, so a repeated post cannot create ports twice.
+//! check, ports for the MACs, every hook's `before_update`, storage of the data, the
+//! introspection rules; then the answer, and in the background the power-off (or the
+//! finishing of new IPMI credentials), the node marked finished and a firewall refresh.
+//! Work on one node is serialised by its lock, so a repeated post cannot create ports twice.
+//!
+//! # The firewall
+//! 2.2 refreshed the DHCP filter in the middle of processing, from a listing of every port
+//! Ironic has: a report's cost grew with the data centre (1.5 s at 10,000 ports) and a
+//! failing iptables made the ramdisk post again. Nothing in the report needs it: the node's
+//! MACs were let through at the start and stay so while it is under introspection, and
+//! what must change after a report is that they are blocked again once the node is
+//! finished (2.2 left that to the periodic refresh). So a report's path never touches the
+//! firewall; once a node is finished (processed, or failed by its report), a refresh is
+//! requested in the background ([`introspect::refresh_firewall_in_background`]). Refreshes
+//! are coalesced: however many nodes finish during one refresh, one more runs after it, so
+//! at most one port listing is under way and the Ironic work of the firewall per second is
+//! bounded whatever the rate of reports. A refresh that fails is logged, and the periodic
+//! refresh tries again.
 //!
 //! # A machine no node matches
 //! When `[processing] node_not_found_hook` is set, a report that matches no node under
@@ -301,7 +315,6 @@ async fn process_node(
         hook.before_update(data, node).await?;
     }
     storage::store(state, node, data).await?;
-    introspect::refresh_firewall(state, &state.ironic).await?;
     crate::rules::apply(&state.db, node, data).await?;
 
     let options = state.node_cache.options(&node.uuid).await?;
@@ -381,6 +394,7 @@ async fn complete(state: &AppState, uuid: &str, work: Finish, node: Option<Ironi
              report is posted again, the daemon restarts, or [DEFAULT] timeout ends it"
         ),
     }
+    introspect::refresh_firewall_in_background(state);
 }
 
 /// Finishes every node whose report was processed but which was never marked finished,
@@ -482,4 +496,5 @@ async fn finish(state: &AppState, uuid: &str, error: Option<&str>) {
     if let Err(err) = state.node_cache.finished(uuid, error).await {
         tracing::error!(error = %err, "cannot record the end of introspection");
     }
+    introspect::refresh_firewall_in_background(state);
 }

@@ -331,9 +331,11 @@ fn not_found(uuid: &str) -> Error {
     Error::NotFound(format!("Rule {uuid} was not found"))
 }
 
-/// Applies every stored rule to the node's processed data. When rules exist, the node is
-/// re-read from Ironic first (2.2 dropped its cached node here), so the rules see what the
-/// hooks patched; with none, no request is made.
+/// Applies every stored rule to the node's processed data. The rules see the node as the
+/// hooks left it: 2.2 read the node from Ironic again here, but [`IronicNode`] already holds
+/// what Ironic answered to each of the hooks' changes (a PATCH answers with the whole node,
+/// a port created or changed with the port), so reading it again would cost two requests
+/// and show nothing new.
 ///
 /// All rules are checked first; then the rollback actions of every rule that does not
 /// match run (rules oldest first, actions in order), then the actions of every rule that
@@ -349,7 +351,6 @@ pub async fn apply(db: &Db, node: &mut IronicNode, data: &IntrospectionData) -> 
         tracing::debug!(node.uuid = %node.uuid, "no introspection rules to apply");
         return Ok(());
     }
-    node.reload().await?;
     tracing::debug!(node.uuid = %node.uuid, rules = rules.len(), "applying introspection rules");
 
     let data = Value::Object(data.as_map().clone());

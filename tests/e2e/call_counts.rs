@@ -156,6 +156,14 @@ async fn measure(ironic: &IronicApi, bmc: &str, rules: &[Value], firewall: bool)
         .await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     wait_idle(&app).await;
+    if firewall {
+        // The node is finished: the refresh that follows closes DHCP (nothing is left
+        // under introspection).
+        wait_for(DEADLINE, "the refresh after the node finished", || async {
+            (counting.applies.load(Ordering::SeqCst) >= 3).then_some(())
+        })
+        .await;
+    }
     let report_calls = calls_since(&proxy, from, &uuid);
     let report_db = since(before, app.state.db.counts());
 
@@ -222,7 +230,7 @@ async fn one_start_and_one_report_cost_a_fixed_number_of_calls() {
     assert_eq!(
         cost.report_db,
         Counts {
-            statements: 15,
+            statements: 13,
             transactions: 3
         }
     );
@@ -238,13 +246,14 @@ async fn with_the_firewall_and_a_rule() {
     let mut start = START.to_vec();
     start.insert(3, ("GET", "/v1/ports/detail"));
     assert_eq!(cost.start_calls, node_calls(&start));
+    // The rules see the node as the hooks' PATCH left it (not read again). The firewall is
+    // not refreshed in the report's path (that took a listing of every port in Ironic);
+    // the refresh asked for once the node is finished finds nothing left under
+    // introspection and closes DHCP without asking Ironic.
     let report = [
         ("GET", ""),
         ("GET", "/ports/detail"),
         ("PATCH", ""),
-        ("GET", "/v1/ports/detail"),
-        ("GET", ""),
-        ("GET", "/ports/detail"),
         ("PATCH", ""),
         ("PATCH", ""),
         ("PUT", "/states/power"),
