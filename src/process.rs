@@ -100,13 +100,19 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
     tracing::Span::current().record("node.uuid", uuid.as_str());
 
     let lock = state.node_cache.lock(&uuid).await;
-    // Another post for this node may have finished it while we waited for the lock.
-    let cached = state.node_cache.get_node(&uuid).await?;
-    if let Some(finished_at) = cached.finished_at {
-        return Err(Error::BadRequest(format!(
-            "The following failures happened during running pre-processing hooks for unknown \
-             node:\nLook up error: Introspection for node {uuid} already finished on {finished_at}"
-        )));
+    // The record is read under the lock (once per report): another post for this node may
+    // have finished it while this one waited.
+    match state.node_cache.unfinished(&uuid).await {
+        Ok(_) => {}
+        Err(err) if err.is_temporary() => return Err(err),
+        Err(err) => {
+            failures.push(lookup_error(state, &err));
+            return Err(Error::BadRequest(format!(
+                "The following failures happened during running pre-processing hooks for \
+                 unknown node:\n{}",
+                failures.join("\n")
+            )));
+        }
     }
 
     if !failures.is_empty() {
@@ -171,15 +177,15 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
 
 /// Looks the node up by the data's BMC address and MACs; a failure is added to `failures`.
 /// A database that cannot answer now is an error of its own (503, the ramdisk posts
-/// again), not a failed lookup.
+/// again), not a failed lookup. Its record is checked by the caller, under the node's lock.
 async fn find_node(
     state: &AppState,
     data: &mut IntrospectionData,
     failures: &mut Vec<String>,
 ) -> Result<Option<String>> {
     let macs = data.macs();
-    let found = match state.node_cache.find_node(data.ipmi_address(), &macs).await {
-        Ok(node) => Some(node.uuid),
+    let found = match state.node_cache.lookup(data.ipmi_address(), &macs).await {
+        Ok(uuid) => Some(uuid),
         Err(err) if err.is_temporary() => return Err(err),
         Err(Error::NoMatchingNode(message)) => {
             let Some(hook) = &state.hooks.node_not_found else {
@@ -210,8 +216,8 @@ async fn not_found(
     let _discovery = state.discovery.lock().await;
     let macs = data.macs();
     let bmc = data.ipmi_address().map(str::to_string);
-    match state.node_cache.find_node(bmc.as_deref(), &macs).await {
-        Ok(node) => return Ok(Some(node.uuid)),
+    match state.node_cache.lookup(bmc.as_deref(), &macs).await {
+        Ok(uuid) => return Ok(Some(uuid)),
         Err(Error::NoMatchingNode(_)) => {}
         Err(err) if err.is_temporary() => return Err(err),
         Err(err) => {
