@@ -103,6 +103,8 @@ struct Cost {
     start_db: Counts,
     report_calls: Vec<String>,
     report_db: Counts,
+    /// The node as Ironic holds it at the end.
+    node: Value,
 }
 
 /// Enrolls a node as Ironic's enrollment leaves it (two ports, the BMC address known),
@@ -189,6 +191,7 @@ async fn measure(ironic: &IronicApi, bmc: &str, rules: &[Value], firewall: bool)
         app.wait_finished(&uuid, DEADLINE).await,
         json!({"finished": true, "error": null})
     );
+    let node = ironic.node(&uuid).await;
     ironic.delete_node(&uuid).await;
     app.stop().await;
     Cost {
@@ -196,6 +199,7 @@ async fn measure(ironic: &IronicApi, bmc: &str, rules: &[Value], firewall: bool)
         start_db,
         report_calls,
         report_db,
+        node,
     }
 }
 
@@ -264,19 +268,22 @@ async fn with_the_firewall_and_a_rule() {
     let mut start = START.to_vec();
     start.insert(3, ("GET", "/v1/ports/detail"));
     assert_eq!(cost.start_calls, node_calls(&start));
-    // The rules see the node as the hooks' PATCH left it (not read again). The firewall is
-    // not refreshed in the report's path (that took a listing of every port in Ironic);
-    // the refresh asked for once the node is finished finds nothing left under
-    // introspection and closes DHCP without asking Ironic.
+    // The rules see the node as the hooks' PATCH left it (not read again), and their two
+    // actions go to Ironic as one PATCH. The firewall is not refreshed in the report's path
+    // (that took a listing of every port in Ironic); the refresh asked for once the node is
+    // finished finds nothing left under introspection and closes DHCP without asking
+    // Ironic.
     let report = [
         ("GET", ""),
         ("GET", "/ports/detail"),
         ("PATCH", ""),
         ("PATCH", ""),
-        ("PATCH", ""),
         ("PUT", "/states/power"),
     ];
     assert_eq!(cost.report_calls, node_calls(&report));
+    assert_eq!(cost.node["properties"]["capabilities"], "profile:large");
+    assert_eq!(cost.node["extra"]["class"], "large");
+    assert_eq!(cost.node["properties"]["cpus"], "4");
     // The start's refresh asks whether anything is under introspection and which MACs are;
     // the report reads the rule's conditions and actions, and the refresh after it asks
     // whether anything is still under introspection.
