@@ -7,7 +7,7 @@
 //! records any failure as the node's error. The order of steps and the messages are
 //! upstream's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::firewall::Filter;
 use crate::ironic::{IronicClient, IronicError, Node, Port, PowerTarget, UNAVAILABLE_MESSAGE};
 use crate::mac::Mac;
-use crate::node_cache::FINISH_RETRY_DEADLINE;
+use crate::node_cache::{BMC_ATTRIBUTE, FINISH_RETRY_DEADLINE, MACS_ATTRIBUTE};
 use crate::state::AppState;
 
 /// Provision states a node may be in for introspection and processing: 2.2's list, plus
@@ -114,14 +114,15 @@ pub async fn introspect(
             .node_cache
             .add_node(uuid, bmc_address.as_deref())
             .await?;
-        let option = match &credentials {
-            Some((user, password)) => json!([user, password.expose_secret()]),
-            None => Value::Null,
-        };
-        state
-            .node_cache
-            .set_option(uuid, NEW_IPMI_CREDENTIALS_OPTION, &option)
-            .await?;
+        // add_node dropped the options of an earlier run, so without new credentials
+        // there is nothing to write: a missing option reads as none (2.2 wrote a null).
+        if let Some((user, password)) = &credentials {
+            let option = json!([user, password.expose_secret()]);
+            state
+                .node_cache
+                .set_option(uuid, NEW_IPMI_CREDENTIALS_OPTION, &option)
+                .await?;
+        }
         if !manage_boot {
             state
                 .node_cache
@@ -154,6 +155,7 @@ pub async fn introspect(
                 &task_state,
                 &ironic,
                 &node,
+                bmc_address.as_deref(),
                 setting_credentials,
                 manage_boot,
             )
@@ -188,6 +190,7 @@ async fn background_introspect(
     state: &AppState,
     ironic: &IronicClient,
     node: &Node,
+    bmc_address: Option<&str>,
     setting_credentials: bool,
     manage_boot: bool,
 ) -> Result<()> {
@@ -209,7 +212,17 @@ async fn background_introspect(
         refresh_firewall(state, ironic).await?;
     }
 
-    let attributes = state.node_cache.attributes(uuid).await?;
+    // What add_node and add_macs stored, without reading it back.
+    let mut attributes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    if let Some(bmc) = bmc_address.filter(|bmc| !bmc.is_empty()) {
+        attributes.insert(BMC_ATTRIBUTE, vec![bmc.to_string()]);
+    }
+    if !macs.is_empty() {
+        let mut values: Vec<String> = macs.iter().map(Mac::to_string).collect();
+        values.sort();
+        values.dedup();
+        attributes.insert(MACS_ATTRIBUTE, values);
+    }
     if state.config.processing.node_not_found_hook.is_none() && attributes.is_empty() {
         return Err(Error::BadRequest(format!(
             "No lookup attributes were found for node {uuid}, inspector won't be able to find it \
@@ -279,10 +292,11 @@ async fn pace_reboot(state: &AppState) {
 /// those of nodes under introspection, is blocked. Does nothing (and asks Ironic nothing)
 /// when the firewall is off; a filter equal to the one in force is not applied again.
 ///
-/// The one entry point for every refresh (introspection start, processing, abort, time-out,
-/// the periodic loop). Refreshes run one at a time, and callers arriving during one share
-/// the next (`state.firewall_refresh`): the whole refresh is coalesced, since a list read
-/// before a running refresh ends may already be stale.
+/// The one entry point for every refresh (introspection start, abort, time-out, a node
+/// finished by its report through [`refresh_firewall_in_background`], the periodic loop).
+/// Refreshes run one at a time, and callers arriving during one share the next
+/// (`state.firewall_refresh`): the whole refresh is coalesced, since a list read before a
+/// running refresh ends may already be stale.
 pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result<()> {
     if !state.firewall.is_enabled() {
         return Ok(());
@@ -302,6 +316,27 @@ pub async fn refresh_firewall(state: &AppState, ironic: &IronicClient) -> Result
             refresh.apply(state.firewall.as_ref(), filter).await
         })
         .await
+}
+
+/// Asks for a [`refresh_firewall`] without waiting for it: on the daemon's task tracker,
+/// sharing a run with every other request that arrives meanwhile, and given up when the
+/// daemon stops. A failure is logged; the periodic refresh tries again. For the places
+/// where nothing waits on the filter (a node finished: its MACs may be blocked again).
+pub fn refresh_firewall_in_background(state: &AppState) {
+    if !state.firewall.is_enabled() {
+        return;
+    }
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        tokio::select! {
+            outcome = refresh_firewall(&task_state, &task_state.ironic) => {
+                if let Err(err) = outcome {
+                    tracing::warn!(error = %err, "cannot refresh the firewall after a node finished; the periodic refresh will try again");
+                }
+            }
+            () = task_state.shutdown.cancelled() => {}
+        }
+    });
 }
 
 /// The MACs of Ironic's ports whose nodes are not under introspection.

@@ -29,6 +29,9 @@ pub struct IronicNode {
     /// Ports by MAC.
     ports: BTreeMap<Mac, Port>,
     ironic: IronicClient,
+    /// While a batch is open ([`IronicNode::begin_batch`]): the node PATCHes held back,
+    /// one list per [`IronicNode::patch`] call, already applied to `node`.
+    held: Option<Vec<Vec<Value>>>,
 }
 
 impl IronicNode {
@@ -46,14 +49,8 @@ impl IronicNode {
             node,
             ports: ports_by_mac(ports),
             ironic,
+            held: None,
         }
-    }
-
-    /// Reads the node and its ports again (upstream's `invalidate_cache()` followed by the
-    /// next access).
-    pub async fn reload(&mut self) -> Result<(), IronicError> {
-        self.node = self.ironic.get_node(&self.uuid).await?;
-        self.reload_ports().await
     }
 
     /// The cached node document.
@@ -72,14 +69,77 @@ impl IronicNode {
     }
 
     /// `PATCH`es the node with an RFC 6902 list and caches the node Ironic answers. An
-    /// empty list sends nothing.
+    /// empty list sends nothing. In a batch ([`IronicNode::begin_batch`]) the list is applied
+    /// to the cached node and held back, when it only adds, replaces or removes object
+    /// fields that can be applied here; anything else sends what is held, then the list.
     pub async fn patch(&mut self, ops: &[Value]) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
+        if self.held.is_some() {
+            let mut raw = self.node.raw.clone();
+            let applied = apply_locally(&mut raw, ops)
+                .then(|| Node::try_from(raw).ok())
+                .flatten();
+            if let (Some(node), Some(held)) = (applied, self.held.as_mut()) {
+                tracing::debug!(node.uuid = %self.uuid, patch = ?masked(ops), "node update held back for the batch");
+                self.node = node;
+                held.push(ops.to_vec());
+                return Ok(());
+            }
+            self.send_held().await?;
+        }
         tracing::debug!(node.uuid = %self.uuid, patch = ?masked(ops), "updating node");
         self.node = self.ironic.patch_node(&self.uuid, ops).await?;
         Ok(())
+    }
+
+    /// Opens a batch: the node PATCHes that follow are held back and sent as one by
+    /// [`IronicNode::end_batch`] (see [`IronicNode::patch`]). Reads of the node see them at
+    /// once. Meant for a stretch of work whose only effect on Ironic is node PATCHes (the
+    /// introspection rules), so that sending them later changes nothing but the number of
+    /// requests.
+    pub fn begin_batch(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Closes the batch and sends what it held, as one PATCH, caching Ironic's answer.
+    ///
+    /// When Ironic refuses the whole (a 4xx answer), the lists are sent again one by one, in
+    /// order, as they would have been without the batch: those before the refused one are
+    /// applied, and the error is the refused one's, Ironic's own message for it.
+    ///
+    /// # Errors
+    /// Ironic failures. Temporary ones (Ironic away, 5xx) come as they are: nothing of the
+    /// batch was applied, and the whole work can be done again.
+    pub async fn end_batch(&mut self) -> Result<()> {
+        let outcome = self.send_held().await;
+        self.held = None;
+        outcome
+    }
+
+    /// Sends what the batch holds (the batch stays open).
+    async fn send_held(&mut self) -> Result<()> {
+        let held = match self.held.as_mut() {
+            Some(held) if !held.is_empty() => std::mem::take(held),
+            _ => return Ok(()),
+        };
+        let all: Vec<Value> = held.iter().flatten().cloned().collect();
+        tracing::debug!(node.uuid = %self.uuid, patch = ?masked(&all), patches = held.len(), "updating node");
+        match self.ironic.patch_node(&self.uuid, &all).await {
+            Ok(node) => {
+                self.node = node;
+                Ok(())
+            }
+            Err(err) if held.len() == 1 || err.is_ironic_failure() => Err(err.into()),
+            Err(err) => {
+                tracing::info!(node.uuid = %self.uuid, error = %err, "Ironic refused the batched node update; sending its parts one by one");
+                for ops in &held {
+                    self.node = self.ironic.patch_node(&self.uuid, ops).await?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Sets node properties, one `add /properties/<key>` per entry, in one PATCH.
@@ -234,6 +294,44 @@ impl IronicNode {
     }
 }
 
+/// Applies an RFC 6902 list to a node document the way Ironic would, for the operations
+/// that need no more than that: `add`, `replace` and `remove` of object members whose
+/// parents exist (RFC 6901 paths, `~1` and `~0` unescaped). False, with `doc` in any
+/// state, for anything else (another operation, an array on the way, a missing parent or
+/// field): the caller then lets Ironic apply it.
+fn apply_locally(doc: &mut Value, ops: &[Value]) -> bool {
+    ops.iter().all(|op| apply_one(doc, op).is_some())
+}
+
+fn apply_one(doc: &mut Value, op: &Value) -> Option<()> {
+    let path = op.get("path")?.as_str()?;
+    let mut keys: Vec<String> = path
+        .strip_prefix('/')?
+        .split('/')
+        .map(|key| key.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let last = keys.pop()?;
+    let mut parent = doc;
+    for key in &keys {
+        parent = parent.as_object_mut()?.get_mut(key)?;
+    }
+    let parent = parent.as_object_mut()?;
+    match op.get("op")?.as_str()? {
+        "add" => {
+            parent.insert(last, op.get("value")?.clone());
+        }
+        "replace" => {
+            let value = op.get("value")?.clone();
+            *parent.get_mut(&last)? = value;
+        }
+        "remove" => {
+            parent.remove(&last)?;
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
 fn ports_by_mac(ports: Vec<Port>) -> BTreeMap<Mac, Port> {
     ports
         .into_iter()
@@ -375,6 +473,44 @@ mod tests {
             ports[&Mac::new([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff])].uuid,
             "p1"
         );
+    }
+
+    #[test]
+    fn patches_apply_locally_as_ironic_would_or_not_at_all() {
+        let node = json!({
+            "uuid": "u", "extra": {"a": {"b": 1}, "x/y": 2}, "properties": {"cpus": "4"},
+            "list": [1, 2],
+        });
+        let apply = |ops: Value| {
+            let mut doc = node.clone();
+            apply_locally(&mut doc, ops.as_array().unwrap()).then_some(doc)
+        };
+        let done = apply(json!([
+            {"op": "add", "path": "/properties/memory_mb", "value": "1024"},
+            {"op": "replace", "path": "/properties/cpus", "value": "8"},
+            {"op": "add", "path": "/extra/a/c", "value": [3]},
+            {"op": "remove", "path": "/extra/x~1y"},
+            {"op": "add", "path": "/extra/t~0", "value": null},
+        ]))
+        .unwrap();
+        assert_eq!(
+            done["properties"],
+            json!({"cpus": "8", "memory_mb": "1024"})
+        );
+        assert_eq!(done["extra"], json!({"a": {"b": 1, "c": [3]}, "t~": null}));
+        for refused in [
+            json!([{"op": "remove", "path": "/extra/nothing"}]),
+            json!([{"op": "replace", "path": "/extra/nothing", "value": 1}]),
+            json!([{"op": "add", "path": "/extra/no/parent", "value": 1}]),
+            json!([{"op": "add", "path": "/list/0", "value": 0}]),
+            json!([{"op": "add", "path": "/list/-", "value": 3}]),
+            json!([{"op": "move", "from": "/extra/a", "path": "/extra/b"}]),
+            json!([{"op": "test", "path": "/uuid", "value": "u"}]),
+            json!([{"op": "add", "path": "properties", "value": {}}]),
+            json!([{"op": "add", "path": "/extra/v"}]),
+        ] {
+            assert_eq!(apply(refused.clone()), None, "{refused}");
+        }
     }
 
     #[test]

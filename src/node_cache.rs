@@ -141,13 +141,25 @@ impl NodeCache {
     }
 
     /// Finds the node the ramdisk is running on, by BMC address and MACs (the report's text,
-    /// parsed as [`Mac`]s; messages quote it as sent). Errors, with upstream's codes: no match is 404, several matching nodes
-    /// are 404, a match without a node row is 404, a node that already finished is 400.
+    /// parsed as [`Mac`]s; messages quote it as sent): [`NodeCache::lookup`], then
+    /// [`NodeCache::unfinished`]. Errors, with upstream's codes: no match is 404, several
+    /// matching nodes are 404, a match without a node row is 404, a node that already
+    /// finished is 400.
     pub async fn find_node(
         &self,
         bmc_address: Option<&str>,
         macs: &[String],
     ) -> Result<IntrospectionRecord> {
+        let uuid = self.lookup(bmc_address, macs).await?;
+        self.unfinished(&uuid).await
+    }
+
+    /// The first half of [`NodeCache::find_node`]: the one node holding the BMC address or
+    /// any of the MACs, in one query, whatever its record says.
+    ///
+    /// # Errors
+    /// [`Error::NoMatchingNode`] when none does, [`Error::NotFound`] when several do.
+    pub async fn lookup(&self, bmc_address: Option<&str>, macs: &[String]) -> Result<String> {
         let bmc = bmc_address.filter(|b| !b.is_empty());
         // Only MACs are stored under "mac" (see `add_macs`): other text cannot match.
         let wanted: BTreeSet<String> = macs
@@ -164,27 +176,29 @@ impl NodeCache {
         }
         // Upstream tries the attributes in name order (bmc_address, then mac) and unions the
         // results.
-        let mut found = BTreeSet::new();
-        if let Some(bmc) = bmc {
-            found.extend(nodes::holders(&self.db, BMC_ATTRIBUTE, &[bmc.to_string()]).await?);
-        }
-        found.extend(nodes::holders(&self.db, MACS_ATTRIBUTE, &wanted).await?);
+        let also = bmc.map(|bmc| (BMC_ATTRIBUTE, bmc));
+        let found = nodes::holders(&self.db, also, MACS_ATTRIBUTE, &wanted).await?;
         let found: Vec<String> = found.into_iter().collect();
-        let uuid = match found.as_slice() {
-            [] => {
-                return Err(Error::NoMatchingNode(format!(
-                    "Could not find a node for attributes {attrs}"
-                )));
-            }
-            [one] => one.clone(),
-            many => {
-                return Err(Error::NotFound(format!(
-                    "Multiple matching nodes found for attributes {attrs}: {}",
-                    py::repr_str_list(many)
-                )));
-            }
-        };
-        let node = match self.get_node(&uuid).await {
+        match found.as_slice() {
+            [] => Err(Error::NoMatchingNode(format!(
+                "Could not find a node for attributes {attrs}"
+            ))),
+            [one] => Ok(one.clone()),
+            many => Err(Error::NotFound(format!(
+                "Multiple matching nodes found for attributes {attrs}: {}",
+                py::repr_str_list(many)
+            ))),
+        }
+    }
+
+    /// The second half of [`NodeCache::find_node`]: the record of a node found by
+    /// [`NodeCache::lookup`], which must be under introspection. Processing calls it under
+    /// the node's lock, so the answer cannot change before the lock is released.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] without a record, [`Error::BadRequest`] when it has finished.
+    pub async fn unfinished(&self, uuid: &str) -> Result<IntrospectionRecord> {
+        let node = match self.get_node(uuid).await {
             Ok(node) => node,
             Err(Error::NotFound(_)) => {
                 return Err(Error::NotFound(format!(

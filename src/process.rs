@@ -3,10 +3,24 @@
 //! Ports upstream `process.py`. In order: every hook's `before_processing` (failures are
 //! collected, not fatal yet), lookup of the node by BMC address and MACs, the failures
 //! reported against the node found, a fresh read of the node from Ironic, the provision-state
-//! check, ports for the MACs, every hook's `before_update`, storage of the data, the firewall,
-//! the introspection rules; then the answer, and in the background the power-off (or the
-//! finishing of new IPMI credentials) and the node marked finished. Work on one node is
-//! serialised by its lock, so a repeated post cannot create ports twice.
+//! check, ports for the MACs, every hook's `before_update`, storage of the data, the
+//! introspection rules; then the answer, and in the background the power-off (or the
+//! finishing of new IPMI credentials), the node marked finished and a firewall refresh.
+//! Work on one node is serialised by its lock, so a repeated post cannot create ports twice.
+//!
+//! # The firewall
+//! 2.2 refreshed the DHCP filter in the middle of processing, from a listing of every port
+//! Ironic has: a report's cost grew with the data centre (1.5 s at 10,000 ports) and a
+//! failing iptables made the ramdisk post again. Nothing in the report needs it: the node's
+//! MACs were let through at the start and stay so while it is under introspection, and
+//! what must change after a report is that they are blocked again once the node is
+//! finished (2.2 left that to the periodic refresh). So a report's path never touches the
+//! firewall; once a node is finished (processed, or failed by its report), a refresh is
+//! requested in the background ([`introspect::refresh_firewall_in_background`]). Refreshes
+//! are coalesced: however many nodes finish during one refresh, one more runs after it, so
+//! at most one port listing is under way and the Ironic work of the firewall per second is
+//! bounded whatever the rate of reports. A refresh that fails is logged, and the periodic
+//! refresh tries again.
 //!
 //! # A machine no node matches
 //! When `[processing] node_not_found_hook` is set, a report that matches no node under
@@ -86,13 +100,19 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
     tracing::Span::current().record("node.uuid", uuid.as_str());
 
     let lock = state.node_cache.lock(&uuid).await;
-    // Another post for this node may have finished it while we waited for the lock.
-    let cached = state.node_cache.get_node(&uuid).await?;
-    if let Some(finished_at) = cached.finished_at {
-        return Err(Error::BadRequest(format!(
-            "The following failures happened during running pre-processing hooks for unknown \
-             node:\nLook up error: Introspection for node {uuid} already finished on {finished_at}"
-        )));
+    // The record is read under the lock (once per report): another post for this node may
+    // have finished it while this one waited.
+    match state.node_cache.unfinished(&uuid).await {
+        Ok(_) => {}
+        Err(err) if err.is_temporary() => return Err(err),
+        Err(err) => {
+            failures.push(lookup_error(state, &err));
+            return Err(Error::BadRequest(format!(
+                "The following failures happened during running pre-processing hooks for \
+                 unknown node:\n{}",
+                failures.join("\n")
+            )));
+        }
     }
 
     if !failures.is_empty() {
@@ -157,15 +177,15 @@ pub async fn process(state: &AppState, payload: Map<String, Value>) -> Result<Va
 
 /// Looks the node up by the data's BMC address and MACs; a failure is added to `failures`.
 /// A database that cannot answer now is an error of its own (503, the ramdisk posts
-/// again), not a failed lookup.
+/// again), not a failed lookup. Its record is checked by the caller, under the node's lock.
 async fn find_node(
     state: &AppState,
     data: &mut IntrospectionData,
     failures: &mut Vec<String>,
 ) -> Result<Option<String>> {
     let macs = data.macs();
-    let found = match state.node_cache.find_node(data.ipmi_address(), &macs).await {
-        Ok(node) => Some(node.uuid),
+    let found = match state.node_cache.lookup(data.ipmi_address(), &macs).await {
+        Ok(uuid) => Some(uuid),
         Err(err) if err.is_temporary() => return Err(err),
         Err(Error::NoMatchingNode(message)) => {
             let Some(hook) = &state.hooks.node_not_found else {
@@ -196,8 +216,8 @@ async fn not_found(
     let _discovery = state.discovery.lock().await;
     let macs = data.macs();
     let bmc = data.ipmi_address().map(str::to_string);
-    match state.node_cache.find_node(bmc.as_deref(), &macs).await {
-        Ok(node) => return Ok(Some(node.uuid)),
+    match state.node_cache.lookup(bmc.as_deref(), &macs).await {
+        Ok(uuid) => return Ok(Some(uuid)),
         Err(Error::NoMatchingNode(_)) => {}
         Err(err) if err.is_temporary() => return Err(err),
         Err(err) => {
@@ -301,7 +321,6 @@ async fn process_node(
         hook.before_update(data, node).await?;
     }
     storage::store(state, node, data).await?;
-    introspect::refresh_firewall(state, &state.ironic).await?;
     crate::rules::apply(&state.db, node, data).await?;
 
     let options = state.node_cache.options(&node.uuid).await?;
@@ -381,6 +400,7 @@ async fn complete(state: &AppState, uuid: &str, work: Finish, node: Option<Ironi
              report is posted again, the daemon restarts, or [DEFAULT] timeout ends it"
         ),
     }
+    introspect::refresh_firewall_in_background(state);
 }
 
 /// Finishes every node whose report was processed but which was never marked finished,
@@ -482,4 +502,5 @@ async fn finish(state: &AppState, uuid: &str, error: Option<&str>) {
     if let Err(err) = state.node_cache.finished(uuid, error).await {
         tracing::error!(error = %err, "cannot record the end of introspection");
     }
+    introspect::refresh_firewall_in_background(state);
 }

@@ -36,10 +36,11 @@ pub use columns::{float_column, required_text_column, text_column};
 pub use dialect::Backend;
 pub use fault::{Fault, classify};
 pub(crate) use query::args;
-pub use query::{Args, Tx};
+pub use query::{Args, Counts, Tx};
 pub use url::redact_url;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -141,6 +142,8 @@ impl From<DbError> for crate::Error {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// What went through [`Db`] and [`Tx`] since the pool opened; shared by clones.
+    counts: Arc<query::Counters>,
 }
 
 impl Db {
@@ -183,6 +186,7 @@ impl Db {
                     return Ok(Db {
                         pool,
                         backend: target.backend,
+                        counts: Arc::default(),
                     });
                 }
                 Err(err) => err,

@@ -109,20 +109,40 @@ pub async fn get(db: &Db, uuid: &str) -> Result<Option<IntrospectionRecord>, DbE
 }
 
 /// The UUIDs of the nodes (with or without a `nodes` row) that hold the attribute `name`
-/// with any of `values`. Asks [`LOOKUP_BATCH`] values at a time.
-pub async fn holders(db: &Db, name: &str, values: &[String]) -> Result<BTreeSet<String>, DbError> {
+/// with any of `values`, or the attribute `also.0` with the value `also.1` (a ramdisk's MACs
+/// and its BMC address: one query for both). Asks [`LOOKUP_BATCH`] values at a time.
+pub async fn holders(
+    db: &Db,
+    also: Option<(&str, &str)>,
+    name: &str,
+    values: &[String],
+) -> Result<BTreeSet<String>, DbError> {
     let marks = vec!["?"; LOOKUP_BATCH].join(", ");
     let sql = format!(
-        "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL AND name = ? \
-         AND value IN ({marks})"
+        "SELECT DISTINCT uuid FROM attributes WHERE uuid IS NOT NULL \
+         AND ((name = ? AND value IN ({marks})) OR (name = ? AND value = ?))"
     );
+    let also_values: Vec<String> = also.map(|(_, v)| v.to_string()).into_iter().collect();
+    let mut batches: Vec<(&str, &[String])> = values
+        .chunks(LOOKUP_BATCH)
+        .map(|batch| (name, batch))
+        .collect();
+    if let (true, Some((also_name, _))) = (batches.is_empty(), also) {
+        batches.push((also_name, &also_values));
+    }
     let mut found = BTreeSet::new();
-    for batch in values.chunks(LOOKUP_BATCH) {
-        let mut args = args![name];
+    for (i, (batch_name, batch)) in batches.into_iter().enumerate() {
+        let mut args = args![batch_name];
         // A short batch repeats its last value to fill the list.
-        for i in 0..LOOKUP_BATCH {
-            args = args.bind(batch[i.min(batch.len() - 1)].as_str());
+        for j in 0..LOOKUP_BATCH {
+            args = args.bind(batch[j.min(batch.len() - 1)].as_str());
         }
+        // Without `also` (or after the first batch) the second test repeats the first.
+        let (or_name, or_value) = match also {
+            Some(pair) if i == 0 => pair,
+            _ => (batch_name, batch[0].as_str()),
+        };
+        args = args.bind(or_name).bind(or_value);
         for row in &db.fetch_all(&sql, args).await? {
             found.insert(required_text_column(row, "uuid")?);
         }
@@ -425,12 +445,49 @@ mod tests {
         for len in [1, LOOKUP_BATCH - 1, LOOKUP_BATCH, LOOKUP_BATCH + 1] {
             let mut some = reported[..len].to_vec();
             some.insert(len / 2, mac.clone());
-            assert_eq!(holders(&db, "mac", &some).await.unwrap(), only_u1, "{len}");
-            let none = holders(&db, "mac", &reported[..len]).await.unwrap();
+            assert_eq!(
+                holders(&db, None, "mac", &some).await.unwrap(),
+                only_u1,
+                "{len}"
+            );
+            let none = holders(&db, None, "mac", &reported[..len]).await.unwrap();
             assert!(none.is_empty(), "{len}: {none:?}");
         }
         reported.push(mac);
-        assert_eq!(holders(&db, "mac", &reported).await.unwrap(), only_u1);
-        assert!(holders(&db, "mac", &[]).await.unwrap().is_empty());
+        assert_eq!(holders(&db, None, "mac", &reported).await.unwrap(), only_u1);
+        assert!(holders(&db, None, "mac", &[]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn holders_of_macs_or_a_bmc_address_in_one_query() {
+        let (db, _dir) = migrated_sqlite().await;
+        const U2: &str = "0b5ae9c4-4f2b-4dd7-9d4f-2c6c0e0f9d02";
+        let bmc = ["192.0.2.1".to_string()];
+        let mac = ["52:54:00:ab:cd:01".to_string()];
+        let lookup = |name, values| Some(Lookup { name, values });
+        start(&db, U1, 1.0, lookup("bmc_address", &bmc))
+            .await
+            .unwrap();
+        start(&db, U2, 1.0, lookup("mac", &mac)).await.unwrap();
+        let both = BTreeSet::from([U1.to_string(), U2.to_string()]);
+        let before = db.counts().statements;
+        let found = holders(&db, Some(("bmc_address", "192.0.2.1")), "mac", &mac).await;
+        assert_eq!(found.unwrap(), both);
+        assert_eq!(db.counts().statements, before + 1);
+        let only_u1 = BTreeSet::from([U1.to_string()]);
+        let by_bmc = holders(&db, Some(("bmc_address", "192.0.2.1")), "mac", &[]).await;
+        assert_eq!(by_bmc.unwrap(), only_u1);
+        // The BMC address is looked for under its own name only.
+        let by_mac_name = holders(&db, Some(("mac", "192.0.2.1")), "mac", &[]).await;
+        assert!(by_mac_name.unwrap().is_empty());
+        let other = ["52:54:00:ab:cd:02".to_string()];
+        let by_mac = holders(&db, Some(("bmc_address", "192.0.2.9")), "mac", &mac).await;
+        assert_eq!(by_mac.unwrap(), BTreeSet::from([U2.to_string()]));
+        assert!(
+            holders(&db, Some(("bmc_address", "192.0.2.9")), "mac", &other)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

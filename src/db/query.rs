@@ -5,6 +5,8 @@
 //! [`DbError`].
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::error::BoxDynError;
@@ -64,14 +66,40 @@ macro_rules! args {
 }
 pub(crate) use args;
 
+/// How much work a [`Db`] handle (and its clones) gave the database: statements run
+/// through [`Db`] and [`Tx`], and write transactions begun (each adds its `BEGIN` and
+/// `COMMIT` or rollback round trips). For tests that pin a workflow's cost, and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Statements run (queries and writes), transactions' `BEGIN`/`COMMIT` not included.
+    pub statements: u64,
+    /// Write transactions begun.
+    pub transactions: u64,
+}
+
+/// The counters behind [`Counts`].
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    statements: AtomicU64,
+    transactions: AtomicU64,
+}
+
+impl Counters {
+    fn statement(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Db {
     /// Runs a statement on the pool; returns how many rows it changed.
     pub async fn execute(&self, sql: &str, args: Args<'_>) -> Result<u64, DbError> {
+        self.counts.statement();
         execute(self.backend(), self.pool(), sql, args).await
     }
 
     /// Runs a query on the pool; returns every row.
     pub async fn fetch_all(&self, sql: &str, args: Args<'_>) -> Result<Vec<AnyRow>, DbError> {
+        self.counts.statement();
         fetch_all(self.backend(), self.pool(), sql, args).await
     }
 
@@ -81,12 +109,14 @@ impl Db {
         sql: &str,
         args: Args<'_>,
     ) -> Result<Option<AnyRow>, DbError> {
+        self.counts.statement();
         fetch_optional(self.backend(), self.pool(), sql, args).await
     }
 
     /// Starts a transaction that will write ([`super::Backend::begin_write`]). Dropped
     /// without [`Tx::commit`], it rolls back.
     pub async fn begin(&self) -> Result<Tx, DbError> {
+        self.counts.transactions.fetch_add(1, Ordering::Relaxed);
         let inner = match self.backend().begin_write() {
             Some(statement) => self.pool().begin_with(statement).await?,
             None => self.pool().begin().await?,
@@ -94,7 +124,16 @@ impl Db {
         Ok(Tx {
             inner,
             backend: self.backend(),
+            counts: self.counts.clone(),
         })
+    }
+
+    /// The work done through this handle and its clones so far.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            statements: self.counts.statements.load(Ordering::Relaxed),
+            transactions: self.counts.transactions.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -104,16 +143,19 @@ impl Db {
 pub struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
+    counts: Arc<Counters>,
 }
 
 impl Tx {
     /// Runs a statement in the transaction; returns how many rows it changed.
     pub async fn execute(&mut self, sql: &str, args: Args<'_>) -> Result<u64, DbError> {
+        self.counts.statement();
         execute(self.backend, &mut *self.inner, sql, args).await
     }
 
     /// Runs a query in the transaction; returns every row.
     pub async fn fetch_all(&mut self, sql: &str, args: Args<'_>) -> Result<Vec<AnyRow>, DbError> {
+        self.counts.statement();
         fetch_all(self.backend, &mut *self.inner, sql, args).await
     }
 
@@ -123,6 +165,7 @@ impl Tx {
         sql: &str,
         args: Args<'_>,
     ) -> Result<Option<AnyRow>, DbError> {
+        self.counts.statement();
         fetch_optional(self.backend, &mut *self.inner, sql, args).await
     }
 

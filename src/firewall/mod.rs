@@ -17,6 +17,12 @@
 //! forgets what was in force, so the next refresh tries again whatever it computes; closing
 //! forgets the MAC list too, so the next opening rewrites the chain.
 //!
+//! When: an introspection start waits for its refresh (the node's MACs must pass before it
+//! reboots); a node finished by its report only asks for one in the background
+//! ([`crate::introspect::refresh_firewall_in_background`]), so a report's cost does not
+//! grow with the number of ports in Ironic (see [`crate::process`]); abort, time-out and
+//! the periodic loop refresh too.
+//!
 //! Backends: [`Disabled`] (`[firewall] manage_firewall = false`) and [`iptables::Iptables`].
 
 pub mod iptables;

@@ -331,13 +331,16 @@ fn not_found(uuid: &str) -> Error {
     Error::NotFound(format!("Rule {uuid} was not found"))
 }
 
-/// Applies every stored rule to the node's processed data. When rules exist, the node is
-/// re-read from Ironic first (2.2 dropped its cached node here), so the rules see what the
-/// hooks patched; with none, no request is made.
+/// Applies every stored rule to the node's processed data. The rules see the node as the
+/// hooks left it: 2.2 read the node from Ironic again here, but [`IronicNode`] already holds
+/// what Ironic answered to each of the hooks' changes (a PATCH answers with the whole node,
+/// a port created or changed with the port), so reading it again would cost two requests
+/// and show nothing new.
 ///
 /// All rules are checked first; then the rollback actions of every rule that does not
 /// match run (rules oldest first, actions in order), then the actions of every rule that
-/// matches. A failure stops at once; what was already patched stays.
+/// matches. A failure stops at once; what was already patched stays. The PATCHes of all
+/// the actions go to Ironic as one (2.2 sent one per action), unless Ironic refuses it.
 ///
 /// # Errors
 /// [`Error::BadRequest`] with the message of a `fail` action; Ironic failures as they come;
@@ -349,7 +352,6 @@ pub async fn apply(db: &Db, node: &mut IronicNode, data: &IntrospectionData) -> 
         tracing::debug!(node.uuid = %node.uuid, "no introspection rules to apply");
         return Ok(());
     }
-    node.reload().await?;
     tracing::debug!(node.uuid = %node.uuid, rules = rules.len(), "applying introspection rules");
 
     let data = Value::Object(data.as_map().clone());
@@ -362,13 +364,25 @@ pub async fn apply(db: &Db, node: &mut IronicNode, data: &IntrospectionData) -> 
             to_rollback.push(rule);
         }
     }
+    // The actions only PATCH the node: held back and sent as one PATCH at the end (when a
+    // `fail` stops them too), with 2.2's outcome if Ironic refuses (see
+    // `IronicNode::end_batch`). An Ironic failure there came before the actions' own.
+    node.begin_batch();
+    let outcome = run_all(node, &to_rollback, &to_apply).await;
+    node.end_batch().await?;
+    outcome?;
+    tracing::info!(node.uuid = %node.uuid, "introspection rules applied");
+    Ok(())
+}
+
+/// The rollbacks, then the actions, stopping at the first failure.
+async fn run_all(node: &mut IronicNode, to_rollback: &[&Rule], to_apply: &[&Rule]) -> Result<()> {
     for rule in to_rollback {
         run_actions(rule, node, true).await?;
     }
     for rule in to_apply {
         run_actions(rule, node, false).await?;
     }
-    tracing::info!(node.uuid = %node.uuid, "introspection rules applied");
     Ok(())
 }
 

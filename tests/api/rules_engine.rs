@@ -1,5 +1,5 @@
 //! The rules engine's Ironic side against the fake Ironic: each action's PATCH (or none) on
-//! apply and on rollback, and `rules::apply`'s order (reload, rollbacks, then actions), its
+//! apply and on rollback, and `rules::apply`'s order (rollbacks, then actions, on the node as the hooks left it), its
 //! failures and what it leaves alone. Ports upstream's `test_plugins_rules.py` action tests
 //! and the functional `test_introspection_rules`.
 
@@ -391,40 +391,180 @@ async fn rollbacks_of_non_matching_rules_come_before_actions() {
         ]),
     )
     .await;
-    let stale = node_json(NODE);
-    // Ironic's current view (what the reload reads) has extra.bar.
+    // A hook adds extra.bar: Ironic answers its PATCH with the node as it now is, which
+    // is what the rules see (it is not read again).
     let fresh = node_doc(json!({"bar": "foo"}), json!({}));
     let fake = FakeIronic::start().await;
-    fake.on(
-        "GET",
-        NODE_PATH,
-        [Reply::Json(200, stale), Reply::Json(200, fresh.clone())],
-    );
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
     fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
     fake.on("PATCH", NODE_PATH, [Reply::Json(200, fresh)]);
     let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
+    node.patch(&[json!({"op": "add", "path": "/extra/bar", "value": "foo"})])
+        .await
+        .unwrap();
     let loaded = fake.requests().len();
 
     rules::apply(&db, &mut node, &upstream_data())
         .await
         .unwrap();
 
+    // One PATCH for every action, in order: the rollback first.
     let after: Vec<String> = calls(&fake).into_iter().skip(loaded).collect();
+    assert_eq!(after, vec![format!("PATCH {NODE_PATH}")]);
     assert_eq!(
-        after,
-        vec![
-            format!("GET {NODE_PATH}"),
-            format!("GET {PORTS_PATH}"),
-            format!("PATCH {NODE_PATH}"),
-            format!("PATCH {NODE_PATH}"),
-        ]
+        patches(&fake)[1..],
+        vec![json!([
+            {"op": "remove", "path": "/extra/bar"},
+            {"op": "add", "path": "/extra/foo", "value": "bar"},
+        ])]
     );
+}
+
+/// Three matching rules whose actions read what the ones before them set: they see it
+/// before anything is sent, and Ironic gets one PATCH.
+#[tokio::test]
+async fn the_actions_of_all_rules_go_in_one_patch() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([
+            {"action": "set-capability", "name": "profile", "value": "large"},
+            {"action": "extend-attribute", "path": "/extra/tags", "value": "a"},
+        ]),
+    )
+    .await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([
+            {"action": "set-capability", "name": "boot_mode", "value": "uefi"},
+            {"action": "extend-attribute", "path": "/extra/tags", "value": "b", "unique": true},
+            {"action": "extend-attribute", "path": "/extra/tags", "value": "a", "unique": true},
+        ]),
+    )
+    .await;
+    let answered = node_doc(
+        json!({"tags": ["a", "b"]}),
+        json!({"capabilities": "profile:large,boot_mode:uefi"}),
+    );
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on("PATCH", NODE_PATH, [Reply::Json(200, answered.clone())]);
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
+
+    rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        patches(&fake),
+        vec![json!([
+            {"op": "add", "path": "/properties/capabilities", "value": "profile:large"},
+            {"op": "add", "path": "/extra/tags", "value": ["a"]},
+            {"op": "add", "path": "/properties/capabilities", "value": "profile:large,boot_mode:uefi"},
+            {"op": "replace", "path": "/extra/tags", "value": ["a", "b"]},
+        ])]
+    );
+    // What Ironic answered is cached.
+    assert_eq!(node.node().raw, answered);
+}
+
+/// Ironic refusing the one PATCH: the actions are sent again one by one, as 2.2 sent them,
+/// so what was before the refused one is applied and the error is Ironic's for it.
+#[tokio::test]
+async fn a_refused_patch_is_sent_again_action_by_action() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([
+            {"action": "set-attribute", "path": "/extra/a", "value": 1},
+            {"action": "set-attribute", "path": "/driver", "value": "nope"},
+            {"action": "set-attribute", "path": "/extra/c", "value": 3},
+        ]),
+    )
+    .await;
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on(
+        "PATCH",
+        NODE_PATH,
+        [
+            ironic_error(400, "Cannot update driver: nope is not enabled"),
+            Reply::Json(200, node_doc(json!({"a": 1}), json!({}))),
+            ironic_error(400, "Cannot update driver: nope is not enabled"),
+        ],
+    );
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
+
+    let err = rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap_err();
+
+    assert!(err.to_string().contains("nope is not enabled"), "{err}");
     assert_eq!(
         patches(&fake),
         vec![
-            json!([{"op": "remove", "path": "/extra/bar"}]),
-            json!([{"op": "add", "path": "/extra/foo", "value": "bar"}]),
+            json!([
+                {"op": "add", "path": "/extra/a", "value": 1},
+                {"op": "add", "path": "/driver", "value": "nope"},
+                {"op": "add", "path": "/extra/c", "value": 3},
+            ]),
+            json!([{"op": "add", "path": "/extra/a", "value": 1}]),
+            json!([{"op": "add", "path": "/driver", "value": "nope"}]),
         ]
+    );
+    assert_eq!(
+        node.node().extra,
+        *node_doc(json!({"a": 1}), json!({}))["extra"]
+            .as_object()
+            .unwrap()
+    );
+}
+
+/// A `fail` action after others: what came before it is sent (one PATCH), then the
+/// introspection fails with its message.
+#[tokio::test]
+async fn a_fail_action_sends_what_came_before_it() {
+    let (db, _dir) = db().await;
+    add_rule(
+        &db,
+        json!([]),
+        json!([
+            {"action": "set-attribute", "path": "/extra/a", "value": 1},
+            {"action": "set-attribute", "path": "/extra/b", "value": 2},
+            {"action": "fail", "message": "no thanks"},
+            {"action": "set-attribute", "path": "/extra/never", "value": 3},
+        ]),
+    )
+    .await;
+    let fake = FakeIronic::start().await;
+    fake.on("GET", NODE_PATH, [Reply::Json(200, node_json(NODE))]);
+    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
+    fake.on(
+        "PATCH",
+        NODE_PATH,
+        [Reply::Json(
+            200,
+            node_doc(json!({"a": 1, "b": 2}), json!({})),
+        )],
+    );
+    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
+
+    let err = rules::apply(&db, &mut node, &upstream_data())
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.to_string(), "no thanks");
+    assert_eq!(
+        patches(&fake),
+        vec![json!([
+            {"op": "add", "path": "/extra/a", "value": 1},
+            {"op": "add", "path": "/extra/b", "value": 2},
+        ])]
     );
 }
 
@@ -496,28 +636,5 @@ async fn uncomparable_data_is_an_unexpected_error_before_any_change() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Internal { .. }), "{err:?}");
-    assert!(patches(&fake).is_empty());
-}
-
-#[tokio::test]
-async fn a_failed_reload_stops_before_the_rules() {
-    let (db, _dir) = db().await;
-    add_unconditional_rule(&db).await;
-    let fake = FakeIronic::start().await;
-    fake.on(
-        "GET",
-        NODE_PATH,
-        [
-            Reply::Json(200, node_json(NODE)),
-            ironic_error(404, "Node not found"),
-        ],
-    );
-    fake.on("GET", PORTS_PATH, [Reply::Json(200, json!({"ports": []}))]);
-    let mut node = IronicNode::load(client(&fake), NODE).await.unwrap();
-    assert!(
-        rules::apply(&db, &mut node, &upstream_data())
-            .await
-            .is_err()
-    );
     assert!(patches(&fake).is_empty());
 }

@@ -234,8 +234,8 @@ async fn the_chain_follows_introspection_and_ironic() {
     )
     .await;
 
-    // Processing finishes the last introspection: DHCP closes again (on the next periodic
-    // update).
+    // Processing finishes the last introspection: DHCP closes again (the refresh asked for
+    // once the node is finished).
     let response = app.post_continue(&liberty_report(&mine, bmc)).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     app.wait_finished(&node, DEADLINE).await;
@@ -251,7 +251,7 @@ async fn the_chain_follows_introspection_and_ironic() {
 
 /// A node found by its BMC address alone (no port in Ironic) needs DHCP too: its
 /// introspection start opens the closed chain at once, not at the next periodic refresh
-/// (an hour away here).
+/// (an hour away here); its report closes it again, as soon as the node is finished.
 #[tokio::test]
 async fn an_introspection_start_opens_dhcp_for_a_node_without_ports() {
     let test = "an_introspection_start_opens_dhcp_for_a_node_without_ports";
@@ -273,6 +273,14 @@ async fn an_introspection_start_opens_dhcp_for_a_node_without_ports() {
         blocked(&netns).map(|_| ())
     })
     .await;
+    // Its report finishes the last introspection: DHCP closes again at once, through the
+    // refresh asked for once the node is finished, not at the next periodic one.
+    let response = app
+        .post_continue(&liberty_report(&unique_macs(2), "192.0.2.65"))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    app.wait_finished(&node, DEADLINE).await;
+    wait_closed(&netns, "DHCP closed after the report").await;
     app.stop().await;
     ironic.delete_node(&node).await;
 }

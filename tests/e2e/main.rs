@@ -4,6 +4,7 @@
 //! not been given print a skip line, unless `CI` is set, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod call_counts;
 mod daemon_binary;
 mod database_faults;
 #[allow(dead_code)] // shared with the db tests, which use all of it
