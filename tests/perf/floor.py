@@ -115,7 +115,6 @@ def summary(calls):
     kinds = {}
     for method, path, _status in calls:
         shape = UUID.sub("<uuid>", path.split("?")[0])
-        shape = re.sub(r"/ports/[^/]+$", "/ports/<id>", shape)
         key = f"{method} {shape}" + ("?…" if "?" in path else "")
         kinds[key] = kinds.get(key, 0) + 1
     return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
