@@ -6,6 +6,7 @@ Ironic grows. Prints one `metric=` line per measure and a table of the targets.
 Settings come from the environment compare.sh sets (PERF_*)."""
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -115,6 +116,10 @@ def measure_builtin(cfg, env):
 
 
 def main():
+    # Ctrl-C or a kill ends the driver at once: compare.sh then stops the daemons (their
+    # process groups are in $PERF_WORK/pids) and throws the Ironics away with their nodes.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: os._exit(128 + number))
     env = os.environ
     cfg = dict(QUICK if env.get("PERF_QUICK") == "1" else FULL, oha=env["PERF_OHA"])
     work = env["PERF_WORK"]

@@ -47,7 +47,10 @@ class Fleet:
     def resource_class(self):
         return f"perf-{self.name}"
 
-    def enroll(self):
+    def enroll(self, with_ports=True):
+        """Creates the nodes, and their ports unless `with_ports` is false (then
+        add_ports does it later)."""
+
         def one(index):
             body = {
                 "driver": "fake-hardware",
@@ -58,16 +61,23 @@ class Fleet:
             if self.inspect_interface:
                 body["inspect_interface"] = self.inspect_interface
             node = self.ironic.call("POST", "/v1/nodes", body, (201,), ENROLL_VERSION)
-            for port in range(self.ports[index]):
-                self.ironic.call(
-                    "POST",
-                    "/v1/ports",
-                    {"address": mac(self.number, index, port), "node_uuid": node["uuid"]},
-                    (201,),
-                )
+            if with_ports:
+                self._ports(index, node["uuid"])
             return node["uuid"]
 
         self.uuids = pool(range(self.count), one, ENROLL_IN_FLIGHT)
+
+    def add_ports(self):
+        pool(range(self.count), lambda i: self._ports(i, self.uuids[i]), ENROLL_IN_FLIGHT)
+
+    def _ports(self, index, uuid):
+        for port in range(self.ports[index]):
+            self.ironic.call(
+                "POST",
+                "/v1/ports",
+                {"address": mac(self.number, index, port), "node_uuid": uuid},
+                (201,),
+            )
 
     def remove(self):
         def one(uuid):

@@ -32,19 +32,24 @@ def run(cfg, report, ironic, ours_fw):
         small_status = load.oha(cfg["oha"], status_url, 64, cfg["oha_seconds"])
         small = scenarios.report_all(inspector, measured, cfg["in_flight"])
 
+        # The other nodes go on introspection before their ports are added: what is
+        # measured is a report and a status read once Ironic holds every port, and
+        # starting a thousand introspections against a growing port list would only
+        # lengthen the run.
         t0 = time.monotonic()
-        filler.enroll()
-        print(
-            f"scale: {filler_nodes} more nodes, {sizes['ports']} ports in all, "
-            f"enrolled in {time.monotonic() - t0:.0f} s",
-            flush=True,
-        )
-        t0 = time.monotonic()
+        filler.enroll(with_ports=False)
         scenarios.start_all(inspector, filler, cfg["in_flight"])
         scenarios.start_all(inspector, measured, cfg["in_flight"])
         print(
             f"scale: {sizes['on_introspection']} nodes on introspection, "
-            f"started in {time.monotonic() - t0:.0f} s",
+            f"enrolled and started in {time.monotonic() - t0:.0f} s",
+            flush=True,
+        )
+        t0 = time.monotonic()
+        filler.add_ports()
+        print(
+            f"scale: {sizes['ports']} ports in Ironic, the last {sizes['ports'] - small_ports} "
+            f"added in {time.monotonic() - t0:.0f} s",
             flush=True,
         )
         large_status = load.oha(cfg["oha"], status_url, 64, cfg["oha_seconds"])
