@@ -126,6 +126,7 @@ PERF_WORK="$work" \
     PERF_OHA="$oha" \
     PERF_NETNS="$netns" \
     PERF_VETH=perf0 \
+    PYTHONDONTWRITEBYTECODE=1 \
     python3 -u tests/perf/bench.py
 
 log "finished in $((SECONDS - t0)) s"

@@ -82,6 +82,13 @@ class Fleet:
     def remove(self):
         def one(uuid):
             status, body = self.ironic.request("DELETE", f"/v1/nodes/{uuid}")
+            if status == 409:
+                # A node in a state that cannot be deleted (e.g. `inspect failed`) can be in
+                # maintenance.
+                self.ironic.request(
+                    "PUT", f"/v1/nodes/{uuid}/maintenance", {}, ENROLL_VERSION
+                )
+                status, body = self.ironic.request("DELETE", f"/v1/nodes/{uuid}")
             if status not in (204, 404):
                 raise RuntimeError(f"cannot remove node {uuid}: {status} {body}")
 

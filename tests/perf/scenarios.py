@@ -109,16 +109,20 @@ def builtin_inspect(ironic, fleet, in_flight):
 
     pool(range(fleet.count), post, in_flight)
 
-    def done():
+    def settled():
         nodes = fleet.states().values()
-        failed = [n for n in nodes if n["provision_state"] == "inspect failed"]
-        if failed:
-            raise RuntimeError(
-                f"{len(failed)} nodes failed Ironic's inspection: {failed[0]['last_error']}"
-            )
-        return len(nodes) == fleet.count and all(
-            n["provision_state"] == "manageable" for n in nodes
-        )
+        busy = [n for n in nodes if n["provision_state"] in ("inspecting", "inspect wait")]
+        return len(nodes) == fleet.count and not busy and list(nodes)
 
-    wait_for("Ironic's inspection of every node", done, 600, 0.05)
-    return time.monotonic() - t0
+    nodes = wait_for("Ironic's inspection of every node", settled, 600, 0.05)
+    took = time.monotonic() - t0
+    # Ironic on SQLite loses some inspections under this load ("database is locked" in
+    # its conductor): those nodes end in `inspect failed` and are counted as not done.
+    failed = [n for n in nodes if n["provision_state"] != "manageable"]
+    if failed:
+        print(
+            f"   {len(failed)} of {fleet.count} nodes failed Ironic's inspection, e.g.: "
+            f"{(failed[0]['last_error'] or '')[:300]}",
+            flush=True,
+        )
+    return took, len(failed)
