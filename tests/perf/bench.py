@@ -200,10 +200,12 @@ def main():
             f"{o[name]:.2f} vs floor {o[fl]:.2f} s ({o[name] / o[fl]:.2f}×)",
             o[name] <= 1.25 * o[fl],
         )
+    # A built-in run that lost nodes (Ironic on SQLite under load) is no fair comparison.
     report.target(
         "builtin_nodes_per_s: ours ≥ 2 × built-in",
-        f"{o['nodes_per_s']:.1f} vs {builtin:.1f} nodes/s ({o['nodes_per_s'] / builtin:.2f}×)",
-        o["nodes_per_s"] >= 2 * builtin,
+        f"{o['nodes_per_s']:.1f} vs {builtin:.1f} nodes/s ({o['nodes_per_s'] / builtin:.2f}×)"
+        + (f"; {builtin_failed} built-in nodes failed" if builtin_failed else ""),
+        None if builtin_failed else o["nodes_per_s"] >= 2 * builtin,
     )
     ours_fw = daemons.ours(
         os.path.join(work, "ours-firewall"),

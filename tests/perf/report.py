@@ -29,6 +29,7 @@ class Report:
         return None
 
     def target(self, what, detail, holds):
+        """`holds`: True, False, or None when the measure cannot decide (printed as unsure)."""
         self.targets.append((what, detail, holds))
 
     def print(self):
@@ -52,5 +53,6 @@ class Report:
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
         lines += ["", "| target | measured | holds |", "|---|---|---|"]
         for what, detail, holds in self.targets:
-            lines.append(f"| {what} | {detail} | {'holds' if holds else 'MISSES'} |")
+            verdict = "unsure" if holds is None else "holds" if holds else "MISSES"
+            lines.append(f"| {what} | {detail} | {verdict} |")
         print("\n".join(lines), flush=True)
