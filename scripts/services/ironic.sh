@@ -8,6 +8,10 @@
 #
 # Typical use:  eval "$(scripts/services/ironic.sh start .work/ironic 6385)"
 #
+# IRONIC_EXTRA_CONFIG=FILE (optional, for `start`): a second configuration file, read after
+# the generated ironic.conf, so its options win (the performance bench uses it to switch on
+# Ironic's own inspection). Unset, Ironic runs with ironic.conf alone.
+#
 # Ironic (PyPI, 39.0.0) is installed into .work/venv-ironic under the repository and reused on
 # later runs. It is installed with constraints/openstack-2025.2.txt when that resolves; 39.0.0
 # is newer than that series (it needs e.g. keystoneauth1>=5.17.0, the list pins 5.12.0), so in
@@ -207,11 +211,18 @@ start() {
     fi
     log "config and database ready in $(elapsed "$t1") s"
 
+    local config=(--config-file "$dir/ironic.conf")
+    if [[ -n "${IRONIC_EXTRA_CONFIG:-}" ]]; then
+        [[ -f "$IRONIC_EXTRA_CONFIG" ]] || die "IRONIC_EXTRA_CONFIG: no file $IRONIC_EXTRA_CONFIG"
+        config+=(--config-file "$IRONIC_EXTRA_CONFIG")
+        log "with the extra configuration $IRONIC_EXTRA_CONFIG"
+    fi
+
     t1="$(now)"
     # Detached into its own session so it outlives this script; the pid file is the handle.
     # ironic.out holds what escapes the log file (tracebacks of crashing workers); it too is
     # started afresh.
-    setsid "$venv/bin/ironic" --config-file "$dir/ironic.conf" \
+    setsid "$venv/bin/ironic" "${config[@]}" \
         </dev/null >"$dir/ironic.out" 2>&1 &
     echo $! >"$pidfile"
     wait_ready "$url" "$dir" fresh
