@@ -7,9 +7,10 @@ reported BMC address up in nodes.json, kept next to this script:
 
     {"192.0.2.77": "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"}
 
-and answers {"uuid": "<that node>"}; the report is then processed for that node, which
-must be under introspection. Finding nothing is a failure: a non-zero exit, whose last
-line of standard error the ramdisk and the log are told. Enable it with
+and answers {"uuid": "<that node>"}; the report is then processed for that node (whose
+introspection record is started if it has none running). Finding nothing is a failure: a
+non-zero exit, whose last line of standard error the ramdisk and the log are told. Enable
+it with
 
     [processing]
     node_not_found_hook = exec:/usr/local/lib/inspector/find_node.py
