@@ -205,10 +205,10 @@ async fn background_introspect(
     if !macs.is_empty() {
         state.node_cache.add_macs(uuid, &macs).await?;
         tracing::info!(macs = ?macs, "whitelisting the node's MACs on the firewall");
-        refresh_firewall(state, ironic).await?;
-    } else if !state.firewall_refresh.is_open() {
-        // Nothing to let through by MAC, but DHCP may be closed for want of a node under
-        // introspection: this node needs it open.
+    }
+    // The node's MACs must pass; and without any, DHCP may still be closed for want of a
+    // node under introspection.
+    if !macs.is_empty() || !state.firewall_refresh.is_open() {
         refresh_firewall(state, ironic).await?;
     }
 

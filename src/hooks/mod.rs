@@ -186,11 +186,6 @@ pub fn load_with_ironic(
     }
     let node_not_found = match config.processing.node_not_found_hook.as_deref() {
         None | Some("") => None,
-        Some(name) if exec::is_exec(name.trim()) => Some(Arc::new(exec::ExecHook::new(
-            NODE_NOT_FOUND_HOOK_OPTION,
-            name.trim(),
-            config.processing.hook_timeout,
-        )?) as Arc<dyn NodeNotFoundHook>),
         Some(name) => Some(node_not_found_hook(name, config, ironic)?),
     };
     let hooks = Hooks {
@@ -255,6 +250,11 @@ fn node_not_found_hook(
 ) -> Result<Arc<dyn NodeNotFoundHook>, LoadError> {
     match (name, ironic) {
         ("example", _) => Ok(Arc::new(example::ExampleNotFound)),
+        (external, _) if exec::is_exec(external.trim()) => Ok(Arc::new(exec::ExecHook::new(
+            NODE_NOT_FOUND_HOOK_OPTION,
+            external.trim(),
+            config.processing.hook_timeout,
+        )?)),
         ("enroll", Some(ironic)) => Ok(Arc::new(discovery::Enroll::new(
             ironic.clone(),
             config.discovery.enroll_node_driver.clone(),
